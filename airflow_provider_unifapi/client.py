@@ -1,0 +1,797 @@
+"""Pure httpx client of the UnifAPI TikTok hashtag endpoints, sync and async. Imports nothing from Airflow.
+
+Both clients share :class:`_ClientCore` (argument checks, request building, decoding, accounting,
+retry policy); only the I/O differs. Paging and name resolution are small sans-I/O state machines
+(:class:`VideoPager`, :class:`_NameResolver`) so the sync and async loops stay a few lines each.
+
+Money matters here: every call reports its attempts and the worst-case credits of attempts whose
+billing is unknown (``page.call_stats``), and a per-call ``max_credits`` cap covers retries too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional, TypeVar, Union
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import TypeAdapter
+from tenacity import AsyncRetrying, Retrying, stop_never
+
+from airflow_provider_unifapi import __version__
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIError,
+    UnifAPIHashtagNotFoundError,
+    UnifAPIInputError,
+    UnifAPIInsecureURLError,
+    UnifAPIInsufficientCreditsError,
+    UnifAPIPaginationError,
+    UnifAPITruncatedByBalanceError,
+)
+from airflow_provider_unifapi.models import (
+    BalanceReading,
+    CallStats,
+    Hashtag,
+    HashtagEnvelope,
+    HashtagPage,
+    RateLimitInfo,
+    VideoPage,
+)
+from airflow_provider_unifapi.responses import (
+    body_too_large_error,
+    decode_error,
+    decode_success,
+    rate_limit_from_headers,
+    transport_error,
+    truncated_body_error,
+)
+from airflow_provider_unifapi.retrying import RetryPolicy
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_PAGE_SIZE",
+    "AsyncUnifAPIClient",
+    "ResolvedHashtag",
+    "UnifAPIClient",
+    "VideoPager",
+    "validate_base_url",
+    "validate_hashtag_id",
+    "validate_limit",
+]
+
+DEFAULT_BASE_URL = "https://api.unifapi.com"
+MAX_PAGE_SIZE = 50
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a full page of 50 videos is ~40 KB
+MAX_CREDITS_HEADER = "X-Unifapi-Max-Credits"
+
+_DIGITS = re.compile(r"[0-9]{1,64}")  # ASCII digits only: str.isdigit() accepts "١٢٣"
+_MAX_CURSOR_LENGTH = 4096
+_MAX_NAME_LENGTH = 150
+
+M = TypeVar("M")
+
+_VIDEO_PAGE: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
+_HASHTAG_PAGE: TypeAdapter[HashtagPage] = TypeAdapter(HashtagPage)
+_HASHTAG: TypeAdapter[HashtagEnvelope] = TypeAdapter(HashtagEnvelope)
+
+
+# -- argument checks: refuse bad input before any request is sent ---------------------------------
+def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
+    """Return the hashtag id as a string of ASCII digits, or raise :class:`UnifAPIInputError`.
+
+    Ints are accepted (and kept exact); anything else that is not ``^[0-9]+$`` is refused, so an id
+    can never change the request path (``/``, ``..``, ``%2F``...).
+    """
+    if isinstance(value, bool) or value is None:
+        raise UnifAPIInputError(argument, f"expected a string of digits such as '7106594312292', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise UnifAPIInputError(argument, f"must not be negative, got {value}")
+        value = str(value)
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise UnifAPIInputError(
+            argument, f"must be the numeric hashtag id as a string of digits (1-64 ASCII digits), got {shown}"
+        )
+    return value
+
+
+def validate_limit(value: Any, argument: str = "limit") -> int:
+    """Return ``value`` when it is an int from 1 to 50 (the API's page-size range)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise UnifAPIInputError(argument, f"must be an integer from 1 to {MAX_PAGE_SIZE}, got {value!r}")
+    return value
+
+
+def _validate_cursor(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > _MAX_CURSOR_LENGTH:
+        raise UnifAPIInputError(
+            "cursor", "must be None or the non-empty next_cursor string of an earlier page, passed unchanged"
+        )
+    return value
+
+
+def _validate_max_credits(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UnifAPIInputError("max_credits", f"must be None or an integer >= 1, got {value!r}")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(base_url: Any) -> str:
+    """Return the normalised base URL, refusing anything that would leak the key.
+
+    ``https://`` is required, except ``http://`` to a loopback host (the local sandbox).
+    """
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise UnifAPIInputError("base_url", f"must be a URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}")
+    url = base_url.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnifAPIInputError("base_url", f"must be an http(s) URL such as {DEFAULT_BASE_URL!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UnifAPIInputError(
+            "base_url", "must not carry credentials, a query or a fragment: put the API key in the password"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UnifAPIInsecureURLError(
+            "base_url",
+            f"http:// would send the API key in clear text to {parts.hostname!r}; use https:// "
+            "(plain http is allowed only for loopback hosts such as the local sandbox)",
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class ResolvedHashtag:
+    """A hashtag found by exact name, and what finding it cost."""
+
+    hashtag: Hashtag
+    credits_charged: int
+    calls: int
+    request_ids: tuple[str, ...]
+
+
+# -- sans-I/O state machines shared by the sync and async clients ----------------------------------
+class VideoPager:
+    """Decides which page to fetch next while following a hashtag's cursor chain.
+
+    Stops when ``has_more`` is false or ``next_cursor`` is null, after ``max_pages`` pages, or after
+    ``max_empty_pages`` empty pages in a row (each costs a credit); refuses a cursor that repeats.
+    Never follows the cursor of a page truncated by balance: its ``next_cursor`` may skip records.
+
+    :param cursor: cursor to start from (``None`` = first page).
+    :param seen_cursors: cursors already followed in an earlier try (resume), so a repeat is still caught.
+    """
+
+    def __init__(
+        self,
+        cursor: Optional[str] = None,
+        *,
+        max_pages: Optional[int] = None,
+        max_empty_pages: int = 3,
+        seen_cursors: Optional[set[str]] = None,
+    ) -> None:
+        self.cursor = _validate_cursor(cursor)
+        self.max_pages = max_pages
+        self.max_empty_pages = max_empty_pages
+        self.pages = 0
+        self.empty_run = 0
+        self.seen_cursors: set[str] = set(seen_cursors or ())
+        if self.cursor is not None:
+            self.seen_cursors.add(self.cursor)
+        #: why the pager stopped: ``exhausted``, ``max_pages``, ``empty_pages`` or ``balance_truncated``.
+        self.stop_reason: Optional[str] = None
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    def check_before_fetch(self) -> bool:
+        """False (and ``stop_reason`` set) when no further page may be fetched."""
+        if self.done:
+            return False
+        if self.max_pages is not None and self.pages >= self.max_pages:
+            self.stop_reason = "max_pages"
+            return False
+        return True
+
+    def consume(self, page: VideoPage) -> None:
+        """Move past ``page`` (or stop); raises :class:`UnifAPIPaginationError` on a repeated cursor."""
+        self.pages += 1
+        if page.billing.truncated_due_to_balance:
+            self.stop_reason = "balance_truncated"  # cursor stays on the truncated page's input
+            return
+        self.empty_run = self.empty_run + 1 if not page.data else 0
+        if page.pagination.is_last:
+            self.stop_reason = "exhausted"
+            return
+        next_cursor = page.pagination.next_cursor
+        assert next_cursor is not None  # is_last covers None
+        if next_cursor in self.seen_cursors:
+            raise UnifAPIPaginationError(
+                f"UnifAPI returned a cursor it had already returned (after {self.pages} pages); "
+                "stopping instead of looping",
+                request_id=page.request_id,
+            )
+        if self.empty_run >= self.max_empty_pages:
+            self.cursor = next_cursor
+            self.stop_reason = "empty_pages"
+            return
+        self.seen_cursors.add(next_cursor)
+        self.cursor = next_cursor
+
+
+class _NameResolver:
+    """Pages hashtag search results until a hashtag's ``name`` equals the name asked for."""
+
+    def __init__(self, name: Any, *, limit: int, max_pages: int) -> None:
+        if not isinstance(name, str) or not name.strip().lstrip("#").strip():
+            raise UnifAPIInputError("hashtag_name", f"must be a non-empty hashtag name such as 'cats', got {name!r}")
+        cleaned = name.strip().lstrip("#").strip()
+        if len(cleaned) > _MAX_NAME_LENGTH or not cleaned.isprintable():
+            raise UnifAPIInputError(
+                "hashtag_name", f"must be printable text of at most {_MAX_NAME_LENGTH} characters"
+            )
+        self.name = cleaned
+        self.wanted = cleaned.casefold()
+        self.limit = validate_limit(limit)
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+            raise UnifAPIInputError("max_pages", f"must be an integer >= 1, got {max_pages!r}")
+        self.max_pages = max_pages
+        self.cursor: Optional[str] = None
+        self.calls = 0
+        self.credits = 0
+        self.request_ids: list[str] = []
+        self.found: Optional[Hashtag] = None
+        self.exhausted = False
+
+    def consume(self, page: HashtagPage) -> None:
+        self.calls += 1
+        self.credits += page.billing.credits_charged
+        self.request_ids.append(page.request_id)
+        for item in page.data:
+            if item.name.casefold() == self.wanted:
+                self.found = item
+                return
+        if page.pagination.is_last or self.calls >= self.max_pages:
+            self.exhausted = True
+        else:
+            self.cursor = page.pagination.next_cursor
+
+    @property
+    def more(self) -> bool:
+        return self.found is None and not self.exhausted
+
+    def result(self) -> ResolvedHashtag:
+        if self.found is None:
+            err = UnifAPIHashtagNotFoundError(
+                f"No hashtag named {self.name!r} in {self.calls} page(s) of search results "
+                f"(costing {self.credits} credits); pass hashtag_id instead, or check the spelling",
+                credits_charged=self.credits,
+            )
+            raise err
+        return ResolvedHashtag(self.found, self.credits, self.calls, tuple(self.request_ids))
+
+
+# -- one call's attempts ---------------------------------------------------------------------------
+@dataclass
+class _Call:
+    """What one logical call sends, and how its attempts went (mutated across retries)."""
+
+    label: str
+    path: str
+    params: dict[str, Any]
+    adapter: TypeAdapter[Any]
+    limit: int  # records asked for; the worst-case cost of an attempt is max(limit, 1)
+    max_credits: Optional[int] = None
+    attempts: int = 0
+    possibly_billed: int = 0
+    last_error: Optional[UnifAPIError] = field(default=None, repr=False)
+
+    def credit_room(self) -> Optional[int]:
+        return None if self.max_credits is None else self.max_credits - self.possibly_billed
+
+    def prepare_attempt(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Params and headers of the next attempt, with ``limit`` shrunk to the credit room left."""
+        self.attempts += 1
+        params = dict(self.params)
+        headers: dict[str, str] = {}
+        room = self.credit_room()
+        if room is not None:
+            if "limit" in params:
+                params["limit"] = min(params["limit"], room)
+                self.limit = params["limit"]
+            headers[MAX_CREDITS_HEADER] = str(room)
+        return params, headers
+
+    @property
+    def worst_case(self) -> int:
+        return max(self.limit, 1)
+
+
+class _ClientCore:
+    """Everything the sync and async clients share; see :class:`UnifAPIClient` for the arguments."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        retry_billed_errors: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_connections: int = 10,
+        verify: Union[bool, str] = True,
+        user_agent: Optional[str] = None,
+        transport: Any = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise UnifAPIInputError(
+                "api_key", "is empty: set the UnifAPI API key as the connection's password (API key field)"
+            )
+        if any(c.isspace() or not c.isprintable() for c in api_key.strip()):
+            raise UnifAPIInputError("api_key", "contains whitespace or control characters; paste the key again")
+        self.base_url = validate_base_url(base_url)
+        _check_number("timeout", timeout, minimum=0.001)
+        _check_int("max_retries", max_retries, minimum=0, maximum=100)
+        _check_number("max_retry_wait", max_retry_wait, minimum=0)
+        _check_number("backoff_base", backoff_base, minimum=0)
+        _check_int("max_response_bytes", max_response_bytes, minimum=1024)
+        _check_int("max_connections", max_connections, minimum=1, maximum=1000)
+        if verify is False:
+            # TLS verification stays on: the key must not go to a host we have not authenticated.
+            raise UnifAPIInputError("verify", "cannot be False; pass a CA bundle path for a private CA")
+        self.policy = RetryPolicy(
+            max_retries=max_retries,
+            max_retry_wait=float(max_retry_wait),
+            backoff_base=float(backoff_base),
+            retry_billed_errors=bool(retry_billed_errors),
+        )
+        self.timeout = float(timeout)
+        self.max_response_bytes = max_response_bytes
+        #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
+        self.last_balance: Optional[BalanceReading] = None
+        #: last ``X-RateLimit-*`` headers seen.
+        self.last_rate_limit: Optional[RateLimitInfo] = None
+        #: credits the API confirmed charging (billing fields) over this client's life.
+        self.credits_charged = 0
+        #: worst-case credits of attempts whose billing is unknown, over this client's life.
+        self.possibly_billed_credits = 0
+        self._http_kwargs: dict[str, Any] = {
+            "base_url": self.base_url,
+            # The key lives only in this header; httpx never logs headers.
+            "headers": {
+                "Authorization": f"Bearer {api_key.strip()}",
+                "Accept": "application/json",
+                "User-Agent": user_agent or f"airflow-provider-unifapi/{__version__}",
+            },
+            "timeout": httpx.Timeout(self.timeout),
+            "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            "verify": verify,
+            # Never follow redirects: a redirect would carry the Authorization header to another host.
+            "follow_redirects": False,
+        }
+        if transport is not None:
+            self._http_kwargs["transport"] = transport
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- request building -------------------------------------------------------------------------
+    def _videos_call(
+        self, hashtag_id: Any, cursor: Optional[str], limit: int, max_credits: Optional[int]
+    ) -> _Call:
+        hashtag_id = validate_hashtag_id(hashtag_id)
+        params: dict[str, Any] = {"limit": validate_limit(limit)}
+        cursor = _validate_cursor(cursor)
+        if cursor is not None:
+            params["cursor"] = cursor
+        return _Call(
+            label=f"GET /tiktok/hashtags/{hashtag_id}/videos",
+            path=f"/tiktok/hashtags/{quote(hashtag_id, safe='')}/videos",
+            params=params,
+            adapter=_VIDEO_PAGE,
+            limit=params["limit"],
+            max_credits=_validate_max_credits(max_credits),
+        )
+
+    def _hashtag_call(self, hashtag_id: Any, max_credits: Optional[int]) -> _Call:
+        hashtag_id = validate_hashtag_id(hashtag_id)
+        return _Call(
+            label=f"GET /tiktok/hashtags/{hashtag_id}",
+            path=f"/tiktok/hashtags/{quote(hashtag_id, safe='')}",
+            params={},
+            adapter=_HASHTAG,
+            limit=1,
+            max_credits=_validate_max_credits(max_credits),
+        )
+
+    def _search_call(
+        self, query: Any, cursor: Optional[str], limit: int, max_credits: Optional[int]
+    ) -> _Call:
+        if not isinstance(query, str) or not query.strip():
+            raise UnifAPIInputError("query", f"must be a non-empty search keyword, got {query!r}")
+        if len(query) > _MAX_NAME_LENGTH:
+            raise UnifAPIInputError("query", f"must be at most {_MAX_NAME_LENGTH} characters")
+        params: dict[str, Any] = {"q": query, "limit": validate_limit(limit)}
+        cursor = _validate_cursor(cursor)
+        if cursor is not None:
+            params["cursor"] = cursor
+        return _Call(
+            label="GET /tiktok/search/hashtags",
+            path="/tiktok/search/hashtags",
+            params=params,
+            adapter=_HASHTAG_PAGE,
+            limit=params["limit"],
+            max_credits=_validate_max_credits(max_credits),
+        )
+
+    # -- response handling ------------------------------------------------------------------------
+    def _can_retry_within_budget(self, call: _Call) -> bool:
+        room = call.credit_room()
+        return room is None or room >= 1
+
+    def _retry_predicate(self, call: _Call) -> Any:
+        def _predicate(state: Any) -> bool:
+            return self.policy.tenacity_retry(state) and self._can_retry_within_budget(call)
+
+        return _predicate
+
+    def _retry_kwargs(self, call: _Call) -> dict[str, Any]:
+        return {
+            "stop": stop_never,  # the policy bounds attempts (per type too)
+            "wait": self.policy.tenacity_wait,
+            "retry": self._retry_predicate(call),
+            "before_sleep": self.policy.before_sleep(call.label),
+            "reraise": True,
+        }
+
+    def _failed(self, call: _Call, err: UnifAPIError) -> UnifAPIError:
+        """Account for a failed attempt and stamp the call's totals on the error."""
+        if err.may_have_been_billed:
+            call.possibly_billed += call.worst_case
+            self.possibly_billed_credits += call.worst_case
+        err.possibly_billed_credits = call.possibly_billed
+        err.attempts = call.attempts
+        if err.balance_remaining is not None and isinstance(err, UnifAPIInsufficientCreditsError):
+            self._remember_balance(err.balance_remaining, err.request_id)
+        call.last_error = err
+        return err
+
+    def _remember_balance(self, balance: int, request_id: Optional[str]) -> None:
+        self.last_balance = BalanceReading(
+            balance=balance, seen_at=datetime.now(timezone.utc), request_id=request_id
+        )
+
+    def _finish(self, call: _Call, status: int, headers: httpx.Headers, body: bytes) -> Any:
+        rate = rate_limit_from_headers(headers)
+        if rate is not None:
+            self.last_rate_limit = rate
+        if not 200 <= status < 300:
+            raise decode_error(status, headers, body)
+        result = decode_success(
+            call.adapter,
+            body,
+            status=status,
+            request_id=headers.get("x-request-id"),
+            billed_worst_case=call.worst_case,
+        )
+        billing = result.billing
+        self.credits_charged += billing.credits_charged
+        self._remember_balance(billing.balance_remaining, result.request_id)
+        result._call_stats = CallStats(attempts=call.attempts, possibly_billed_credits=call.possibly_billed)
+        return result
+
+    def _check_length(self, call: _Call, response: httpx.Response) -> None:
+        length = response.headers.get("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_response_bytes:
+            raise body_too_large_error(
+                status=response.status_code,
+                limit=self.max_response_bytes,
+                request_id=response.headers.get("x-request-id"),
+                billed_worst_case=call.worst_case,
+            )
+
+    def _add_chunk(self, call: _Call, response: httpx.Response, size: int) -> None:
+        if size > self.max_response_bytes:
+            raise body_too_large_error(
+                status=response.status_code,
+                limit=self.max_response_bytes,
+                request_id=response.headers.get("x-request-id"),
+                billed_worst_case=call.worst_case,
+            )
+
+    def _read_failed(self, call: _Call, response: httpx.Response, exc: httpx.HTTPError) -> UnifAPIError:
+        if 200 <= response.status_code < 300:
+            return truncated_body_error(
+                exc,
+                status=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+                billed_worst_case=call.worst_case,
+            )
+        # An error response cut short was not billed (errors charge nothing).
+        err = transport_error(exc, label=call.label, billed_worst_case=0)
+        err.may_have_been_billed = False
+        err.status = response.status_code
+        return err
+
+
+def _check_number(argument: str, value: Any, *, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise UnifAPIInputError(argument, f"must be a number >= {minimum:g}, got {value!r}")
+
+
+def _check_int(argument: str, value: Any, *, minimum: int, maximum: Optional[int] = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise UnifAPIInputError(argument, f"must be an integer {bound}, got {value!r}")
+
+
+class UnifAPIClient(_ClientCore):
+    """Synchronous UnifAPI client over one pooled :class:`httpx.Client`. Usable without Airflow.
+
+    :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
+    :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).
+    :param timeout: seconds for each of connect, read, write and pool waits.
+    :param max_retries: retries after the first attempt for retryable errors (429, 503, 500
+        ``internal_error``, network errors); 4xx are never retried.
+    :param max_retry_wait: longest single wait, also the cap on a server's ``Retry-After``.
+    :param backoff_base: first exponential-backoff wait in seconds (doubles each retry, jittered).
+    :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable.
+        Such a call was billed, so this spends again (counted in ``possibly_billed_credits``).
+    :param max_response_bytes: refuse a response body larger than this (decoded).
+    :param max_connections: size of the keep-alive connection pool.
+    :param verify: TLS verification: ``True`` or a CA bundle path; ``False`` is refused.
+    :param user_agent: ``User-Agent`` header.
+    :param transport: an httpx transport (for tests that need a case the sandbox cannot produce).
+    """
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, **kwargs: Any) -> None:
+        super().__init__(api_key, base_url, **kwargs)
+        self._http = httpx.Client(**self._http_kwargs)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> UnifAPIClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _attempt(self, call: _Call) -> Any:
+        params, headers = call.prepare_attempt()
+        try:
+            request = self._http.build_request("GET", call.path, params=params, headers=headers)
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, label=call.label, billed_worst_case=call.worst_case) from None
+            try:
+                self._check_length(call, response)
+                chunks: list[bytes] = []
+                size = 0
+                try:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        self._add_chunk(call, response, size)
+                        chunks.append(chunk)
+                except httpx.HTTPError as exc:
+                    raise self._read_failed(call, response, exc) from None
+            finally:
+                response.close()
+            return self._finish(call, response.status_code, response.headers, b"".join(chunks))
+        except UnifAPIError as err:
+            raise self._failed(call, err) from None
+
+    def _run(self, call: _Call) -> Any:
+        for attempt in Retrying(**self._retry_kwargs(call)):
+            with attempt:
+                return self._attempt(call)
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
+
+    def get_video_page(
+        self,
+        hashtag_id: Union[str, int],
+        *,
+        cursor: Optional[str] = None,
+        limit: int = 20,
+        max_credits: Optional[int] = None,
+    ) -> VideoPage:
+        """Fetch one validated page of a hashtag's videos (``GET /tiktok/hashtags/{id}/videos``).
+
+        :param hashtag_id: numeric hashtag id (a string of digits; an int is accepted).
+        :param cursor: ``next_cursor`` of the previous page, unchanged; ``None`` for the first page.
+        :param limit: records to ask for, 1 to 50 (each costs a credit; a call costs at least 1).
+        :param max_credits: most credits this call may spend, retries included; sent as
+            ``X-Unifapi-Max-Credits`` and shrinks ``limit`` to fit.
+        :raises UnifAPIError: a typed subclass for every failure.
+        """
+        return self._run(self._videos_call(hashtag_id, cursor, limit, max_credits))
+
+    def iter_video_pages(
+        self,
+        hashtag_id: Union[str, int],
+        *,
+        cursor: Optional[str] = None,
+        limit: int = 50,
+        max_pages: Optional[int] = None,
+        max_empty_pages: int = 3,
+    ) -> Iterator[VideoPage]:
+        """Yield a hashtag's pages in order, one call per page, holding one page at a time.
+
+        Stops at the end of the list, after ``max_pages``, or after ``max_empty_pages`` empty pages in
+        a row. A page truncated by balance is yielded, then
+        :class:`~airflow_provider_unifapi.exceptions.UnifAPITruncatedByBalanceError` is raised with the
+        cursor to resume from after a top-up.
+        """
+        pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
+        validate_hashtag_id(hashtag_id)
+        validate_limit(limit)
+        while pager.check_before_fetch():
+            page = self.get_video_page(hashtag_id, cursor=pager.cursor, limit=limit)
+            pager.consume(page)
+            yield page
+            if pager.stop_reason == "balance_truncated":
+                raise _truncated(page, pager.cursor)
+
+    def get_hashtag(self, hashtag_id: Union[str, int], *, max_credits: Optional[int] = None) -> HashtagEnvelope:
+        """Fetch one hashtag by id (``GET /tiktok/hashtags/{id}``, 1 credit)."""
+        return self._run(self._hashtag_call(hashtag_id, max_credits))
+
+    def search_hashtags(
+        self, query: str, *, cursor: Optional[str] = None, limit: int = 20, max_credits: Optional[int] = None
+    ) -> HashtagPage:
+        """Search hashtags by keyword (``GET /tiktok/search/hashtags``; 1 credit per result, 1 minimum)."""
+        return self._run(self._search_call(query, cursor, limit, max_credits))
+
+    def resolve_hashtag_id(self, name: str, *, limit: int = 20, max_pages: int = 3) -> ResolvedHashtag:
+        """Find the hashtag whose name equals ``name`` (case-insensitive, ``#`` ignored) by search.
+
+        Costs the search results it reads (up to ``limit * max_pages`` credits).
+        :raises UnifAPIHashtagNotFoundError: no exact match; its ``credits_charged`` says what the search cost.
+        """
+        resolver = _NameResolver(name, limit=limit, max_pages=max_pages)
+        while resolver.more:
+            resolver.consume(self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit))
+        return resolver.result()
+
+
+class AsyncUnifAPIClient(_ClientCore):
+    """Asynchronous twin of :class:`UnifAPIClient` (same arguments, awaited methods)."""
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, **kwargs: Any) -> None:
+        super().__init__(api_key, base_url, **kwargs)
+        self._http = httpx.AsyncClient(**self._http_kwargs)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncUnifAPIClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _attempt(self, call: _Call) -> Any:
+        params, headers = call.prepare_attempt()
+        try:
+            request = self._http.build_request("GET", call.path, params=params, headers=headers)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, label=call.label, billed_worst_case=call.worst_case) from None
+            try:
+                self._check_length(call, response)
+                chunks: list[bytes] = []
+                size = 0
+                try:
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        self._add_chunk(call, response, size)
+                        chunks.append(chunk)
+                except httpx.HTTPError as exc:
+                    raise self._read_failed(call, response, exc) from None
+            finally:
+                await response.aclose()
+            return self._finish(call, response.status_code, response.headers, b"".join(chunks))
+        except UnifAPIError as err:
+            raise self._failed(call, err) from None
+
+    async def _run(self, call: _Call) -> Any:
+        async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
+            with attempt:
+                return await self._attempt(call)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying reraises
+
+    async def get_video_page(
+        self,
+        hashtag_id: Union[str, int],
+        *,
+        cursor: Optional[str] = None,
+        limit: int = 20,
+        max_credits: Optional[int] = None,
+    ) -> VideoPage:
+        """Async :meth:`UnifAPIClient.get_video_page`."""
+        return await self._run(self._videos_call(hashtag_id, cursor, limit, max_credits))
+
+    async def iter_video_pages(
+        self,
+        hashtag_id: Union[str, int],
+        *,
+        cursor: Optional[str] = None,
+        limit: int = 50,
+        max_pages: Optional[int] = None,
+        max_empty_pages: int = 3,
+    ) -> AsyncIterator[VideoPage]:
+        """Async :meth:`UnifAPIClient.iter_video_pages` (``async for``)."""
+        pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
+        validate_hashtag_id(hashtag_id)
+        validate_limit(limit)
+        while pager.check_before_fetch():
+            page = await self.get_video_page(hashtag_id, cursor=pager.cursor, limit=limit)
+            pager.consume(page)
+            yield page
+            if pager.stop_reason == "balance_truncated":
+                raise _truncated(page, pager.cursor)
+
+    async def get_hashtag(
+        self, hashtag_id: Union[str, int], *, max_credits: Optional[int] = None
+    ) -> HashtagEnvelope:
+        """Async :meth:`UnifAPIClient.get_hashtag`."""
+        return await self._run(self._hashtag_call(hashtag_id, max_credits))
+
+    async def search_hashtags(
+        self, query: str, *, cursor: Optional[str] = None, limit: int = 20, max_credits: Optional[int] = None
+    ) -> HashtagPage:
+        """Async :meth:`UnifAPIClient.search_hashtags`."""
+        return await self._run(self._search_call(query, cursor, limit, max_credits))
+
+    async def resolve_hashtag_id(self, name: str, *, limit: int = 20, max_pages: int = 3) -> ResolvedHashtag:
+        """Async :meth:`UnifAPIClient.resolve_hashtag_id`."""
+        resolver = _NameResolver(name, limit=limit, max_pages=max_pages)
+        while resolver.more:
+            resolver.consume(
+                await self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit)
+            )
+        return resolver.result()
+
+
+def _truncated(page: VideoPage, resume_cursor: Optional[str]) -> UnifAPITruncatedByBalanceError:
+    return UnifAPITruncatedByBalanceError(
+        f"UnifAPI returned {len(page.data)} record(s) of a page truncated by the workspace balance "
+        f"({page.billing.balance_remaining} credits left); top up, then resume from the same cursor",
+        resume_cursor=resume_cursor,
+        request_id=page.request_id,
+        balance_remaining=page.billing.balance_remaining,
+        credits_charged=page.billing.credits_charged,
+    )

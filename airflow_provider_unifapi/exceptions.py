@@ -1,0 +1,335 @@
+"""One exception tree for every way a UnifAPI call can fail, and one predicate for what is retryable.
+
+Errors from the gateway map by ``error.type`` (two types share 400 and two share 500, so the status
+alone is not enough). Transport failures, timeouts, unexpected statuses and unreadable bodies get
+their own classes so that nothing ends in an untyped crash. No exception text ever holds the API key
+or a response body. Imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = [
+    "UnifAPIError",
+    "UnifAPIInputError",
+    "UnifAPIInsecureURLError",
+    "UnifAPIAPIError",
+    "UnifAPIValidationError",
+    "UnifAPIInvalidIdError",
+    "UnifAPIUnauthorizedError",
+    "UnifAPIInsufficientCreditsError",
+    "UnifAPINotFoundError",
+    "UnifAPIRateLimitedError",
+    "UnifAPIServerError",
+    "UnifAPIInternalError",
+    "UnifAPIResponseShapeError",
+    "UnifAPIUpstreamError",
+    "UnifAPIUpstreamUnavailableError",
+    "UnifAPIUnexpectedStatusError",
+    "UnifAPITransportError",
+    "UnifAPITimeoutError",
+    "UnifAPIInvalidResponseError",
+    "UnifAPIResponseTooLargeError",
+    "UnifAPIHashtagNotFoundError",
+    "UnifAPIPaginationError",
+    "UnifAPITruncatedByBalanceError",
+    "ERROR_TYPES",
+    "error_from_response",
+    "is_retryable",
+    "max_attempts_for",
+]
+
+
+class UnifAPIError(Exception):
+    """Base of every error this package raises about UnifAPI.
+
+    :param message: human-readable explanation (never the key, never a body).
+    :param status: HTTP status, when a response was received.
+    :param error_type: the gateway's ``error.type`` (or a local kind such as ``transport_error``).
+    :param request_id: UnifAPI request id (support asks for it), when known.
+    :param retry_after: seconds the server asked us to wait (``Retry-After``), when given.
+    :param issues: validation issues (``validation_error`` only).
+    :param credits_required: credits the call would have needed (402), when given.
+    :param balance_remaining: workspace balance the error reported, when given.
+    :param credits_charged: credits the error says it charged (usually 0), when given.
+    :param possibly_billed_credits: worst-case credits of attempts whose billing is unknown
+        (a body lost after the server may have charged); budgets count them.
+    """
+
+    error_type: str = "unifapi_error"
+    #: True when the API may have billed the failed attempt (the response was lost or unreadable).
+    may_have_been_billed: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        error_type: Optional[str] = None,
+        request_id: Optional[str] = None,
+        retry_after: Optional[float] = None,
+        issues: Optional[list[Any]] = None,
+        credits_required: Optional[int] = None,
+        balance_remaining: Optional[int] = None,
+        credits_charged: Optional[int] = None,
+        possibly_billed_credits: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        if error_type is not None:
+            self.error_type = error_type
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.issues = issues
+        self.credits_required = credits_required
+        self.balance_remaining = balance_remaining
+        self.credits_charged = credits_charged
+        self.possibly_billed_credits = possibly_billed_credits
+        #: attempts made for the call that ended in this error (set by the client).
+        self.attempts = 1
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        details = []
+        if self.status is not None:
+            details.append(f"status={self.status}")
+        details.append(f"type={self.error_type}")
+        if self.request_id:
+            details.append(f"request_id={self.request_id}")
+        if self.retry_after is not None:
+            details.append(f"retry_after={self.retry_after:g}s")
+        if self.balance_remaining is not None:
+            details.append(f"balance_remaining={self.balance_remaining}")
+        if self.credits_required is not None:
+            details.append(f"credits_required={self.credits_required}")
+        if self.possibly_billed_credits:
+            details.append(f"possibly_billed_credits={self.possibly_billed_credits}")
+        if self.issues:
+            details.append(f"issues={self.issues!r}")
+        parts.append("(" + ", ".join(details) + ")")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary (for logs, XCom, trigger events)."""
+        return {
+            "error_type": self.error_type,
+            "message": self.message,
+            "status": self.status,
+            "request_id": self.request_id,
+            "retry_after": self.retry_after,
+            "issues": self.issues,
+            "credits_required": self.credits_required,
+            "balance_remaining": self.balance_remaining,
+            "credits_charged": self.credits_charged,
+            "possibly_billed_credits": self.possibly_billed_credits,
+        }
+
+
+class UnifAPIInputError(UnifAPIError, ValueError):
+    """An argument was refused before any request was sent.
+
+    :param argument: name of the offending argument, so the message can say what to fix.
+    """
+
+    error_type = "input_error"
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"Invalid {argument!s}: {message}")
+        self.argument = argument
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnifAPIInsecureURLError(UnifAPIInputError):
+    """The base URL would send the API key in clear text to a non-loopback host."""
+
+    error_type = "insecure_url"
+
+
+class UnifAPIAPIError(UnifAPIError):
+    """The gateway answered with an error status (an error envelope or something else)."""
+
+
+class UnifAPIValidationError(UnifAPIAPIError):
+    """400 ``validation_error``: the query was refused; ``issues`` says why. Never retried."""
+
+    error_type = "validation_error"
+
+
+class UnifAPIInvalidIdError(UnifAPIAPIError):
+    """400 ``invalid_id``: the id is well-formed but the source refused it. Never retried."""
+
+    error_type = "invalid_id"
+
+
+class UnifAPIUnauthorizedError(UnifAPIAPIError):
+    """401 ``unauthorized``: the key is missing, malformed, revoked or disabled. Never retried."""
+
+    error_type = "unauthorized"
+
+
+class UnifAPIInsufficientCreditsError(UnifAPIAPIError):
+    """402 ``insufficient_credits``: the balance cannot pay the minimum; nothing was charged."""
+
+    error_type = "insufficient_credits"
+
+
+class UnifAPINotFoundError(UnifAPIAPIError):
+    """404 ``not_found``: hashtag deleted, private or never existed. Never retried."""
+
+    error_type = "not_found"
+
+
+class UnifAPIRateLimitedError(UnifAPIAPIError):
+    """429 ``rate_limited``: wait ``retry_after`` seconds, then retry. Not billed."""
+
+    error_type = "rate_limited"
+
+
+class UnifAPIServerError(UnifAPIAPIError):
+    """A 5xx error envelope."""
+
+
+class UnifAPIInternalError(UnifAPIServerError):
+    """500 ``internal_error``: a gateway bug; retried with backoff."""
+
+    error_type = "internal_error"
+
+
+class UnifAPIResponseShapeError(UnifAPIServerError):
+    """500 ``response_shape_error``: source data no longer matches the schema; retried twice at most."""
+
+    error_type = "response_shape_error"
+
+
+class UnifAPIUpstreamError(UnifAPIServerError):
+    """502 ``upstream_error``: the source failed for good; retried once at most."""
+
+    error_type = "upstream_error"
+
+
+class UnifAPIUpstreamUnavailableError(UnifAPIServerError):
+    """503 ``upstream_unavailable``: the source timed out or is unreachable; retried with backoff."""
+
+    error_type = "upstream_unavailable"
+
+
+class UnifAPIUnexpectedStatusError(UnifAPIAPIError):
+    """A status or body outside the contract (403, 408, 504, a proxy's HTML page, a redirect...)."""
+
+    error_type = "unexpected_status"
+
+
+class UnifAPITransportError(UnifAPIError):
+    """The request or its response was lost on the network (refused, reset, closed early)."""
+
+    error_type = "transport_error"
+
+
+class UnifAPITimeoutError(UnifAPITransportError):
+    """The request timed out (connect, read, write or waiting for a pooled connection)."""
+
+    error_type = "timeout"
+
+
+class UnifAPIInvalidResponseError(UnifAPIError):
+    """A 2xx response whose body is not JSON, is cut short, or does not match the schema."""
+
+    error_type = "invalid_response"
+
+
+class UnifAPIResponseTooLargeError(UnifAPIInvalidResponseError):
+    """The response body is larger than the client's ``max_response_bytes`` cap."""
+
+    error_type = "response_too_large"
+
+
+class UnifAPIHashtagNotFoundError(UnifAPIError):
+    """Hashtag search found no hashtag whose name equals the one asked for."""
+
+    error_type = "hashtag_name_not_found"
+
+
+#: ``error.type`` -> exception class, for every type of the spec.
+ERROR_TYPES: dict[str, type[UnifAPIAPIError]] = {
+    cls.error_type: cls
+    for cls in (
+        UnifAPIValidationError,
+        UnifAPIInvalidIdError,
+        UnifAPIUnauthorizedError,
+        UnifAPIInsufficientCreditsError,
+        UnifAPINotFoundError,
+        UnifAPIRateLimitedError,
+        UnifAPIInternalError,
+        UnifAPIResponseShapeError,
+        UnifAPIUpstreamError,
+        UnifAPIUpstreamUnavailableError,
+    )
+}
+
+# Statuses that mean "try again later" even without a gateway error envelope (proxies, LBs).
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def error_from_response(
+    status: int,
+    error_type: Optional[str],
+    message: str,
+    **fields: Any,
+) -> UnifAPIAPIError:
+    """Build the typed exception for an error response (``error_type`` wins over ``status``)."""
+    cls = ERROR_TYPES.get(error_type or "", UnifAPIUnexpectedStatusError)
+    if cls is UnifAPIUnexpectedStatusError:
+        return UnifAPIUnexpectedStatusError(
+            message, status=status, error_type=error_type or "unexpected_status", **fields
+        )
+    return cls(message, status=status, **fields)
+
+
+def max_attempts_for(exc: BaseException) -> Optional[int]:
+    """Per-type cap on attempts, where the spec sets one tighter than the client's own bound."""
+    if isinstance(exc, UnifAPIResponseShapeError):
+        return 3  # "retry once or twice at most"
+    if isinstance(exc, UnifAPIUpstreamError):
+        return 2  # "a retry at most"
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """The one predicate that says whether a failed UnifAPI call is worth another attempt.
+
+    Retryable: 429, 500 ``internal_error`` / ``response_shape_error``, 502 ``upstream_error`` (once),
+    503, transient statuses without an envelope (408, 502/503/504 from a proxy), network errors and
+    timeouts. Never: 400, 401, 402, 404, other 4xx, bad arguments, unreadable 2xx bodies (those were
+    billed; the caller decides, see ``UnifAPIClient(retry_billed_errors=...)``).
+    """
+    if isinstance(exc, (UnifAPIInputError, UnifAPIHashtagNotFoundError)):
+        return False
+    if isinstance(exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError)):
+        return True
+    if isinstance(exc, UnifAPIUnexpectedStatusError):
+        return exc.status in _TRANSIENT_STATUSES
+    return False
+
+
+class UnifAPIPaginationError(UnifAPIInvalidResponseError):
+    """The cursor chain is broken (a cursor came back twice), so following it could loop forever."""
+
+    error_type = "pagination_error"
+
+
+class UnifAPITruncatedByBalanceError(UnifAPIInsufficientCreditsError):
+    """A page came back short with ``truncated_due_to_balance``: top up, then resume from ``resume_cursor``.
+
+    :param resume_cursor: the cursor that fetched the truncated page (the page's ``next_cursor`` may skip
+        records that were not returned, so it must not be followed).
+    """
+
+    error_type = "balance_truncated"
+
+    def __init__(self, message: str, *, resume_cursor: Optional[str], **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.resume_cursor = resume_cursor

@@ -1,0 +1,210 @@
+"""Typed payloads of the UnifAPI endpoints we use, exactly as ``shared/spec`` describes them.
+
+Every model keeps unknown fields (``extra="allow"``) because the API's schema drifts and a record
+written out must not lose anything the API sent. Ids stay strings: they exceed 2**53.
+Imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+
+__all__ = [
+    "Author",
+    "Billing",
+    "ErrorBilling",
+    "ErrorBody",
+    "ErrorEnvelope",
+    "Hashtag",
+    "HashtagEnvelope",
+    "HashtagPage",
+    "Music",
+    "Pagination",
+    "Page",
+    "RateLimitInfo",
+    "BalanceReading",
+    "CallStats",
+    "Video",
+    "VideoPage",
+]
+
+
+class _ApiModel(BaseModel):
+    # extra="allow": unknown fields survive model_dump(); strict ids: an int id is a schema drift we
+    # want to see, not silently coerce.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Author(_ApiModel):
+    """Lightweight author descriptor embedded in a :class:`Video`."""
+
+    id: str = Field(min_length=1)
+    username: str
+    display_name: str
+    avatar_url: str
+
+
+class Music(_ApiModel):
+    """Sound track of a video; the whole object is ``null`` when the video has no sound."""
+
+    id: str
+    title: str
+    author: str
+    is_original: bool
+
+
+class Video(_ApiModel):
+    """A canonical TikTok video. Counts are snapshots and may go down between calls."""
+
+    id: str = Field(min_length=1)
+    title: str
+    video_description: str
+    create_time: int
+    duration: float
+    cover_image_url: str
+    share_url: str
+    embed_link: str
+    width: int
+    height: int
+    like_count: int
+    comment_count: int
+    share_count: int
+    view_count: int
+    author: Author
+    region: Optional[str]
+    hashtags: list[str]
+    music: Optional[Music]
+    is_image_post: bool
+    play_url: Optional[str]
+
+
+class Hashtag(_ApiModel):
+    """A TikTok hashtag (``name`` carries no leading ``#``)."""
+
+    id: str = Field(min_length=1)
+    name: str
+    description: str
+    video_count: int
+    view_count: int
+    is_commerce: bool
+
+
+class Pagination(_ApiModel):
+    """Cursor pagination; ``next_cursor`` is ``None`` when ``has_more`` is false."""
+
+    has_more: bool
+    next_cursor: Optional[str]
+
+    @property
+    def is_last(self) -> bool:
+        """True when either field says the end is reached (the spec says stop on either)."""
+        return not self.has_more or self.next_cursor is None
+
+
+class Billing(_ApiModel):
+    """What one successful call cost; ``balance_remaining`` is the workspace balance after it."""
+
+    credits_charged: int = Field(ge=0)
+    records_charged: int = Field(ge=0)
+    balance_remaining: int = Field(ge=0)
+    truncated_due_to_balance: bool
+
+
+class ErrorBilling(_ApiModel):
+    """Billing details an error may carry (a 402 always carries ``balance_remaining``)."""
+
+    balance_remaining: int
+    credits_required: Optional[int] = None
+    credits_charged: Optional[int] = Field(default=None, ge=0)
+    records_charged: Optional[int] = Field(default=None, ge=0)
+    truncated_due_to_balance: Optional[bool] = None
+
+
+class ErrorBody(_ApiModel):
+    """The ``error`` object of the gateway's error envelope."""
+
+    type: str
+    message: str
+    request_id: Optional[str] = None
+    issues: Optional[list[Any]] = None
+    billing: Optional[ErrorBilling] = None
+
+
+class ErrorEnvelope(_ApiModel):
+    """``{"error": {...}}``: switch on ``error.type``, not on the HTTP status."""
+
+    error: ErrorBody
+
+
+T = TypeVar("T")
+
+
+class CallStats(BaseModel):
+    """How a client call went: attempts made and the worst-case credits of attempts whose billing is
+    unknown (a response lost or unreadable after the server may have charged)."""
+
+    attempts: int = 1
+    possibly_billed_credits: int = 0
+
+
+class _Envelope(_ApiModel):
+    # Not part of the payload: filled in by the client, never dumped.
+    _call_stats: CallStats = PrivateAttr(default_factory=CallStats)
+
+    @property
+    def call_stats(self) -> CallStats:
+        """Attempts and unconfirmed credits of the call that produced this response."""
+        return self._call_stats
+
+
+class Page(_Envelope, Generic[T]):
+    """One page of a cursor-paginated list endpoint."""
+
+    request_id: str
+    data: list[T]
+    pagination: Pagination
+    billing: Billing
+
+
+class VideoPage(Page[Video]):
+    """One page of ``GET /tiktok/hashtags/{id}/videos``."""
+
+
+class HashtagPage(Page[Hashtag]):
+    """One page of ``GET /tiktok/search/hashtags``."""
+
+
+class HashtagEnvelope(_Envelope):
+    """Body of ``GET /tiktok/hashtags/{id}``."""
+
+    request_id: str
+    data: Hashtag
+    billing: Billing
+
+
+class RateLimitInfo(BaseModel):
+    """The ``X-RateLimit-*`` headers of the last response that carried them (any may be missing)."""
+
+    limit: Optional[int] = None
+    remaining: Optional[int] = None
+    reset: Optional[int] = None  # Unix seconds
+    seen_at: datetime
+
+
+class BalanceReading(BaseModel):
+    """A workspace balance read from a response's billing (200 or 402), with when it was seen."""
+
+    balance: int
+    seen_at: datetime
+    request_id: Optional[str] = None
+
+    def age_seconds(self, now: datetime) -> float:
+        """Seconds between ``seen_at`` and ``now`` (both timezone-aware)."""
+        return (now - self.seen_at).total_seconds()
+
+
+VIDEO_PAGE_ADAPTER: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
+VIDEO_LIST_ADAPTER: TypeAdapter[list[Video]] = TypeAdapter(list[Video])

@@ -1,0 +1,120 @@
+"""Retry policy of the UnifAPI client: which failures get another attempt and how long to wait.
+
+Built on tenacity (Airflow already ships it). The policy is pure data so the sync and async clients
+share it; the decision itself is :func:`airflow_provider_unifapi.exceptions.is_retryable`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from tenacity import RetryCallState
+
+from airflow_provider_unifapi.exceptions import UnifAPIError, is_retryable, max_attempts_for
+
+log = logging.getLogger("airflow_provider_unifapi.client")
+
+
+def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+    """Parse a ``Retry-After`` header leniently: seconds (int or float) or an HTTP date.
+
+    Returns ``None`` when missing or unreadable, and never a negative number.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a call gets and how long to wait between them.
+
+    :param max_retries: retries after the first attempt (so ``max_retries + 1`` attempts at most).
+    :param max_retry_wait: longest single wait in seconds; caps ``Retry-After`` too.
+    :param backoff_base: first backoff in seconds; doubles each retry, with jitter.
+    :param retry_billed_errors: also retry failures the API may have billed (a 2xx body that was
+        cut short or unreadable). Off by default: the spec says retry only what was not billed.
+    """
+
+    max_retries: int = 5
+    max_retry_wait: float = 60.0
+    backoff_base: float = 0.5
+    retry_billed_errors: bool = False
+
+    def should_retry(self, exc: BaseException, attempt_number: int) -> bool:
+        """True when ``exc`` (raised by attempt ``attempt_number``, 1-based) deserves another attempt."""
+        if attempt_number > self.max_retries:
+            return False
+        type_cap = max_attempts_for(exc)
+        if type_cap is not None and attempt_number >= type_cap:
+            return False
+        if is_retryable(exc):
+            return True
+        return bool(
+            self.retry_billed_errors and isinstance(exc, UnifAPIError) and exc.may_have_been_billed
+        )
+
+    def backoff(self, attempt_number: int) -> float:
+        """Exponential backoff with jitter for retry number ``attempt_number`` (1-based)."""
+        ceiling = min(self.max_retry_wait, self.backoff_base * (2 ** (attempt_number - 1)))
+        # "Equal jitter": at least half the ceiling, so a storm of clients spreads out but never
+        # hammers the API with near-zero waits.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def wait_seconds(self, exc: Optional[BaseException], attempt_number: int) -> float:
+        """Seconds to wait before the next attempt: ``Retry-After`` when positive, else backoff."""
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None and retry_after > 0:
+            return min(float(retry_after), self.max_retry_wait)
+        return self.backoff(attempt_number)
+
+    # -- tenacity adapters -------------------------------------------------------------------
+    def tenacity_wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return self.wait_seconds(exc, state.attempt_number)
+
+    def tenacity_retry(self, state: RetryCallState) -> bool:
+        if state.outcome is None or not state.outcome.failed:
+            return False
+        exc = state.outcome.exception()
+        return exc is not None and self.should_retry(exc, state.attempt_number)
+
+    def before_sleep(self, label: str) -> Callable[[RetryCallState], None]:
+        """A tenacity ``before_sleep`` hook that logs the retry with the request id, never a body or key."""
+
+        def _log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "UnifAPI %s failed (%s, status=%s, request_id=%s); retry %d of at most %d in %.2fs",
+                label,
+                getattr(exc, "error_type", type(exc).__name__),
+                getattr(exc, "status", None),
+                getattr(exc, "request_id", None),
+                state.attempt_number,
+                self.max_retries,
+                wait,
+            )
+
+        return _log
