@@ -1,0 +1,95 @@
+"""Every import that differs between Airflow 3 (Task SDK) and Airflow 2.11, in one place.
+
+The rest of the package imports Airflow names from here only, so supporting a new Airflow line
+means touching this module alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow import __version__ as AIRFLOW_VERSION
+
+AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
+
+if AIRFLOW_V_3:
+    from airflow.sdk import (
+        DAG,
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        ObjectStoragePath,
+        PokeReturnValue,
+        Variable,
+        conf,
+        task,
+    )
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
+else:  # Airflow 2.11
+    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
+    from airflow.models import BaseOperator, Variable  # type: ignore[no-redef]
+    from airflow.models.dag import DAG  # type: ignore[no-redef]
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore[no-redef]
+
+# Triggers still live in core on both lines.
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402
+
+Context = dict[str, Any]
+
+__all__ = [
+    "AIRFLOW_V_3",
+    "AIRFLOW_VERSION",
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Context",
+    "ObjectStoragePath",
+    "aget_connection",
+    "PokeReturnValue",
+    "TriggerEvent",
+    "Variable",
+    "conf",
+    "default_deferrable",
+    "get_variable",
+    "task",
+]
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, read at call time like Airflow's own sensors do."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+async def aget_connection(hook: Any, conn_id: str) -> Any:
+    """Fetch a connection from async code (the triggerer) without blocking its event loop."""
+    try:
+        from airflow.providers.common.compat.connection import get_async_connection
+    except ImportError:  # common-compat too old or absent: run the sync lookup in a thread
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(hook.get_connection)(conn_id)
+    return await get_async_connection(conn_id=conn_id, hook=hook)
+
+
+def get_variable(key: str) -> Any:
+    """A Variable's value, or ``None`` when it does not exist (the default's keyword differs)."""
+    if AIRFLOW_V_3:
+        return Variable.get(key, default=None)
+    return Variable.get(key, default_var=None)

@@ -1,0 +1,229 @@
+"""UnifAPIHook: turns an Airflow ``unifapi`` connection into the pure UnifAPI clients."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import Any, Optional
+
+from airflow_provider_unifapi._compat import BaseHook, aget_connection
+from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
+from airflow_provider_unifapi.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+
+log = logging.getLogger(__name__)
+
+# Extras that tune the client (name -> kind), beyond the ones the connection form shows.
+_CLIENT_EXTRAS: dict[str, str] = {
+    "timeout": "number",
+    "max_retries": "integer",
+    "max_retry_wait": "number",
+    "backoff_base": "number",
+    "retry_billed_errors": "boolean",
+    "max_response_bytes": "integer",
+    "max_connections": "integer",
+    "verify": "verify",
+}
+# Extras read by other parts of the provider (the balance sensor), not by the client.
+_OTHER_EXTRAS: dict[str, str] = {"balance_max_age": "number"}
+_KNOWN_EXTRAS = {**_CLIENT_EXTRAS, **_OTHER_EXTRAS}
+
+
+class UnifAPIHook(BaseHook):
+    """Interact with UnifAPI through an Airflow connection of type ``unifapi``.
+
+    Host is the base URL (default ``https://api.unifapi.com``), password is the API key. Extras
+    (JSON) tune the client: ``timeout``, ``max_retries``, ``max_retry_wait``, ``backoff_base``,
+    ``retry_billed_errors``, ``max_response_bytes``, ``max_connections``, ``verify`` (CA bundle
+    path), and ``balance_max_age`` for the balance sensor.
+
+    :param unifapi_conn_id: the Airflow connection id.
+    """
+
+    conn_name_attr = "unifapi_conn_id"
+    default_conn_name = "unifapi_default"
+    conn_type = "unifapi"
+    hook_name = "UnifAPI"
+
+    def __init__(self, unifapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unifapi_conn_id = unifapi_conn_id
+
+    # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Widgets of the extra fields, built from the same table as the provider info."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional as OptionalValidator
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            types = spec["schema"]["type"]
+            validators = [OptionalValidator()]
+            if "minimum" in spec["schema"]:
+                validators.append(
+                    NumberRange(min=spec["schema"]["minimum"], max=spec["schema"].get("maximum"))
+                )
+            field_cls = IntegerField if "integer" in types else StringField
+            widgets[name] = field_cls(
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=validators,
+                default=spec["schema"].get("default"),
+                description=spec.get("description"),
+            )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hide unused fields and label the password "API key" (same table as the provider info)."""
+        return {
+            "hidden_fields": list(HIDDEN_FIELDS),
+            "relabeling": dict(RELABELING),
+            "placeholders": dict(PLACEHOLDERS),
+        }
+
+    # -- clients ----------------------------------------------------------------------------------
+    def client_kwargs(self, conn: Any = None) -> dict[str, Any]:
+        """Arguments of :class:`~airflow_provider_unifapi.client.UnifAPIClient` for the connection.
+
+        :raises UnifAPIInputError: naming the connection and the field to fix.
+        """
+        conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
+        where = f"connection {self.unifapi_conn_id!r}"
+        api_key = conn.password
+        if not api_key:
+            raise UnifAPIInputError(
+                f"{where} password",
+                "is empty: put the UnifAPI API key in the connection's password ('API key') field",
+            )
+        kwargs: dict[str, Any] = {"api_key": api_key, "base_url": _base_url(conn)}
+        for name, value in self.connection_extras(conn).items():
+            if name in _CLIENT_EXTRAS:
+                kwargs[name] = value
+        return kwargs
+
+    def connection_extras(self, conn: Any = None) -> dict[str, Any]:
+        """The connection's known extras, type-checked (UI strings converted); unknown keys warned about."""
+        conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
+        raw = conn.extra_dejson or {}
+        if not isinstance(raw, dict):
+            raise UnifAPIInputError(f"connection {self.unifapi_conn_id!r} extra", "must be a JSON object")
+        prefix = f"extra__{self.conn_type}__"
+        extras: dict[str, Any] = {}
+        unknown = []
+        for key, value in raw.items():
+            name = key[len(prefix) :] if key.startswith(prefix) else key
+            if name not in _KNOWN_EXTRAS:
+                unknown.append(key)
+                continue
+            if value is None or value == "":
+                continue  # an empty UI field means "use the default"
+            extras[name] = _coerce(self.unifapi_conn_id, name, _KNOWN_EXTRAS[name], value)
+        if unknown:
+            log.warning(
+                "Connection %r has unknown extra field(s) %s, ignored; known: %s",
+                self.unifapi_conn_id,
+                sorted(unknown),
+                sorted(_KNOWN_EXTRAS),
+            )
+        return extras
+
+    @cached_property
+    def _client(self) -> UnifAPIClient:
+        return UnifAPIClient(**self.client_kwargs())
+
+    def get_conn(self) -> UnifAPIClient:
+        """The :class:`UnifAPIClient` of this connection (created once per hook, pooled)."""
+        return self._client
+
+    async def get_async_conn(self) -> AsyncUnifAPIClient:
+        """A new :class:`AsyncUnifAPIClient` for this connection; close it with ``aclose()``.
+
+        Not cached: an async client belongs to the event loop that uses it.
+        """
+        conn = await aget_connection(self, self.unifapi_conn_id)
+        return AsyncUnifAPIClient(**self.client_kwargs(conn))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
+
+        Never raises. The message says what was verified and what it cost in credits.
+        """
+        try:
+            client = UnifAPIClient(**{**self.client_kwargs(), "max_retries": 1})
+        except UnifAPIError as exc:
+            return False, f"Connection settings are invalid: {exc}"
+        except Exception as exc:  # a missing connection, a secrets backend error...
+            return False, f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
+        try:
+            page = client.search_hashtags("tiktok", limit=1)
+        except UnifAPIError as exc:
+            if exc.error_type == "insufficient_credits":
+                return True, (
+                    f"API key accepted by {client.base_url}, but the workspace balance is too low "
+                    f"(balance {exc.balance_remaining}); this check cost 0 credits."
+                )
+            return False, f"UnifAPI refused the check at {client.base_url}: {exc}"
+        except Exception as exc:  # never raise from test_connection
+            return False, f"Unexpected error talking to {client.base_url}: {type(exc).__name__}"
+        finally:
+            client.close()
+        billing = page.billing
+        return True, (
+            f"API key accepted by {client.base_url} (hashtag search, request_id {page.request_id}); "
+            f"this check cost {billing.credits_charged} credit(s); balance now {billing.balance_remaining}."
+        )
+
+
+def _base_url(conn: Any) -> str:
+    host = (conn.host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host and conn.conn_type and conn.schema in ("http", "https"):
+        host = f"{conn.schema}://{host}"
+    if conn.port and "://" in host and host.count(":") == 1:
+        host = f"{host.rstrip('/')}:{conn.port}"
+    return host
+
+
+def _coerce(conn_id: str, name: str, kind: str, value: Any) -> Any:
+    where = f"connection {conn_id!r} extra {name!r}"
+    try:
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+            raise ValueError
+        if kind == "integer":
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if not isinstance(number, (int, float)) or int(number) != number:
+                raise ValueError
+            return int(number)
+        if kind == "number":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "verify":
+            if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
+                return True
+            if isinstance(value, str) and value.strip() and value.strip().lower() != "false":
+                return value.strip()
+            raise UnifAPIInputError(where, "TLS verification cannot be turned off; give a CA bundle path instead")
+    except UnifAPIError:
+        raise
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        return value
+    raise UnifAPIInputError(where, f"must be a{'n' if kind[0] in 'aeiou' else ''} {kind}, got {value!r}")
+
+
+def hook_for(unifapi_conn_id: Optional[str]) -> UnifAPIHook:
+    """A hook for ``unifapi_conn_id`` (the default connection when ``None``)."""
+    return UnifAPIHook(unifapi_conn_id or UnifAPIHook.default_conn_name)
