@@ -1,0 +1,88 @@
+"""``python -m airflow_provider_unifapi.sandbox`` / ``unifapi-sandbox``: run the sandbox in the foreground.
+
+Prints exactly one line, ``UnifAPI sandbox listening on http://HOST:PORT``, then serves until
+SIGTERM or SIGINT and exits 0. Callers that pass ``--port 0`` parse that line to learn the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+from airflow_provider_unifapi.sandbox.server import SandboxServer
+from airflow_provider_unifapi.sandbox.settings import DEFAULT_HASHTAGS, SettingsError, parse_hashtag_spec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (every option maps to a sandbox setting)."""
+    p = argparse.ArgumentParser(prog="unifapi-sandbox", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one and print it)")
+    p.add_argument("--balance", type=int, help="workspace credits (default 1,000,000)")
+    p.add_argument("--rate-limit-per-minute", type=int, help="token-bucket rate; 0 = unlimited (default)")
+    p.add_argument("--rate-limit-burst", type=int, help="bucket size (default max(1, per_minute // 6))")
+    p.add_argument("--latency-ms", type=float, help="sleep before answering each API call")
+    p.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
+                   help="accept only these keys (repeatable; default: any non-empty key)")
+    p.add_argument("--hashtag", action="append", dest="hashtags", metavar="ID:NAME:COUNT",
+                   help="add a catalogue hashtag (repeatable; the defaults stay unless replaced by id)")
+    p.add_argument("--seed", type=int, help="data seed (default 0)")
+    p.add_argument("--duplicate-rate", type=float, help="share of positions repeating an earlier video")
+    p.add_argument("--short-page-rate", type=float, help="share of pages shorter than limit")
+    p.add_argument("--no-extra-fields", action="store_true", help="do not add unknown fields to records")
+    p.add_argument("--not-found-id", action="append", dest="not_found_ids", metavar="ID",
+                   help="this hashtag id answers 404 not_found (repeatable)")
+    p.add_argument("--invalid-id", action="append", dest="invalid_ids", metavar="ID",
+                   help="this hashtag id answers 400 invalid_id (repeatable)")
+    p.add_argument("--verbose", action="store_true", help="one access-log line per request on stderr")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Turn parsed options into ``SandboxServer`` settings."""
+    out: dict[str, Any] = {}
+    for name in ("balance", "rate_limit_per_minute", "rate_limit_burst", "latency_ms", "api_keys", "seed",
+                 "duplicate_rate", "short_page_rate", "not_found_ids", "invalid_ids"):
+        value = getattr(args, name)
+        if value is not None:
+            out[name] = value
+    if args.no_extra_fields:
+        out["extra_fields"] = False
+    if args.hashtags:
+        added = [parse_hashtag_spec(spec) for spec in args.hashtags]
+        ids = {h.id for h in added}
+        out["hashtags"] = [h for h in DEFAULT_HASHTAGS if h.id not in ids] + added
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sandbox until SIGTERM/SIGINT; returns the exit code (0)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        server = SandboxServer(args.host, args.port, verbose=args.verbose, **settings_from_args(args))
+    except SettingsError as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server.start()
+    print(f"UnifAPI sandbox listening on {server.url}", flush=True)
+    try:
+        # wait() with a timeout in a loop: a bare wait() would not let the signal handler run promptly.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

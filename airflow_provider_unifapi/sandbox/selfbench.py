@@ -1,0 +1,101 @@
+"""How fast does the sandbox serve pages? ``python -m airflow_provider_unifapi.sandbox.selfbench``
+
+Starts the sandbox in a subprocess (its own GIL, like in real benchmarks), then pages through a
+100,000-video hashtag at ``limit=50`` with one keep-alive ``httpx.Client`` and prints pages/s and
+records/s, twice per round:
+
+* ``scan``: the client only finds ``next_cursor`` near the end of the body (no JSON parse), so the
+  figure is what the sandbox plus httpx's own per-request cost allow: the ceiling any httpx-based
+  client benchmark can reach against this sandbox on this machine;
+* ``json``: the client also ``json.loads`` every page, as a real client must; on a slow CPU the
+  ~55 KB page parse alone costs about as much as the sandbox's whole answer.
+
+Needs ``httpx`` (installed with the provider).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+
+HASHTAG_ID = "9000001"
+_CURSOR = re.compile(rb'"next_cursor":(?:"([^"]*)"|null)')
+
+
+def _cursor_by_scan(body: bytes) -> tuple[int, str | None]:
+    """(records, next_cursor) without a JSON parse: pagination sits near the end of the body."""
+    match = _CURSOR.search(body, max(0, len(body) - 512))
+    if match is None:
+        raise RuntimeError("no pagination in the page")
+    cursor = match.group(1)
+    return body.count(b'"video_description":'), cursor.decode() if cursor else None
+
+
+def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float]]:
+    """Page through the hashtag ``rounds`` times in each mode; returns ``(mode, pages, records, seconds)``."""
+    import httpx  # local import: the sandbox package itself must not need httpx
+
+    cmd = [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0",
+           "--hashtag", f"{HASHTAG_ID}:selfbench:{videos}", "--balance", str(videos * 4 * rounds + 1000)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("UnifAPI sandbox listening on "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        base = line.rsplit(" ", 1)[1].strip()
+        results = []
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer selfbench"}, timeout=30) as client:
+            for _ in range(rounds):
+                for mode in ("scan", "json"):
+                    cursor: str | None = None
+                    pages = records = 0
+                    started = time.perf_counter()
+                    while True:
+                        params: dict[str, object] = {"limit": limit}
+                        if cursor:
+                            params["cursor"] = cursor
+                        resp = client.get(f"/tiktok/hashtags/{HASHTAG_ID}/videos", params=params)
+                        resp.raise_for_status()
+                        pages += 1
+                        if mode == "json":
+                            doc = json.loads(resp.content)
+                            records += len(doc["data"])
+                            cursor = doc["pagination"]["next_cursor"] if doc["pagination"]["has_more"] else None
+                        else:
+                            count, cursor = _cursor_by_scan(resp.content)
+                            records += count
+                        if cursor is None:
+                            break
+                    results.append((mode, pages, records, time.perf_counter() - started))
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print pages/s and records/s for each round and the best one."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=100_000)
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    results = run(args.videos, args.limit, args.rounds)
+    summary: dict[str, object] = {"videos": args.videos, "limit": args.limit}
+    for mode, pages, records, seconds in results:
+        print(f"{mode:4s}: {pages} pages, {records} records in {seconds:.2f}s = "
+              f"{pages / seconds:,.0f} pages/s, {records / seconds:,.0f} records/s")
+    for mode in ("scan", "json"):
+        _, pages, records, seconds = min((r for r in results if r[0] == mode), key=lambda r: r[3])
+        summary[f"{mode}_pages_per_s"] = round(pages / seconds)
+        summary[f"{mode}_records_per_s"] = round(records / seconds)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
