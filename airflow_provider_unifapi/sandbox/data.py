@@ -12,9 +12,13 @@ page size collects exactly that.
 
 Duplicate slots are laid out per block of ``BLOCK`` positions: block ``b >= 1`` holds
 ``floor(b * r * BLOCK) - floor((b - 1) * r * BLOCK)`` of them (``r`` = duplicate rate) at hashed
-offsets. This Bresenham-style spread gives the exact long-run rate *and* an O(1) prefix count, so
-any position maps to its unique index without scanning. Block 0 has none, so a duplicate always has
-at least 50 earlier uniques to point at.
+*even* offsets. This Bresenham-style spread gives the exact long-run rate *and* an O(1) prefix
+count, so any position maps to its unique index without scanning. Block 0 has none, so a duplicate
+always has at least 50 earlier uniques to point at.
+
+A duplicate slot with ``U`` uniques before it repeats unique ``U - 50 - lag`` (``lag`` fixed per
+hashtag, 0..49): at least 50 positions back. Even offsets mean no two duplicate slots are adjacent,
+so ``U`` grows between any two of them and no video is repeated twice, nor twice on one page.
 """
 
 from __future__ import annotations
@@ -99,7 +103,9 @@ class Feed:
         self.video_count = max(0, int(video_count))
         self.short_page_rate = short_page_rate
         self._seed = seed_for("feed", seed, hashtag_id)
+        # At most one duplicate slot per two positions: they must never be adjacent (see above).
         self._dups_per_block = min(max(duplicate_rate, 0.0), 0.5) * BLOCK
+        self._lag = DUP_MIN_DISTANCE + self._seed % DUP_MIN_DISTANCE
         self._slot_cache: dict[int, frozenset[int]] = {}
         self._sorted_cache: dict[int, tuple[int, ...]] = {}
         self.renderer = VideoRenderer(seed, hashtag_id, name, extra_fields)
@@ -119,7 +125,7 @@ class Feed:
             offsets: tuple[int, ...] = ()
         else:
             rng = random.Random(mix64(self._seed ^ (block * 0x2545F4914F6CDD1D & M64)))
-            offsets = tuple(sorted(rng.sample(range(BLOCK), count)))
+            offsets = tuple(sorted(rng.sample(range(0, BLOCK, 2), count)))
         if len(self._sorted_cache) > 4096:  # bounded: memory must stay flat for 1M-video hashtags
             self._sorted_cache.clear()
             self._slot_cache.clear()
@@ -192,8 +198,7 @@ class Feed:
                 block = b
                 dup_set = self._dup_set(b)
             if offset in dup_set:
-                back = DUP_MIN_DISTANCE + mix64(self._seed ^ position) % DUP_MIN_DISTANCE
-                append((max(0, unique - back), position))
+                append((unique - self._lag, position))
             else:
                 append((unique, -1))
                 unique += 1
