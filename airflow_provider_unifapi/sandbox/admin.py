@@ -127,7 +127,7 @@ def _dispatch(state: SandboxState, method: str, path: str, query: dict[str, str]
         return _json({"revoked": True})
     if head == "ledger" and method == "GET":
         raw = query.get("since", "0") or "0"
-        if not DIGITS.match(raw):
+        if not DIGITS.fullmatch(raw):
             raise AdminError(400, "since: must be a non-negative integer")
         with state.lock:
             doc = {"totals": state.ledger.totals(), "calls": state.ledger.since(int(raw))}
@@ -136,7 +136,7 @@ def _dispatch(state: SandboxState, method: str, path: str, query: dict[str, str]
 
 
 def _truth(state: SandboxState, hashtag_id: str) -> bytes:
-    if not DIGITS.match(hashtag_id):
+    if not DIGITS.fullmatch(hashtag_id):
         raise AdminError(400, "hashtag id must be digits")
     try:
         ids = state.truth(hashtag_id)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,9 +37,9 @@ from airflow_provider_unifapi.sandbox.cursor import (
 from airflow_provider_unifapi.sandbox.data import Feed, hashtag_object
 from airflow_provider_unifapi.sandbox.faults import FaultRule
 from airflow_provider_unifapi.sandbox.ratelimit import Verdict
+from airflow_provider_unifapi.sandbox.settings import DIGITS
 from airflow_provider_unifapi.sandbox.state import SandboxState
 
-DIGITS = re.compile(r"^\d+$")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 JSON = "application/json"
@@ -250,13 +249,13 @@ class ApiService:
     def _validate(self, call: Call) -> list[str]:
         issues: list[str] = []
         q = call.query
-        if call.endpoint in ("videos", "hashtag") and not DIGITS.match(call.hashtag_id or ""):
+        if call.endpoint in ("videos", "hashtag") and not DIGITS.fullmatch(call.hashtag_id or ""):
             issues.append("id: must be a string of digits (^\\d+$)")
         if call.endpoint in ("videos", "search"):
             raw = q.get("limit")
             if raw is None:
                 call.limit = DEFAULT_LIMIT
-            elif DIGITS.match(raw) and 1 <= int(raw) <= MAX_LIMIT:
+            elif DIGITS.fullmatch(raw) and 1 <= int(raw) <= MAX_LIMIT:
                 call.limit = int(raw)
             else:
                 call.limit = raw
@@ -268,7 +267,7 @@ class ApiService:
         cap = call.headers.get("x-unifapi-max-credits")
         if cap is not None:
             cap = cap.strip()
-            if DIGITS.match(cap) and int(cap) >= 1:
+            if DIGITS.fullmatch(cap) and int(cap) >= 1:
                 call.max_credits = int(cap)
             else:
                 call.max_credits = cap

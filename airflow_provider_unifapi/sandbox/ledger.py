@@ -8,6 +8,7 @@ The caller holds the state lock.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Any, Iterable
 
@@ -55,6 +56,9 @@ class Ledger:
         """Add one call; returns its sequence number (1-based, since the last reset)."""
         self.seq += 1
         entry["seq"] = self.seq
+        for name in ("path", "hashtag_id"):  # repeated in most entries: share one string object
+            if entry.get(name) is not None:
+                entry[name] = sys.intern(entry[name])
         entry["headers"] = self.intern_headers(entry.get("headers", ()))
         self._entries.append(tuple(entry.get(f) for f in FIELDS))
         self.calls += 1

@@ -147,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = headers.get("content-length")
         if not length:
             return b""
+        if headers.get("expect", "").lower() == "100-continue":  # curl does this for bodies > 1 KB
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not length.isdigit() or int(length) > _MAX_BODY:
             raise _BadRequest("bad Content-Length")
         return self.rfile.read(int(length))
@@ -155,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Read, answer and (for API pages) prefetch; sets ``close_connection`` as HTTP/1.1 says."""
         self.close_connection = True
+        self.command = None  # type: ignore[assignment]  # set again once the request line parses
         try:
             head = self._read_head()
         except (TimeoutError, ConnectionError, OSError):
@@ -185,7 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if target == "/_sandbox" or target.startswith("/_sandbox/") or target.startswith("/_sandbox?"):
                 path, _, query = target.partition("?")
-                status, payload = handle_admin(service.state, method, path, parse_query(query), body)
+                status, payload = handle_admin(service.state, "GET" if method == "HEAD" else method, path,
+                                               parse_query(query), body)
                 reply = Reply(status, payload, new_request_id())
             else:
                 reply = service.handle(method, target, pairs, headers, self._client_alive)
@@ -238,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         payload = body if send_bytes is None else body[:send_bytes]
+        if self.command == "HEAD":
+            payload = b""
         try:
             self.wfile.write(head + payload)  # one sendall: no header/body split on the wire
         except OSError:

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-DIGITS = re.compile(r"^\d+$")
+# ASCII digits, matched with fullmatch: r"^\d+$" would also take other scripts' digits and a
+# trailing newline.
+DIGITS = re.compile(r"[0-9]+")
 
 
 class SettingsError(ValueError):
@@ -167,7 +169,7 @@ def parse_hashtag_spec(spec: str) -> HashtagDef:
 def _id(name: str, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
-    if not isinstance(value, str) or not DIGITS.match(value):
+    if not isinstance(value, str) or not DIGITS.fullmatch(value):
         raise SettingsError(f"{name}: hashtag ids are strings of digits")
     return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from typing import Iterator
 
@@ -69,7 +70,8 @@ def test_any_key_accepted_unless_keys_configured_or_revoked(server: SandboxServe
 
 
 @pytest.mark.parametrize("path", ["/tiktok/hashtags/abc/videos", "/tiktok/hashtags/12a/videos",
-                                  "/tiktok/hashtags/-1/videos", "/tiktok/hashtags/1%202", "/tiktok/hashtags/x"])
+                                  "/tiktok/hashtags/-1/videos", "/tiktok/hashtags/1%202", "/tiktok/hashtags/x",
+                                  "/tiktok/hashtags/%D9%A3/videos", "/tiktok/hashtags/123%0A"])
 def test_bad_ids(client: httpx.Client, path: str) -> None:
     err = _error(client.get(path), 400, "validation_error")
     assert any(i.startswith("id:") for i in err["issues"])
@@ -117,6 +119,22 @@ def test_unknown_paths_and_methods(client: httpx.Client, admin: httpx.Client) ->
         _error(resp, 404, "not_found")
     assert {c["endpoint"] for c in admin.get("/_sandbox/ledger").json()["calls"]} == {"unknown"}
     assert admin.get("/_sandbox/nothing").status_code == 404
+
+
+def test_garbage_on_the_wire_gets_a_400_and_the_server_lives_on(server: SandboxServer) -> None:
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"HEAD /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head = b""
+        while chunk := sock.recv(65536):
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n"), "HEAD has no body"
+    with admin_client(server) as admin:
+        assert admin.get("/_sandbox/health").json() == {"ok": True}
 
 
 def test_request_ids_everywhere(client: httpx.Client) -> None:
