@@ -233,3 +233,13 @@ def assert_no_key(*texts: Any) -> None:
             text = json.dumps(text, default=str)
         assert API_KEY not in text, "the API key leaked"
         assert API_KEY[8:] not in text, "the secret part of the API key leaked"
+
+
+def read_variable(key: str) -> Optional[str]:
+    """A Variable's stored value, read from the metadata DB (the Task SDK reads it only inside tasks)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(Variable).filter(Variable.key == key).one_or_none()
+        return None if row is None else row.val

@@ -133,3 +133,19 @@ class RunFolder:
                 self.staging.rmdir()
             except (OSError, NotImplementedError):
                 pass  # object stores have no directories to remove
+
+
+def iter_run_records(folder: Any) -> Any:
+    """Yield every record of a complete run folder, part by part (one part in memory at most).
+
+    :param folder: the run's folder as an ``ObjectStoragePath``.
+    :raises FileNotFoundError: when the folder has no ``_manifest.json`` (the run is incomplete).
+    """
+    from airflow_provider_unifapi.storage.parts import iter_part_records
+
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{folder} has no {MANIFEST_NAME}: the run is incomplete, do not read it yet")
+    manifest = json.loads(manifest_path.read_bytes())
+    for part in manifest["parts"]:
+        yield from iter_part_records(folder / part["name"], manifest["output_format"])
