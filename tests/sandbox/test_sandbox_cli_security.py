@@ -56,10 +56,14 @@ def test_cli_prints_its_url_serves_and_exits_0_on_sigterm() -> None:
 
 
 def test_cli_exits_0_on_sigint_and_accepts_keys_and_limits() -> None:
-    proc, url = _start_cli("--api-key", "cli-key-1", "--rate-limit-per-minute", "600", "--latency-ms", "1")
+    proc, url = _start_cli("--api-key", "cli-key-1", "cli-key-2", "--api-key", "cli-key-3",
+                           "--rate-limit-per-minute", "600", "--latency-ms", "1", "--not-found-id", "66", "67")
     try:
-        ok = httpx.get(f"{url}/tiktok/hashtags/5050", headers={"Authorization": "Bearer cli-key-1"})
-        assert ok.status_code == 200 and ok.headers["X-RateLimit-Limit"] == "600"
+        for key in ("cli-key-1", "cli-key-2", "cli-key-3"):
+            ok = httpx.get(f"{url}/tiktok/hashtags/5050", headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200 and ok.headers["X-RateLimit-Limit"] == "600"
+        missing = httpx.get(f"{url}/tiktok/hashtags/67", headers={"Authorization": "Bearer cli-key-1"})
+        assert missing.status_code == 404
         bad = httpx.get(f"{url}/tiktok/hashtags/5050", headers={"Authorization": "Bearer other"})
         assert bad.status_code == 401
     finally:

@@ -150,3 +150,47 @@ def test_admin_hashtag_upsert_changes_what_is_served(client: httpx.Client, admin
     ids, _ = page_all(client, "55555", 50)
     assert len(ids) == 3 == client.get("/tiktok/hashtags/55555").json()["data"]["video_count"]
     assert client.get("/tiktok/search/hashtags", params={"q": "fresh"}).json()["data"][0]["id"] == "55555"
+
+
+def test_changing_the_page_size_mid_run_still_yields_the_truth(client: httpx.Client, admin: httpx.Client) -> None:
+    truth = _truth(admin, "31337")
+    ids: list[str] = []
+    cursor = None
+    for step in range(10_000):
+        limit = (1, 50, 13, 2, 49, 7)[step % 6]
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        doc = client.get("/tiktok/hashtags/31337/videos", params=params).json()
+        ids += [v["id"] for v in doc["data"] if v["id"] not in ids]
+        if not doc["pagination"]["has_more"]:
+            break
+        cursor = doc["pagination"]["next_cursor"]
+    assert ids == truth
+
+
+@pytest.mark.parametrize("count,dup_rate,short_rate", [(0, 0.0, 0.0), (1, 0.5, 1.0), (99, 0.5, 0.5),
+                                                        (101, 0.5, 0.0), (5_000, 0.5, 0.3), (3_333, 0.013, 0.05)])
+def test_feed_invariants_without_http(count: int, dup_rate: float, short_rate: float) -> None:
+    from airflow_provider_unifapi.sandbox.data import Feed
+
+    feed = Feed(3, "424242", "inv", count, dup_rate, short_rate, True)
+    truth = feed.truth_ids()
+    assert len(set(truth)) == len(truth) == count
+    for limit in (1, 3, 50):
+        seen: dict[str, int] = {}
+        order: list[str] = []
+        start, page_no = 0, 0
+        while True:
+            size = feed.page_size(start, limit)
+            assert 1 <= size <= limit or (size == 0 and start >= feed.length)
+            for rec in feed.render(start, size):
+                vid = rec.split(b'"', 4)[3].decode()
+                if vid in seen:
+                    assert seen[vid] < page_no, "a duplicate repeats an earlier page only"
+                else:
+                    seen[vid] = page_no
+                    order.append(vid)
+            start += size
+            page_no += 1
+            if start >= feed.length:
+                break
+        assert order == truth
