@@ -3,11 +3,12 @@
 Copy this DAG and change the settings at the top. It runs as is against the local sandbox
 (``make demo``) and against the real API once the ``unifapi_default`` connection holds a real key.
 
-- ``UNIFAPI_HASHTAG_ID``: the numeric hashtag id (default: the sandbox's ``#cats``).
+- ``UNIFAPI_HASHTAG_ID``: the numeric hashtag id (default: the sandbox's ``#cats``), or
+  ``UNIFAPI_HASHTAG_NAME``: a name without ``#``, resolved by exact match (costs search credits).
 - ``UNIFAPI_OUTPUT_BASE``: where runs go: ``s3://my-bucket/tiktok``, ``gs://...``, or
   ``file:///data/tiktok`` (default ``file:///tmp/unifapi-demo``). Set ``UNIFAPI_OUTPUT_CONN_ID`` to
   the object store's connection (e.g. ``aws_default``) for cloud storage.
-- ``UNIFAPI_MAX_CREDITS``: the hard budget of one day's run (default 2,000 credits = $2).
+- ``UNIFAPI_MAX_CREDITS``: the hard budget of one day's run (default 5,000 credits = $5).
 
 Each day's folder holds ``part-*.jsonl.gz`` files and a ``_manifest.json`` written last; the
 downstream task reads the manifest and prints the day's top videos by views.
@@ -24,10 +25,12 @@ from airflow_provider_unifapi._compat import DAG, ObjectStoragePath, task
 from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 from airflow_provider_unifapi.storage.run_folder import iter_run_records
 
-HASHTAG_ID = os.environ.get("UNIFAPI_HASHTAG_ID", "5050")
+# Give an id, or a name (resolved once by exact match through hashtag search, which costs credits).
+HASHTAG_NAME = os.environ.get("UNIFAPI_HASHTAG_NAME") or None
+HASHTAG_ID = None if HASHTAG_NAME else os.environ.get("UNIFAPI_HASHTAG_ID", "5050")
 OUTPUT_BASE = os.environ.get("UNIFAPI_OUTPUT_BASE", "file:///tmp/unifapi-demo").rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("UNIFAPI_OUTPUT_CONN_ID") or None
-MAX_CREDITS = int(os.environ.get("UNIFAPI_MAX_CREDITS", "2000"))
+MAX_CREDITS = int(os.environ.get("UNIFAPI_MAX_CREDITS", "5000"))
 
 with DAG(
     dag_id="example_unifapi_hashtag_videos",
@@ -42,8 +45,9 @@ with DAG(
         task_id="collect_hashtag_videos",
         unifapi_conn_id="unifapi_default",
         hashtag_id=HASHTAG_ID,
+        hashtag_name=HASHTAG_NAME,
         # One folder per hashtag and day: a retried try resumes in it; a finished one is reused.
-        output_path=f"{OUTPUT_BASE}/hashtag={HASHTAG_ID}/ds={{{{ ds }}}}/",
+        output_path=f"{OUTPUT_BASE}/hashtag={HASHTAG_ID or HASHTAG_NAME}/ds={{{{ ds }}}}/",
         output_conn_id=OUTPUT_CONN_ID,
         output_format="jsonl.gz",
         max_credits=MAX_CREDITS,
