@@ -10,7 +10,8 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow_provider_unifapi.sandbox.server import SandboxServer
 from airflow_provider_unifapi.sandbox.settings import DEFAULT_HASHTAGS, SettingsError, parse_hashtag_spec

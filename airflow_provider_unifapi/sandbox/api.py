@@ -23,8 +23,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 from airflow_provider_unifapi.sandbox.cursor import (
@@ -67,7 +68,7 @@ _RID_COUNTER = itertools.count(1)
 
 def new_request_id() -> str:
     """Return ``unif_`` + 16 hex digits, unique within the process."""
-    return "unif_%08x%08x" % (_RID_PREFIX, next(_RID_COUNTER) & 0xFFFFFFFF)
+    return f"unif_{_RID_PREFIX:08x}{next(_RID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 def reason(status: int) -> str:
@@ -211,19 +212,19 @@ class ApiService:
     def _process(self, call: Call) -> Reply:
         state = self.state
         if call.endpoint == "unknown":
-            call.rate_headers = _rl(state, peek=True)
+            call.rate_headers = _peek_rate_headers(state)
             return self._error(call, 404, "not_found", f"no route for {call.method} {call.path}")
         auth = call.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer" or not key or key != key.strip() or " " in key:
-            call.rate_headers = _rl(state, peek=True)
+            call.rate_headers = _peek_rate_headers(state)
             return self._error(call, 401, "unauthorized",
                                "missing or malformed Authorization header; expected 'Bearer <API key>'")
         with state.lock:
             refused = state.check_key(key)
             verdict = None if refused else state.take_token()
         if refused:
-            call.rate_headers = _rl(state, peek=True)
+            call.rate_headers = _peek_rate_headers(state)
             return self._error(call, 401, "unauthorized", refused)
         if verdict is not None:
             call.rate_headers = verdict.headers()
@@ -400,7 +401,7 @@ class ApiService:
 
     def _fault_error(self, call: Call, rule: FaultRule) -> Reply:
         state = self.state
-        headers = _rl(state, peek=True)
+        headers = _peek_rate_headers(state)
         if rule.retry_after is not None:
             value = rule.retry_after
             text = str(int(value)) if float(value).is_integer() else str(value)
@@ -441,9 +442,10 @@ class ApiService:
         )
 
 
-def _rl(state: SandboxState, *, peek: bool) -> list[tuple[str, str]]:
+def _peek_rate_headers(state: SandboxState) -> list[tuple[str, str]]:
+    """Rate-limit headers for a reply that does not consume a token (faults, 401, 404)."""
     with state.lock:
-        verdict: Verdict | None = state.peek_tokens() if peek else state.take_token()
+        verdict: Verdict | None = state.peek_tokens()
     return verdict.headers() if verdict is not None else []
 
 

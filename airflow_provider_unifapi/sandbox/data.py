@@ -260,8 +260,7 @@ class VideoRenderer:
         h2 = ((h1 ^ (h1 >> 29)) * 0xBF58476D1CE4E5B9) & M64
         h2 ^= h2 >> 32
         create_time = self._anchor - index * CREATE_TIME_GAP - (h1 & 31)
-        if create_time < 1_300_000_000:
-            create_time = 1_300_000_000
+        create_time = max(create_time, 1_300_000_000)
         vid = b"%d" % ((create_time << 32) | ((index * 0x9E3779B1 + self._low_salt) & 0xFFFFFFFF))
         username, author = self._authors[(h1 >> 5) & 2047]
         description = self._descriptions[(h1 >> 16) & 255]

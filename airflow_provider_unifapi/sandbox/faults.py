@@ -10,8 +10,9 @@ matched, so a plan replays identically for the same sequence of calls.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 KINDS = ("error", "reset", "malformed", "truncated", "slow", "shape")
 ENDPOINTS = ("videos", "hashtag", "search", "unknown")
@@ -70,9 +71,8 @@ class FaultRule:
             return False
         if self.times is not None and self.fired >= self.times:
             return False
-        if self.rate is not None and self.rng.random() >= self.rate:
-            return False
-        return True
+        # The draw comes last, so a rule's random sequence only advances on otherwise-matching calls.
+        return self.rate is None or self.rng.random() < self.rate
 
 
 def parse_rule(spec: Any) -> FaultRule:
@@ -143,7 +143,7 @@ def _parse_specific(rule: FaultRule, spec: Mapping[str, Any]) -> None:
         rule.message = msg
     elif rule.kind == "slow":
         delay = spec.get("delay_s")
-        if not _is_number(delay) or delay < 0:
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
             raise FaultPlanError("slow rule: delay_s must be a non-negative number")
         rule.delay_s = float(delay)
     elif rule.kind == "shape":

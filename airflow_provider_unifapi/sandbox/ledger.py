@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 FIELDS = (
     "seq", "ts", "method", "endpoint", "path", "hashtag_id", "cursor", "offset", "limit",

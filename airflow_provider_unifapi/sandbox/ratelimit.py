@@ -37,7 +37,7 @@ class TokenBucket:
     :param clock: monotonic clock, injectable for tests.
     """
 
-    def __init__(self, per_minute: int, burst: int, clock=time.monotonic) -> None:  # noqa: ANN001
+    def __init__(self, per_minute: int, burst: int, clock=time.monotonic) -> None:
         self.per_minute = per_minute
         self.burst = max(1, burst)
         self._clock = clock

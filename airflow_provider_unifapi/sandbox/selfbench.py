@@ -8,7 +8,9 @@ records/s, twice per round:
   figure is what the sandbox plus httpx's own per-request cost allow: the ceiling any httpx-based
   client benchmark can reach against this sandbox on this machine;
 * ``json``: the client also ``json.loads`` every page, as a real client must; on a slow CPU the
-  ~55 KB page parse alone costs about as much as the sandbox's whole answer.
+  ~51 KB page parse alone costs about as much as the sandbox's whole answer;
+* ``raw``: stdlib ``http.client`` and the same scan, a much cheaper client: this is closest to
+  the sandbox's own capacity for one sequential keep-alive client.
 
 Needs ``httpx`` (installed with the provider).
 """
@@ -16,6 +18,7 @@ Needs ``httpx`` (installed with the provider).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import re
 import subprocess
@@ -35,12 +38,36 @@ def _cursor_by_scan(body: bytes) -> tuple[int, str | None]:
     return body.count(b'"video_description":'), cursor.decode() if cursor else None
 
 
+def _raw_round(base: str, limit: int) -> tuple[int, int, float]:
+    host, port = base.rsplit("/", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Authorization": "Bearer selfbench"}
+    cursor: str | None = None
+    pages = records = 0
+    started = time.perf_counter()
+    try:
+        while True:
+            target = f"/tiktok/hashtags/{HASHTAG_ID}/videos?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            conn.request("GET", target, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {body[:200]!r}")
+            pages += 1
+            count, cursor = _cursor_by_scan(body)
+            records += count
+            if cursor is None:
+                return pages, records, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
 def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float]]:
     """Page through the hashtag ``rounds`` times in each mode; returns ``(mode, pages, records, seconds)``."""
     import httpx  # local import: the sandbox package itself must not need httpx
 
     cmd = [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0",
-           "--hashtag", f"{HASHTAG_ID}:selfbench:{videos}", "--balance", str(videos * 4 * rounds + 1000)]
+           "--hashtag", f"{HASHTAG_ID}:selfbench:{videos}", "--balance", str(videos * 6 * rounds + 1000)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -71,6 +98,7 @@ def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float
                         if cursor is None:
                             break
                     results.append((mode, pages, records, time.perf_counter() - started))
+                results.append(("raw", *_raw_round(base, limit)))
         return results
     finally:
         proc.terminate()
@@ -89,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode, pages, records, seconds in results:
         print(f"{mode:4s}: {pages} pages, {records} records in {seconds:.2f}s = "
               f"{pages / seconds:,.0f} pages/s, {records / seconds:,.0f} records/s")
-    for mode in ("scan", "json"):
+    for mode in ("scan", "json", "raw"):
         _, pages, records, seconds = min((r for r in results if r[0] == mode), key=lambda r: r[3])
         summary[f"{mode}_pages_per_s"] = round(pages / seconds)
         summary[f"{mode}_records_per_s"] = round(records / seconds)

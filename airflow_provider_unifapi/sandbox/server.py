@@ -25,7 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from airflow_provider_unifapi.sandbox.admin import handle_admin
-from airflow_provider_unifapi.sandbox.api import ApiService, Reply, error_body, new_request_id, parse_query, reason
+from airflow_provider_unifapi.sandbox.api import (
+    ApiService,
+    Reply,
+    error_body,
+    new_request_id,
+    parse_query,
+    reason,
+)
 from airflow_provider_unifapi.sandbox.settings import Settings
 from airflow_provider_unifapi.sandbox.state import SandboxState
 
@@ -98,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the stock per-request stderr log (``verbose`` has its own access log)."""
 
     # --- request parsing ----------------------------------------------------------------------------
@@ -131,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, headers: dict[str, str]) -> bytes:
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size_line = self.rfile.readline(_MAX_LINE + 1).split(b";")[0].strip()
                 try:
@@ -186,14 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
         service = self.server.service
         reply: Reply | None = None
         try:
-            if target == "/_sandbox" or target.startswith("/_sandbox/") or target.startswith("/_sandbox?"):
+            if target == "/_sandbox" or target.startswith(("/_sandbox/", "/_sandbox?")):
                 path, _, query = target.partition("?")
                 status, payload = handle_admin(service.state, "GET" if method == "HEAD" else method, path,
                                                parse_query(query), body)
                 reply = Reply(status, payload, new_request_id())
             else:
                 reply = service.handle(method, target, pairs, headers, self._client_alive)
-        except Exception:  # a sandbox bug must still produce an answer, and a trace for its author
+        except Exception:  # noqa: BLE001  # a sandbox bug must still get an answer, and a trace for its author
             print("unifapi-sandbox: internal error while serving a request:", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
             rid = new_request_id()
@@ -322,7 +329,7 @@ class SandboxServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> SandboxServer:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 # ASCII digits, matched with fullmatch: r"^\d+$" would also take other scripts' digits and a
 # trailing newline.

@@ -8,8 +8,9 @@ generation does not: it is a pure function of the settings snapshot and runs out
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from airflow_provider_unifapi.sandbox.data import Feed, default_hashtag_name, default_video_count
 from airflow_provider_unifapi.sandbox.faults import FaultRule, parse_plan

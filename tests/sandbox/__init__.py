@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from openapi_schema_validator import OAS30Validator
@@ -26,7 +27,7 @@ SEARCH_SCHEMA = "_tiktok_search_hashtags_get_200_response"
 ERROR_SCHEMA = "ErrorResponse"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> OAS30Validator:
     # OAS30Validator: the file says 3.1.0 but marks nullable fields with the 3.0 ``nullable`` keyword.
     # A document holding the $ref plus the components resolves "#/components/schemas/..." itself.

@@ -73,7 +73,7 @@ def test_cli_exits_0_on_sigint_and_accepts_keys_and_limits() -> None:
 
 def test_cli_rejects_bad_options() -> None:
     result = subprocess.run([sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--hashtag", "x:y"],
-                            capture_output=True, text=True, cwd=REPO, timeout=30)
+                            capture_output=True, text=True, cwd=REPO, timeout=30, check=False)
     assert result.returncode == 2 and "ID:NAME:COUNT" in result.stderr
 
 

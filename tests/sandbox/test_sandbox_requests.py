@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +46,7 @@ def test_spec_file_is_the_official_subset() -> None:
 
 
 def test_video_pages_validate_and_cover_every_field_and_variant(client: httpx.Client) -> None:
-    ids, pages = page_all(client, "5050", 50, check=True)  # 2,500 videos
+    _, pages = page_all(client, "5050", 50, check=True)  # 2,500 videos
     videos = [v for p in pages for v in p["data"]]
     required = json.loads(SPEC_PATH.read_text())["components"]["schemas"]["Video"]["required"]
     for v in videos:
