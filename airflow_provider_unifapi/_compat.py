@@ -62,6 +62,7 @@ __all__ = [
     "Context",
     "ObjectStoragePath",
     "aget_connection",
+    "dag_test",
     "PokeReturnValue",
     "TriggerEvent",
     "Variable",
@@ -93,3 +94,19 @@ def get_variable(key: str) -> Any:
     if AIRFLOW_V_3:
         return Variable.get(key, default=None)
     return Variable.get(key, default_var=None)
+
+
+# -- sensors: the timeout a sensor raises (the balance sensor's deferred timeout event) -------------
+if AIRFLOW_V_3:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+else:  # Airflow 2.11
+    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
+
+__all__ += ["AirflowSensorTimeout"]
+
+
+def dag_test(dag: Any, logical_date: Any) -> Any:
+    """``dag.test()`` for one logical date (Airflow 2 calls it ``execution_date``); returns the DagRun."""
+    if AIRFLOW_V_3:
+        return dag.test(logical_date=logical_date)
+    return dag.test(execution_date=logical_date)
