@@ -113,6 +113,7 @@ class Feed:
 
     # --- position arithmetic -------------------------------------------------------------------
     def _dups_before_block(self, block: int) -> int:
+        """Duplicate slots in blocks ``0 .. block-1`` (closed form, see the module docstring)."""
         return int(max(0, block - 1) * self._dups_per_block)
 
     def _dup_offsets(self, block: int) -> tuple[int, ...]:
@@ -134,6 +135,7 @@ class Feed:
         return offsets
 
     def _dup_set(self, block: int) -> frozenset[int]:
+        """The duplicate offsets of ``block`` as a set (membership test per position)."""
         found = self._slot_cache.get(block)
         if found is None:
             return frozenset(self._dup_offsets(block))

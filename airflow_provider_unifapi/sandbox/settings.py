@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 # ASCII digits, matched with fullmatch: r"^\d+$" would also take other scripts' digits and a
@@ -69,7 +69,6 @@ class Settings:
     not_found_ids: frozenset[str] = frozenset()
     invalid_ids: frozenset[str] = frozenset()
     ledger_cap: int = 2_000_000
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def burst(self) -> int:
