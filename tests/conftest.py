@@ -201,8 +201,12 @@ class DagRunner:
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dag = module.dag
-        dr = dag.test(logical_date=logical_date or pendulum.datetime(2024, 1, 1, tz="UTC"))
+        from airflow_provider_unifapi._compat import dag_test
+
+        # A distinct logical date per run (same day, so {{ ds }} stays 2024-01-01): Airflow 2.11 cannot
+        # replace an existing DagRun of the same date in dag.test().
+        default_date = pendulum.datetime(2024, 1, 1, tz="UTC").add(seconds=self.count)
+        dr = dag_test(module.dag, logical_date or default_date)
         tis = {ti.task_id: ti for ti in dr.get_task_instances()}
         xcoms = {}
         for task_id, ti in tis.items():

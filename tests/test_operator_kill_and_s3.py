@@ -28,7 +28,8 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
         "import importlib.util, pendulum, sys;"
         f"spec = importlib.util.spec_from_file_location('killdag', {str(path)!r});"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
-        "m.dag.test(logical_date=pendulum.datetime(2024, 1, 1, tz='UTC'))"
+        "from airflow_provider_unifapi._compat import dag_test;"
+        "dag_test(m.dag, pendulum.datetime(2024, 1, 1, tz='UTC'))"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=os.environ.copy(), start_new_session=True,

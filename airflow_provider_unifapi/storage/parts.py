@@ -93,11 +93,8 @@ def iter_part_ids(path: Any, output_format: str) -> Iterator[str]:
         for value in column.to_pylist():
             yield str(value)
         return
-    with path.open("rb") as raw:
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if output_format == "jsonl.gz" else raw
-        for line in stream:
-            if line.strip():
-                yield str(json.loads(line)["id"])
+    for record in iter_part_records(path, output_format):
+        yield str(record["id"])
 
 
 def iter_part_records(path: Any, output_format: str) -> Iterator[dict[str, Any]]:
@@ -111,6 +108,7 @@ def iter_part_records(path: Any, output_format: str) -> Iterator[dict[str, Any]]
         return
     with path.open("rb") as raw:
         stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if output_format == "jsonl.gz" else raw
-        for line in stream:
+        # readline(), not iteration: some fsspec file objects (Airflow 2.11's local opener) are not iterable
+        while line := stream.readline():
             if line.strip():
                 yield json.loads(line)
