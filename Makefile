@@ -31,7 +31,7 @@ chaos:
 # Regenerate the pinned environments (needs network access to PyPI).
 lock:
 	uv pip compile -q pyproject.toml --extra test --extra openlineage -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
-	uv pip compile -q pyproject.toml --extra test -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
+	uv pip compile -q pyproject.toml --extra test --extra openlineage -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache demo-output airflow-home
