@@ -352,3 +352,44 @@ def test_a_template_that_renders_to_no_number_fails_fast(unifapi_conn, dag_runne
     assert result.ti_state("wait") == "failed"
     assert unifapi_conn.calls() == []
     assert "min_balance must be an integer number of credits" in result.log_text
+
+
+# -- the fan-out example DAG ------------------------------------------------------------------------
+def test_the_fan_out_example_runs_behind_the_sensor(unifapi_conn, dag_runner, monkeypatch, tmp_path, capsys, caplog):
+    import shutil
+    from pathlib import Path
+
+    monkeypatch.setenv("UNIFAPI_HASHTAG_IDS", "5050,4242")
+    monkeypatch.setenv("UNIFAPI_MAX_CREDITS_PER_HASHTAG", "60")
+    monkeypatch.setenv("UNIFAPI_OUTPUT_BASE", tmp_path.as_uri())
+    example = Path(__file__).resolve().parents[1] / "example_dags" / "example_unifapi_fan_out.py"
+    path = shutil.copy(example, dag_runner.folder / "example_unifapi_fan_out.py")
+    result = dag_runner.run(Path(path), capsys=capsys, caplog=caplog)
+    assert_no_key(result.log_text)
+    assert result.state == "success"
+    assert result.xcoms["report"] == {
+        "hashtags": 2,
+        "records": result.xcoms["report"]["records"],
+        "credits_charged": unifapi_conn.credits_charged() - 1,  # minus the sensor's reading
+    }
+    assert 0 < result.xcoms["report"]["credits_charged"] <= 2 * 60
+    for hashtag_id in ("5050", "4242"):
+        assert (tmp_path / f"hashtag={hashtag_id}" / "ds=2024-01-01" / "_manifest.json").exists()
+
+
+def test_the_fan_out_example_parses_with_its_settings():
+    import importlib.util
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "example_dags" / "example_unifapi_fan_out.py"
+    spec = importlib.util.spec_from_file_location("example_unifapi_fan_out_parse", example)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.dag
+    sensor, collect = dag.get_task("wait_for_credits"), dag.get_task("collect")
+    assert sensor.min_balance == len(module.HASHTAG_IDS) * module.MAX_CREDITS_PER_HASHTAG
+    assert sensor.deferrable is True
+    assert collect.partial_kwargs["pool"] == "unifapi"
+    assert collect.partial_kwargs["max_credits"] == module.MAX_CREDITS_PER_HASHTAG
+    assert "collect" in sensor.downstream_task_ids
