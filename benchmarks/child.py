@@ -1,0 +1,33 @@
+"""Entry point of a contestant's process: ``python -m benchmarks.child SPEC.json``.
+
+Imports only the contestant's module, runs it, and exits non-zero when it did not produce a
+successful :class:`~benchmarks.spec.RunResult` (the harness reads the result file either way).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from benchmarks.contestants import BY_NAME
+from benchmarks.spec import RunResult, RunSpec
+
+
+def main(argv: list[str]) -> int:
+    spec = RunSpec.load(argv[0])
+    contestant = BY_NAME[spec.contestant]
+    importlib.import_module(contestant.module).run(spec)
+    path = Path(spec.result_path)
+    if not path.exists():
+        print(f"benchmark child: {spec.contestant} produced no result (did its task run?)", file=sys.stderr)
+        return 3
+    result = RunResult.load(path)
+    if not result.ok:
+        print(f"benchmark child: {spec.contestant} failed: {result.error}", file=sys.stderr)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

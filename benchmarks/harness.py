@@ -1,0 +1,308 @@
+"""Run contestants one at a time against the sandbox, measure, verify, and kill on demand (parent side).
+
+Every run gets a process of its own (its peak RSS is its own: read from ``wait4``'s rusage and
+from the child's high-water mark before its window), a reset sandbox (so the ledger holds that run
+only), and an emptied output folder. The sandbox and the contestant are the only busy processes:
+the harness sleeps in ``wait4`` meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from benchmarks import airflow_env
+from benchmarks.contestants import Contestant
+from benchmarks.sandbox import SandboxProcess, hashtag_id_for
+from benchmarks.spec import SPEC_ENV, RunResult, RunSpec
+from benchmarks.verify import check
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Sample:
+    """One run of one contestant, as measured and checked."""
+
+    contestant: str
+    size: int
+    latency_ms: float
+    round: int
+    kind: str  # clean | killed | restart | profile
+    ok: bool = False
+    problem: Optional[str] = None
+    exit_code: Optional[int] = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_kb: int = 0  # the whole process: start-up, window and tear-down
+    rss_start_kb: int = 0
+    window_hwm_kb: int = 0
+    rows: int = 0
+    unique: int = 0
+    duplicates: int = 0
+    calls: int = 0
+    credits: int = 0
+    records_served: int = 0
+    killed_at_calls: Optional[int] = None
+    elapsed_process_s: float = 0.0
+    profile: dict[str, Any] = field(default_factory=dict)
+    log: str = ""
+
+    @property
+    def records_per_s(self) -> float:
+        """Unique records of the hashtag per second of window: every contestant does the same job."""
+        return self.size / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def job_rss_kb(self) -> int:
+        """What the job added on top of the process as it stood when the window opened."""
+        return max(self.window_hwm_kb - self.rss_start_kb, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["records_per_s"] = self.records_per_s
+        data["job_rss_kb"] = self.job_rss_kb
+        return data
+
+
+def child_env(
+    base: dict[str, str], *, work: Path, run_dir: Path, code_path: Optional[Path], airflow_home: Path
+) -> dict[str, str]:
+    """Environment of every child (sandbox included): bytecode cache, import path, Airflow home."""
+    env = dict(base)
+    # Some shells here set PYTHONDONTWRITEBYTECODE: Airflow then recompiles ~2,000 modules (4 s) per
+    # process. Cache bytecode under the work dir instead (never next to the sources).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    paths = ([str(code_path)] if code_path else []) + [str(REPO)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(airflow_env.airflow_env(airflow_home, run_dir / "dags"))
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network calls from dlt's usage telemetry
+    return env
+
+
+class Harness:
+    """Runs samples; owns the run directory and the sandbox handle."""
+
+    def __init__(
+        self, sandbox: SandboxProcess, env: dict[str, str], run_dir: Path, *, timeout_s: float, verbose: bool = True
+    ) -> None:
+        self.sandbox = sandbox
+        self.env = env
+        self.run_dir = run_dir
+        self.timeout_s = timeout_s
+        self.verbose = verbose
+        self.count = 0
+        self.env["AIRFLOW_CONN_UNIFAPI_DEFAULT"] = json.dumps(
+            {"conn_type": "unifapi", "host": sandbox.url, "password": "x", "extra": {"timeout": 60}}
+        )
+        self.env["AIRFLOW_CONN_UNIFAPI_HTTP"] = json.dumps({"conn_type": "http", "host": sandbox.url})
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(text, file=sys.stderr, flush=True)
+
+    def _dirs(self, c: Contestant, size: int) -> tuple[Path, Path]:
+        return self.run_dir / "out" / f"{c.name}-{size}", self.run_dir / "state" / f"{c.name}-{size}"
+
+    def run(
+        self,
+        c: Contestant,
+        size: int,
+        latency_ms: float,
+        round_no: int,
+        *,
+        kind: str = "clean",
+        reset: bool = True,
+        fresh: bool = True,
+        kill_at_calls: Optional[int] = None,
+        profile: bool = False,
+    ) -> Sample:
+        """One run of ``c``; ``kill_at_calls`` SIGKILLs it once the ledger shows that many calls."""
+        from benchmarks.spec import API_KEY
+
+        self.count += 1
+        out, state = self._dirs(c, size)
+        if fresh:
+            for folder in (out, state):
+                shutil.rmtree(folder, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True)
+        if reset:
+            self.sandbox.reset(latency_ms)
+        tag = f"{self.count:04d}-{c.name}-{size}-{int(latency_ms)}ms-{kind}"
+        result_path = self.run_dir / "results" / f"{tag}.json"
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        spec = RunSpec(
+            contestant=c.name,
+            base_url=self.sandbox.url,
+            hashtag_id=hashtag_id_for(size),
+            size=size,
+            out_dir=str(out),
+            result_path=str(result_path),
+            state_dir=str(state),
+            api_key=API_KEY,
+            option=c.option,
+            dag_id="bench_" + c.name.replace("-", "_").replace(".", "_"),
+            profile=profile,
+        )
+        spec_path = self.run_dir / "specs" / f"{tag}.json"
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.dump(spec_path)
+        log_path = self.run_dir / "logs" / f"{tag}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sample = Sample(c.name, size, latency_ms, round_no, kind, log=str(log_path))
+        env = dict(self.env)
+        env[SPEC_ENV] = str(spec_path)
+        started = time.monotonic()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.child", str(spec_path)],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        status, rusage, killed_at = self._wait(proc, started, kill_at_calls)
+        sample.elapsed_process_s = time.monotonic() - started
+        sample.exit_code = os.waitstatus_to_exitcode(status)
+        sample.killed_at_calls = killed_at
+        totals = self.sandbox.totals()
+        sample.calls = int(totals["calls"])
+        sample.credits = int(totals["credits_charged"])
+        sample.records_served = int(totals["records_served"])
+        result = RunResult.load(result_path) if result_path.exists() else None
+        # After the window opens the kernel's high-water mark only covers the window onwards, so the
+        # process peak is the larger of start-up's peak (read before the reset) and rusage's.
+        sample.peak_rss_kb = max(rusage.ru_maxrss, result.startup_hwm_kb if result else 0)
+        if result is not None:
+            sample.wall_s, sample.cpu_s = result.wall_s, result.cpu_s
+            sample.rss_start_kb, sample.window_hwm_kb = result.rss_start_kb, result.window_hwm_kb
+            sample.rows = result.records
+            sample.profile = result.profile
+        if kill_at_calls is not None:
+            sample.ok = killed_at is not None
+            if not sample.ok:
+                sample.problem = f"finished before the ledger showed {kill_at_calls} calls: not killed"
+            return self._done(sample)
+        if sample.exit_code != 0 or result is None or not result.ok:
+            sample.problem = (result.error if result and result.error else None) or (
+                f"exit code {sample.exit_code}; last log lines:\n" + _tail(log_path)
+            )
+            return self._done(sample)
+        self._verify(c, sample, out, result)
+        return self._done(sample)
+
+    def _verify(self, c: Contestant, sample: Sample, out: Path, result: RunResult) -> None:
+        truth = self.sandbox.truth(sample.size)
+        if c.output == "none":
+            # The ceiling keeps nothing: it must have parsed every record the sandbox served.
+            sample.unique = 0
+            sample.ok = result.records == sample.records_served and sample.records_served >= len(truth)
+            if not sample.ok:
+                sample.problem = f"parsed {result.records} records, the sandbox served {sample.records_served}"
+            return
+        delivery = check(c.output, out, truth, dedupes=c.dedupes, ordered=c.output != "dlt")
+        sample.rows, sample.unique, sample.duplicates = delivery.rows, delivery.unique, delivery.duplicates
+        sample.ok = delivery.correct
+        sample.problem = delivery.problem
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], started: float, kill_at_calls: Optional[int]
+    ) -> tuple[int, Any, Optional[int]]:
+        """``wait4`` the child (its own rusage); poll the ledger meanwhile when a kill is due."""
+        killed_at: Optional[int] = None
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+                _kill_group(proc.pid)  # anything the child left behind
+                return status, rusage, killed_at
+            if kill_at_calls is not None and killed_at is None:
+                calls = int(self.sandbox.totals()["calls"])
+                if calls >= kill_at_calls:
+                    _kill_group(proc.pid)
+                    killed_at = calls
+                time.sleep(0.005)
+                continue
+            if time.monotonic() - started > self.timeout_s:
+                self.say(f"  timeout after {self.timeout_s:.0f} s: killing pid {proc.pid}")
+                _kill_group(proc.pid)
+            time.sleep(0.05)
+
+    def _done(self, sample: Sample) -> Sample:
+        if sample.kind == "killed":
+            what = f"killed at {sample.killed_at_calls} calls" if sample.ok else f"NOT KILLED: {sample.problem}"
+        elif sample.ok:
+            what = (
+                f"{sample.records_per_s:10,.0f} rec/s  wall {sample.wall_s:7.2f} s  cpu {sample.cpu_s:7.2f} s  "
+                f"peak {sample.peak_rss_kb / 1024:7.1f} MB  job {sample.job_rss_kb / 1024:7.1f} MB  "
+                f"credits {sample.credits}"
+            )
+        else:
+            what = f"FAILED: {sample.problem}"
+        self.say(
+            f"  [{sample.kind:7}] {sample.contestant:14} {sample.size:>9,} @ {sample.latency_ms:g} ms "
+            f"r{sample.round}: {what}"
+        )
+        return sample
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class KillOutcome:
+    """A run SIGKILLed once the ledger showed half a clean run's pages, then restarted its own way."""
+
+    contestant: str
+    size: int
+    latency_ms: float
+    clean_credits: int
+    clean_calls: int
+    killed_at_calls: Optional[int]
+    killed_credits: int
+    total_credits: int
+    correct_after_restart: bool
+    duplicates_after_restart: int
+    problem: Optional[str] = None
+
+    @property
+    def respent(self) -> int:
+        return self.total_credits - self.clean_credits
+
+
+def kill_test(h: Harness, c: Contestant, size: int, latency_ms: float, clean: Sample) -> KillOutcome:
+    """Kill at 50% of a clean run's calls, restart (same folder/state), and count credits re-spent."""
+    half = max(1, (clean.calls + 1) // 2)
+    killed = h.run(c, size, latency_ms, 0, kind="killed", kill_at_calls=half)
+    outcome = KillOutcome(
+        c.name, size, latency_ms, clean.credits, clean.calls, killed.killed_at_calls, killed.credits, 0, False, 0
+    )
+    if not killed.ok:
+        outcome.problem = killed.problem
+        outcome.total_credits = killed.credits
+        return outcome
+    # The restart keeps the ledger (no reset) and the output folder / tool state (not fresh).
+    restart = h.run(c, size, latency_ms, 0, kind="restart", reset=False, fresh=False)
+    outcome.total_credits = restart.credits
+    outcome.correct_after_restart = restart.ok
+    outcome.duplicates_after_restart = restart.duplicates
+    outcome.problem = restart.problem
+    return outcome
