@@ -166,7 +166,7 @@ class HashtagVideoCollector:
         self.output_path = output_path
         self.log = logger or log
         self.on_page = on_page
-        self.store = CheckpointStore(folder.folder) if folder is not None else None
+        self.store = CheckpointStore(folder.io) if folder is not None else None
         self.resumed = False
         self.records_in_memory: list[dict[str, Any]] = []
         self.checkpoint = self._load_or_start(initial_balance, resolution_credits)
@@ -200,8 +200,7 @@ class HashtagVideoCollector:
                 cp.credits_unconfirmed += cp.pending_call_credits
                 cp.pending_call_credits = 0
             assert self.folder is not None
-            self.folder.remove_stray_parts(cp)
-            self.ids = self.folder.load_ids(cp)
+            self.ids = self.folder.recover(cp)
             self.log.info(
                 "Resuming hashtag %s from its checkpoint: %d pages, %d records, %d credits confirmed "
                 "+ %d possibly billed over %d earlier tries; the next page is the first not yet paid for",
@@ -230,6 +229,13 @@ class HashtagVideoCollector:
 
     def run(self) -> dict[str, Any]:
         """Fetch pages until a stop reason; return the summary (also written as ``_manifest.json``)."""
+        try:
+            return self._run()
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    def _run(self) -> dict[str, Any]:
         cp = self.checkpoint
         if cp.finished:
             return self._finish(cp.stop_reason or "exhausted")
@@ -270,8 +276,12 @@ class HashtagVideoCollector:
             cp.empty_pages_in_row = pager.empty_run
             if pager.stop_reason == "balance_truncated":
                 cp.note_request_id(page.request_id)
-            elif len(cp.staged) and sum(p.records for p in cp.staged) >= self.records_per_part:
-                self._compact()
+            elif self.folder is not None and self.folder.pending_records(cp) >= self.records_per_part:
+                self._close_part()
+            if not pager.done:
+                # Write-ahead for the next call in this same commit: one checkpoint write per page.
+                next_limit, _, next_stop = self.budget.next_call(self.page_size, cp, self._balance())
+                cp.pending_call_credits = next_limit if next_stop is None else 0
             self._save()
             self._log_page(page, kept, started, records_this_try)
             if self.on_page is not None:
@@ -304,19 +314,14 @@ class HashtagVideoCollector:
             self.records_in_memory.extend(v.model_dump(mode="json") for v in kept)
         else:
             payload = b"".join(_VIDEO.dump_json(v) + b"\n" for v in kept)
-            cp.staged.append(self.folder.stage_page(cp.pages, payload, page.request_id, len(kept)))
+            self.folder.add_page(cp, payload, page.request_id, len(kept))
         return len(kept)
 
-    def _compact(self) -> None:
-        assert self.folder is not None
+    def _close_part(self) -> None:
+        assert self.folder is not None and self.store is not None
         cp = self.checkpoint
-        part = self.folder.compact(cp)
-        if part is None:
-            return
-        done = cp.staged
-        cp.parts.append(part)
-        cp.staged = []
-        self._save()  # the part is committed; the staged pages it holds can go
+        done = self.folder.close_part(cp)
+        self.store.compact(cp)  # the part is committed; the journal restarts from here
         self.folder.drop_staged(done)
 
     def _log_page(self, page: VideoPage, kept: int, started: float, records_this_try: int) -> None:
@@ -381,7 +386,7 @@ class HashtagVideoCollector:
     def _finish(self, stop_reason: str) -> dict[str, Any]:
         cp = self.checkpoint
         if self.folder is not None:
-            self._compact()
+            self._close_part()
             cp.finished = True
             cp.stop_reason = stop_reason
             self._save()
@@ -396,6 +401,7 @@ class HashtagVideoCollector:
                 "written_at": datetime.now(timezone.utc).isoformat(),
             }
             self.folder.write_manifest(manifest)
+            self.store.close()  # type: ignore[union-attr]
             self.folder.finish()
         else:
             summary = self.summary(stop_reason)

@@ -35,6 +35,18 @@ def read_output(folder: Path) -> tuple[dict, list[dict]]:
     return manifest, records
 
 
+def read_checkpoint(folder: Path) -> dict:
+    """The last committed checkpoint of an unfinished run (the file is a journal of commits)."""
+    from upath import UPath
+
+    from airflow_provider_unifapi.storage.checkpoint import CheckpointStore
+    from airflow_provider_unifapi.storage.fsio import FolderIO
+
+    checkpoint = CheckpointStore(FolderIO(UPath(f"file://{folder}"))).load()
+    assert checkpoint is not None, f"no checkpoint in {folder}"
+    return checkpoint.model_dump()
+
+
 def video_calls(sb):
     return [c for c in sb.calls("videos")]
 
@@ -195,7 +207,7 @@ def test_truncation_then_top_up_then_retry_completes(sb, dag_runner, tmp_path, c
     first = dag_runner.run(path, capsys=capfd)
     assert first.state == "failed"
     assert "balance" in first.log_text and "Top up" in first.log_text
-    checkpoint = json.loads((out / "_checkpoint.json").read_text())
+    checkpoint = read_checkpoint(out)
     assert checkpoint["records"] >= 100 and checkpoint["balance_remaining"] == 0
     assert not (out / "_manifest.json").exists()  # incomplete folders carry no manifest
     truncated = [c for c in video_calls(sb) if c["status"] == 200][-1]
@@ -336,3 +348,23 @@ def test_key_absent_from_logs_checkpoint_manifest_and_xcom(sb, dag_runner, tmp_p
     everything += [p.read_bytes() for p in out.rglob("*") if p.is_file()]
     assert_no_key(*everything)
     assert API_KEY not in json.dumps(sb.ledger())
+
+
+def test_bytes_a_dead_try_appended_after_its_last_commit_are_cut_on_resume(sb, dag_runner, tmp_path):
+    sb.faults({"kind": "error", "status": 401, "type": "unauthorized", "at": [4]})
+    out = tmp_path / "torn"
+    path = op_dag(dag_runner, "op_torn", hashtag_id=TAG, output_path=f"file://{out}")
+    assert dag_runner.run(path).state == "failed"
+    checkpoint = read_checkpoint(out)
+    open_part = checkpoint["open_part"]
+    assert open_part and open_part["records"] > 0
+    with open(out / open_part["name"], "ab") as handle:  # what a try killed mid-append leaves behind
+        handle.write(b"\x1f\x8b\x08\x00garbage-from-a-dead-try")
+    with open(out / "_checkpoint.json", "ab") as handle:
+        handle.write(b'{"torn": ')
+    sb.clear_faults()
+    result = dag_runner.run(path)
+    assert result.state == "success" and result.xcoms["collect"]["resumed"]
+    manifest, records = read_output(out)
+    assert [r["id"] for r in records] == sb.truth(TAG)
+    assert_no_page_paid_twice(sb)

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import assert_no_key
-from tests.test_operator import op_dag, read_output
+from tests.test_operator import op_dag, read_checkpoint, read_output
 
 TAG = "5151"
 VIDEOS = 2000
@@ -47,7 +47,7 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
     killed_at = len(sb.calls("videos"))
     assert killed_at < VIDEOS / 50, "the kill must land mid-run"
     assert not (out / "_manifest.json").exists()
-    checkpoint = json.loads((out / "_checkpoint.json").read_text())
+    checkpoint = read_checkpoint(out)
     assert checkpoint["pages"] >= 1
 
     sb.reset(latency_ms=0, hashtags=[{"id": TAG, "name": "killtest", "video_count": VIDEOS}], balance=sb.balance())

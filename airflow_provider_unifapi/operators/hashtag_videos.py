@@ -233,7 +233,7 @@ class TikTokHashtagVideosOperator(BaseOperator):
         if folder is not None:
             from airflow_provider_unifapi.storage.checkpoint import CheckpointStore
 
-            earlier = CheckpointStore(folder.folder).load()
+            earlier = CheckpointStore(folder.io).load()
             if earlier is not None and earlier.hashtag_name == self.hashtag_name:
                 return earlier.hashtag_id, earlier.resolution_credits
         resolved = client.resolve_hashtag_id(self.hashtag_name)

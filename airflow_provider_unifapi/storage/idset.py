@@ -32,18 +32,13 @@ class IdSet:
 
     @staticmethod
     def _key(value: str) -> int | None:
-        if value.isascii() and value.isdigit() and len(value) <= 20 and (value == "0" or value[0] != "0"):
+        if len(value) <= 20 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0"):
             number = int(value)
             if number < _U64:
                 return number
         return None
 
-    def __contains__(self, value: object) -> bool:
-        if not isinstance(value, str):
-            return False
-        key = self._key(value)
-        if key is None:
-            return value in self._other
+    def _has_key(self, key: int) -> bool:
         if key in self._buffer:
             return True
         for run in self._runs:
@@ -52,14 +47,22 @@ class IdSet:
                 return True
         return False
 
-    def add(self, value: str) -> bool:
-        """Add ``value``; True when it was new."""
-        if value in self:
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
             return False
         key = self._key(value)
+        return value in self._other if key is None else self._has_key(key)
+
+    def add(self, value: str) -> bool:
+        """Add ``value``; True when it was new."""
+        key = self._key(value)
         if key is None:
+            if value in self._other:
+                return False
             self._other.add(value)
         else:
+            if self._has_key(key):
+                return False
             self._buffer.add(key)
             if len(self._buffer) >= _BUFFER_LIMIT:
                 self._flush()

@@ -3,23 +3,41 @@
 ::
 
     <output_path>/
-        part-00000.jsonl.gz      committed parts (deterministic names)
+        part-00000.jsonl.gz      parts (deterministic names)
         _manifest.json           written last: its presence means the folder is complete
         _checkpoint.json         while the run is unfinished only
-        _staging/page-000042.jsonl   pages fetched and paid for, not yet compacted into a part
+        _staging/page-000042.jsonl   (staging mode) pages paid for, not yet compacted into a part
 
-A page is staged before the checkpoint that names it, and a part is written before the checkpoint
-that names it, so a crash between the two only rewrites the same file on the next try.
+Two ways to make every page durable before the checkpoint names it:
+
+- **append mode** (local disks, ``jsonl`` / ``jsonl.gz``): each page is appended to the open part
+  (as its own gzip member for ``jsonl.gz``: multi-member gzip is standard and every reader handles
+  it) and the checkpoint records the part's committed length; a resumed try truncates the part back
+  to that length, dropping what a dead try appended after its last commit.
+- **staging mode** (object stores, and ``parquet``): each page is written as its own object under
+  ``_staging/``; every ``records_per_part`` records they are compacted into a part, the checkpoint is
+  committed, and only then are the staged pages deleted.
+
+Either way a crash between a write and the commit that names it only rewrites the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import zlib
 from typing import Any, Optional
 
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
+from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.idset import IdSet
-from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, iter_part_ids, part_name, write_part
+from airflow_provider_unifapi.storage.parts import (
+    DEFAULT_GZIP_LEVEL,
+    iter_part_records,
+    part_name,
+    read_ids,
+    write_part,
+)
 
 MANIFEST_NAME = "_manifest.json"
 STAGING_DIR = "_staging"
@@ -30,45 +48,118 @@ class RunFolder:
 
     :param folder: an ``ObjectStoragePath`` (or any universal-pathlib path) to the run's folder.
     :param output_format: ``jsonl``, ``jsonl.gz`` or ``parquet``.
+    :param gzip_level: compression level of ``jsonl.gz`` parts.
     """
 
     def __init__(self, folder: Any, output_format: str, *, gzip_level: int = DEFAULT_GZIP_LEVEL) -> None:
         self.folder = folder
         self.output_format = output_format
         self.gzip_level = gzip_level
-        self.staging = folder / STAGING_DIR
+        self.io = FolderIO(folder)
+        self._staging_ready = False
+        #: append pages to the open part (local disks) instead of staging them (see module doc)
+        self.append_mode = self.io.local and output_format in ("jsonl", "jsonl.gz")
+        self._part_handle: Any = None
+        self._part_handle_name: Optional[str] = None
 
     # -- state of the folder ----------------------------------------------------------------------
-    @property
-    def manifest_path(self) -> Any:
-        return self.folder / MANIFEST_NAME
-
     def read_manifest(self) -> Optional[dict[str, Any]]:
-        if not self.manifest_path.exists():
+        if not self.io.exists(MANIFEST_NAME):
             return None
-        return json.loads(self.manifest_path.read_bytes())
+        return json.loads(self.io.read(MANIFEST_NAME))
 
     def prepare(self) -> None:
         """Create the folder (a no-op on object stores without directories)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.io.makedirs()
 
     def clear(self) -> None:
         """Delete everything this package writes in the folder (for ``overwrite=True``)."""
-        if not self.folder.exists():
-            return
-        for child in list(self.folder.iterdir()):
-            name = child.name
-            if name.startswith("part-") or name in (MANIFEST_NAME, CHECKPOINT_NAME) or name.startswith(CHECKPOINT_NAME):
-                child.unlink()
+        for name in self.io.listdir():
+            if name.startswith("part-") or name == MANIFEST_NAME or name.startswith(CHECKPOINT_NAME):
+                self.io.delete(name)
         self._remove_staging()
 
     # -- pages and parts --------------------------------------------------------------------------
+    def add_page(self, checkpoint: Checkpoint, payload: bytes, request_id: str, records: int) -> None:
+        """Make a page's records (JSON lines) durable; the caller then commits the checkpoint."""
+        if not self.append_mode:
+            checkpoint.staged.append(self.stage_page(checkpoint.pages, payload, request_id, records))
+            return
+        part = checkpoint.open_part
+        if part is None:
+            part = checkpoint.open_part = PartInfo(name=part_name(len(checkpoint.parts), self.output_format))
+        if self.output_format == "jsonl.gz":
+            member = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+            payload = member.compress(payload) + member.flush()
+        handle = self._open_part(part.name)
+        handle.write(payload)
+        handle.flush()  # into the OS before the checkpoint names these bytes: survives a kill
+        part.bytes += len(payload)
+        part.records += records
+        part.pages += 1
+        part.first_request_id = part.first_request_id or request_id
+        part.last_request_id = request_id
+
+    def _open_part(self, name: str) -> Any:
+        if self._part_handle_name != name:
+            self._close_part_handle()
+            self._part_handle = self.io.open(name, "ab")
+            self._part_handle_name = name
+        return self._part_handle
+
+    def _close_part_handle(self) -> None:
+        if self._part_handle is not None:
+            self._part_handle.close()
+            self._part_handle = self._part_handle_name = None
+
+    def pending_records(self, checkpoint: Checkpoint) -> int:
+        """Records in the part being built (open part, or staged pages)."""
+        if self.append_mode:
+            return checkpoint.open_part.records if checkpoint.open_part else 0
+        return sum(page.records for page in checkpoint.staged)
+
+    def close_part(self, checkpoint: Checkpoint) -> list[StagedPage]:
+        """Turn the part being built into a committed part in ``checkpoint``.
+
+        Returns the staged pages to delete once the caller has committed the checkpoint.
+        """
+        if self.append_mode:
+            if checkpoint.open_part is not None:
+                self._close_part_handle()
+                checkpoint.parts.append(checkpoint.open_part)
+                checkpoint.open_part = None
+            return []
+        part = self.compact(checkpoint)
+        if part is None:
+            return []
+        done = checkpoint.staged
+        checkpoint.parts.append(part)
+        checkpoint.staged = []
+        return done
+
+    def recover(self, checkpoint: Checkpoint) -> IdSet:
+        """Bring a resumed run's folder back to its checkpoint; return the ids it already holds."""
+        self.remove_stray_files(checkpoint)
+        part = checkpoint.open_part
+        if part is not None:
+            path = self.io.path(part.name)
+            size = os.path.getsize(path) if self.io.exists(part.name) else 0
+            if size < part.bytes:
+                raise RuntimeError(
+                    f"{part.name} holds {size} bytes but the checkpoint committed {part.bytes}: "
+                    "the folder was changed outside this run; delete it (or use overwrite=True)"
+                )
+            if size > part.bytes:
+                os.truncate(path, part.bytes)  # bytes a dead try appended after its last commit
+        return self.load_ids(checkpoint)
+
     def stage_page(self, seq: int, payload: bytes, request_id: str, records: int) -> StagedPage:
         """Write a fetched page's records (JSON lines) before the checkpoint names it."""
+        if not self._staging_ready:
+            self.io.makedirs(STAGING_DIR)
+            self._staging_ready = True
         name = f"page-{seq:06d}.jsonl"
-        if seq == 0 or not self.staging.exists():
-            self.staging.mkdir(parents=True, exist_ok=True)
-        (self.staging / name).write_bytes(payload)
+        self.io.write(f"{STAGING_DIR}/{name}", payload)
         return StagedPage(name=name, records=records, request_id=request_id)
 
     def compact(self, checkpoint: Checkpoint) -> Optional[PartInfo]:
@@ -76,8 +167,8 @@ class RunFolder:
         if not checkpoint.staged:
             return None
         name = part_name(len(checkpoint.parts), self.output_format)
-        staged_paths = [self.staging / page.name for page in checkpoint.staged]
-        write_part(self.folder / name, staged_paths, self.output_format, gzip_level=self.gzip_level)
+        staged = [f"{STAGING_DIR}/{page.name}" for page in checkpoint.staged]
+        write_part(self.io, name, staged, self.output_format, gzip_level=self.gzip_level)
         return PartInfo(
             name=name,
             records=sum(page.records for page in checkpoint.staged),
@@ -88,51 +179,48 @@ class RunFolder:
 
     def drop_staged(self, pages: list[StagedPage]) -> None:
         for page in pages:
-            path = self.staging / page.name
-            if path.exists():
-                path.unlink()
+            self.io.delete(f"{STAGING_DIR}/{page.name}")
 
     def load_ids(self, checkpoint: Checkpoint) -> IdSet:
         """Rebuild the dedupe set of a resumed run from its committed parts and staged pages."""
         ids = IdSet()
-        for part in checkpoint.parts:
-            for video_id in iter_part_ids(self.folder / part.name, self.output_format):
-                ids.add(video_id)
-        for page in checkpoint.staged:
-            for video_id in iter_part_ids(self.staging / page.name, "jsonl"):
-                ids.add(video_id)
+        parts = checkpoint.parts + ([checkpoint.open_part] if checkpoint.open_part else [])
+        for name, fmt in [(part.name, self.output_format) for part in parts] + [
+            (f"{STAGING_DIR}/{page.name}", "jsonl") for page in checkpoint.staged
+        ]:
+            with self.io.open(name, "rb") as handle:
+                for video_id in read_ids(handle, fmt):
+                    ids.add(video_id)
         return ids
 
-    def remove_stray_parts(self, checkpoint: Checkpoint) -> None:
-        """Delete parts a crashed compaction wrote past the checkpoint (they will be rewritten)."""
+    def remove_stray_files(self, checkpoint: Checkpoint) -> None:
+        """Delete parts a crashed compaction wrote past the checkpoint, and temporary checkpoints."""
         committed = {part.name for part in checkpoint.parts}
-        if not self.folder.exists():
-            return
-        for child in list(self.folder.iterdir()):
-            if child.name.startswith("part-") and child.name not in committed:
-                child.unlink()
-            elif child.name.startswith(f"{CHECKPOINT_NAME}.") and child.name.endswith(".tmp"):
-                child.unlink()
+        if checkpoint.open_part is not None:
+            committed.add(checkpoint.open_part.name)
+        for name in self.io.listdir():
+            if (name.startswith("part-") and name not in committed) or (
+                name.startswith(f"{CHECKPOINT_NAME}.") and name.endswith(".tmp")
+            ):
+                self.io.delete(name)
 
     # -- the end ----------------------------------------------------------------------------------
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.manifest_path.write_bytes(json.dumps(manifest, indent=2).encode())
+        self.io.write(MANIFEST_NAME, json.dumps(manifest, indent=2).encode())
 
     def finish(self) -> None:
         """After the manifest: remove the checkpoint and staging so only parts and manifest remain."""
-        checkpoint = self.folder / CHECKPOINT_NAME
-        if checkpoint.exists():
-            checkpoint.unlink()
+        self._close_part_handle()
+        for name in self.io.listdir():
+            if name.startswith(CHECKPOINT_NAME):
+                self.io.delete(name)
         self._remove_staging()
 
     def _remove_staging(self) -> None:
-        if self.staging.exists():
-            for child in list(self.staging.iterdir()):
-                child.unlink()
-            try:
-                self.staging.rmdir()
-            except (OSError, NotImplementedError):
-                pass  # object stores have no directories to remove
+        for name in self.io.listdir(STAGING_DIR):
+            self.io.delete(f"{STAGING_DIR}/{name}")
+        self.io.rmdir(STAGING_DIR)
+        self._staging_ready = False
 
 
 def iter_run_records(folder: Any) -> Any:
@@ -141,11 +229,8 @@ def iter_run_records(folder: Any) -> Any:
     :param folder: the run's folder as an ``ObjectStoragePath``.
     :raises FileNotFoundError: when the folder has no ``_manifest.json`` (the run is incomplete).
     """
-    from airflow_provider_unifapi.storage.parts import iter_part_records
-
-    manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.exists():
+    manifest = RunFolder(folder, "jsonl").read_manifest()
+    if manifest is None:
         raise FileNotFoundError(f"{folder} has no {MANIFEST_NAME}: the run is incomplete, do not read it yet")
-    manifest = json.loads(manifest_path.read_bytes())
     for part in manifest["parts"]:
         yield from iter_part_records(folder / part["name"], manifest["output_format"])
