@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_unifapi.sandbox import SandboxServer
 
-from . import ERROR_SCHEMA, PAGE_SCHEMA, admin_client, api_client, page_all, serve, validate
+from . import ERROR_SCHEMA, PAGE_SCHEMA, api_client, page_all, serve, validate
 
 HASHTAGS = [
     {"id": "5050", "name": "cats", "video_count": 500},
@@ -25,17 +25,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=HASHTAGS, duplicate_rate=0.0, short_page_rate=0.0)
 
 
-@pytest.fixture
-def client(server: SandboxServer) -> Iterator[httpx.Client]:
-    server.state.reset()
-    with api_client(server) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(server: SandboxServer) -> Iterator[httpx.Client]:
-    with admin_client(server) as c:
-        yield c
 
 
 def _page(client: httpx.Client, cursor: str | None = None, limit: int = 50, **headers: str) -> httpx.Response:

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_unifapi.sandbox import SandboxServer
 
-from . import ERROR_SCHEMA, PAGE_SCHEMA, admin_client, api_client, serve, validate
+from . import ERROR_SCHEMA, PAGE_SCHEMA, api_client, serve, validate
 
 VIDEOS = "/tiktok/hashtags/5050/videos"
 
@@ -23,17 +23,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=[{"id": "5050", "name": "cats", "video_count": 500}], short_page_rate=0.0)
 
 
-@pytest.fixture
-def admin(server: SandboxServer) -> Iterator[httpx.Client]:
-    server.state.reset()
-    with admin_client(server) as c:
-        yield c
-
-
-@pytest.fixture
-def client(server: SandboxServer, admin: httpx.Client) -> Iterator[httpx.Client]:
-    with api_client(server) as c:
-        yield c
 
 
 def _plan(admin: httpx.Client, *rules: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_unifapi.sandbox import SandboxServer
 
-from . import admin_client, api_client, page_all, serve
+from . import api_client, page_all, serve
 
 HASHTAGS = [
     {"id": "31337", "name": "drift", "video_count": 640},
@@ -28,17 +28,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=HASHTAGS, duplicate_rate=0.1, short_page_rate=0.3)
 
 
-@pytest.fixture
-def client(server: SandboxServer) -> Iterator[httpx.Client]:
-    server.state.reset()
-    with api_client(server) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(server: SandboxServer) -> Iterator[httpx.Client]:
-    with admin_client(server) as c:
-        yield c
 
 
 def _truth(admin: httpx.Client, hashtag_id: str) -> list[str]:

@@ -24,17 +24,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(not_found_ids=["666"], invalid_ids=["777"])
 
 
-@pytest.fixture
-def admin(server: SandboxServer) -> Iterator[httpx.Client]:
-    server.state.reset()
-    with admin_client(server) as c:
-        yield c
-
-
-@pytest.fixture
-def client(server: SandboxServer, admin: httpx.Client) -> Iterator[httpx.Client]:
-    with api_client(server) as c:
-        yield c
 
 
 def _error(resp: httpx.Response, status: int, etype: str) -> dict:
