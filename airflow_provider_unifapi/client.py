@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -303,6 +303,8 @@ class _Call:
     adapter: TypeAdapter[Any]
     limit: int  # records asked for; the worst-case cost of an attempt is max(limit, 1)
     max_credits: Optional[int] = None
+    #: called with the worst-case credits of each retry before it is sent (write-ahead accounting)
+    before_retry: Optional[Callable[[int], None]] = field(default=None, repr=False)
     attempts: int = 0
     possibly_billed: int = 0
     last_error: Optional[UnifAPIError] = field(default=None, repr=False)
@@ -321,6 +323,8 @@ class _Call:
                 params["limit"] = min(params["limit"], room)
                 self.limit = params["limit"]
             headers[MAX_CREDITS_HEADER] = str(room)
+        if self.attempts > 1 and self.before_retry is not None:
+            self.before_retry(self.worst_case)
         return params, headers
 
     @property
@@ -401,7 +405,12 @@ class _ClientCore:
 
     # -- request building -------------------------------------------------------------------------
     def _videos_call(
-        self, hashtag_id: Any, cursor: Optional[str], limit: int, max_credits: Optional[int]
+        self,
+        hashtag_id: Any,
+        cursor: Optional[str],
+        limit: int,
+        max_credits: Optional[int],
+        before_retry: Optional[Callable[[int], None]] = None,
     ) -> _Call:
         hashtag_id = validate_hashtag_id(hashtag_id)
         params: dict[str, Any] = {"limit": validate_limit(limit)}
@@ -415,6 +424,7 @@ class _ClientCore:
             adapter=_VIDEO_PAGE,
             limit=params["limit"],
             max_credits=_validate_max_credits(max_credits),
+            before_retry=before_retry,
         )
 
     def _hashtag_call(self, hashtag_id: Any, max_credits: Optional[int]) -> _Call:
@@ -625,6 +635,7 @@ class UnifAPIClient(_ClientCore):
         cursor: Optional[str] = None,
         limit: int = 20,
         max_credits: Optional[int] = None,
+        before_retry: Optional[Callable[[int], None]] = None,
     ) -> VideoPage:
         """Fetch one validated page of a hashtag's videos (``GET /tiktok/hashtags/{id}/videos``).
 
@@ -633,9 +644,11 @@ class UnifAPIClient(_ClientCore):
         :param limit: records to ask for, 1 to 50 (each costs a credit; a call costs at least 1).
         :param max_credits: most credits this call may spend, retries included; sent as
             ``X-Unifapi-Max-Credits`` and shrinks ``limit`` to fit.
+        :param before_retry: called with the worst-case credits of each retry before it is sent, so
+            a caller can record the spend ahead (a process killed during the retry cannot).
         :raises UnifAPIError: a typed subclass for every failure.
         """
-        return self._run(self._videos_call(hashtag_id, cursor, limit, max_credits))
+        return self._run(self._videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
 
     def iter_video_pages(
         self,
@@ -740,9 +753,10 @@ class AsyncUnifAPIClient(_ClientCore):
         cursor: Optional[str] = None,
         limit: int = 20,
         max_credits: Optional[int] = None,
+        before_retry: Optional[Callable[[int], None]] = None,
     ) -> VideoPage:
         """Async :meth:`UnifAPIClient.get_video_page`."""
-        return await self._run(self._videos_call(hashtag_id, cursor, limit, max_credits))
+        return await self._run(self._videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
 
     async def iter_video_pages(
         self,

@@ -252,7 +252,9 @@ class HashtagVideoCollector:
                 cp.pending_call_credits = limit  # write-ahead: a try killed in the call still counts it
                 self._save()
             try:
-                page = self.client.get_video_page(self.hashtag_id, cursor=cp.cursor, limit=limit, max_credits=cap)
+                page = self.client.get_video_page(
+                    self.hashtag_id, cursor=cp.cursor, limit=limit, max_credits=cap, before_retry=self._before_retry
+                )
             except UnifAPIError as exc:
                 cp.pending_call_credits = 0
                 cp.credits_unconfirmed += exc.possibly_billed_credits
@@ -278,7 +280,11 @@ class HashtagVideoCollector:
                 cp.note_request_id(page.request_id)
             elif self.folder is not None and self.folder.pending_records(cp) >= self.records_per_part:
                 self._close_part()
-            if not pager.done:
+            if pager.done:
+                if pager.stop_reason != "balance_truncated":
+                    # Committed with the last page: a try killed before the manifest only closes the run.
+                    cp.finished, cp.stop_reason = True, pager.stop_reason
+            else:
                 # Write-ahead for the next call in this same commit: one checkpoint write per page.
                 next_limit, _, next_stop = self.budget.next_call(self.page_size, cp, self._balance())
                 cp.pending_call_credits = next_limit if next_stop is None else 0
@@ -292,6 +298,12 @@ class HashtagVideoCollector:
                 stop_reason = pager.stop_reason
                 break
         return self._finish(stop_reason or "exhausted")
+
+    def _before_retry(self, worst_case: int) -> None:
+        # The client retries inside one call; each retry may be billed. Record it before it is sent,
+        # so a try killed during the retry still has it counted by the next try.
+        self.checkpoint.pending_call_credits += worst_case
+        self._save()
 
     def _keep(self, page: VideoPage, limit: int) -> int:
         """Dedupe a page by id and stage (or collect) the new records; returns how many were kept."""
