@@ -39,7 +39,9 @@ from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideo
 from airflow_provider_unifapi.sensors.balance import UnifAPIBalanceSensor
 
 # Numeric hashtag ids (defaults: the sandbox's #cats, #dogs and #travel).
-HASHTAG_IDS = [h.strip() for h in os.environ.get("UNIFAPI_HASHTAG_IDS", "5050,4242,77001").split(",") if h.strip()]
+HASHTAG_IDS = [
+    h.strip() for h in os.environ.get("UNIFAPI_HASHTAG_IDS", "5050,4242,77001").split(",") if h.strip()
+]
 OUTPUT_BASE = os.environ.get("UNIFAPI_OUTPUT_BASE", "file:///tmp/unifapi-fan-out").rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("UNIFAPI_OUTPUT_CONN_ID") or None
 # Hard budget of each hashtag's daily run (2,000 credits = $2); the sensor waits for all of them.

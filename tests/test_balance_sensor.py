@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
@@ -60,7 +59,9 @@ class WhenCalls:
     ``again`` (seconds), the action is repeated at that pace until the block ends.
     """
 
-    def __init__(self, sandbox: Sandbox, calls: int, action: Callable[[], Any], again: Optional[float] = None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, calls: int, action: Callable[[], Any], again: Optional[float] = None
+    ) -> None:
         self.sandbox, self.calls, self.action, self.again = sandbox, calls, action, again
         self.fired = threading.Event()
         self._stop = threading.Event()
@@ -96,12 +97,18 @@ def top_up_after(sandbox: Sandbox, calls: int, balance: int) -> WhenCalls:
 
 
 def paid_pokes_logged(log_text: str) -> int:
-    """Pokes whose log line says they cost 1 credit, told apart by request id (log handlers may repeat lines)."""
-    return len(set(re.findall(r"Live balance reading \([^)]*request_id (\S+)\): [^;]*; this poke cost 1 credit\.", log_text)))
+    """Pokes whose log line says they cost 1 credit, by request id (log handlers may repeat lines)."""
+    return len(
+        set(
+            re.findall(
+                r"Live balance reading \([^)]*request_id (\S+)\): [^;]*; this poke cost 1 credit\.", log_text
+            )
+        )
+    )
 
 
 def waits_logged(log_text: str) -> int:
-    """Pokes whose log line says a transient error kept the sensor waiting (distinct errors carry request ids)."""
+    """Pokes whose log line says a transient error kept the sensor waiting (errors carry request ids)."""
     return len(set(re.findall(r"Live balance reading \([^)]*\) failed: (.*?); this poke cost", log_text)))
 
 
@@ -125,11 +132,17 @@ def run_sensor(dag_runner: Any, capsys: Any, caplog: Any, dag_id: str, args: str
 @pytest.mark.parametrize("mode", list(MODES))
 def test_succeeds_at_once_when_the_balance_is_enough(unifapi_conn, dag_runner, capsys, caplog, mode):
     result = run_sensor(
-        dag_runner, capsys, caplog, f"bal_enough_{mode}", f"min_balance=100, poke_interval=0.2, timeout=30, {MODES[mode]}"
+        dag_runner,
+        capsys,
+        caplog,
+        f"bal_enough_{mode}",
+        f"min_balance=100, poke_interval=0.2, timeout=30, {MODES[mode]}",
     )
     assert result.ti_state("wait") == "success"
     calls = unifapi_conn.calls()
-    assert [(c["endpoint"], c["status"], c["credits_charged"], c["limit"]) for c in calls] == [("search", 200, 1, 1)]
+    assert [(c["endpoint"], c["status"], c["credits_charged"], c["limit"]) for c in calls] == [
+        ("search", 200, 1, 1)
+    ]
     assert result.xcoms["wait"]["balance"] == unifapi_conn.balance() == 999_999
     assert result.xcoms["wait"]["source"] == "live"
     assert paid_pokes_logged(result.log_text) == 1
@@ -142,7 +155,11 @@ def test_waits_then_succeeds_after_a_top_up(unifapi_conn, dag_runner, capsys, ca
     unifapi_conn.set_balance(10)
     with top_up_after(unifapi_conn, calls=2, balance=5_000) as top_up:
         result = run_sensor(
-            dag_runner, capsys, caplog, f"bal_topup_{mode}", f"min_balance=1000, poke_interval=0.2, timeout=60, {MODES[mode]}"
+            dag_runner,
+            capsys,
+            caplog,
+            f"bal_topup_{mode}",
+            f"min_balance=1000, poke_interval=0.2, timeout=60, {MODES[mode]}",
         )
     assert top_up.fired.is_set()
     assert result.ti_state("wait") == "success"
@@ -158,7 +175,9 @@ def test_waits_then_succeeds_after_a_top_up(unifapi_conn, dag_runner, capsys, ca
 def test_a_402_reading_costs_nothing_and_the_sensor_keeps_waiting(unifapi_conn, dag_runner, capsys, caplog):
     unifapi_conn.set_balance(0)
     with top_up_after(unifapi_conn, calls=3, balance=500):
-        result = run_sensor(dag_runner, capsys, caplog, "bal_402", "min_balance=100, poke_interval=0.2, timeout=60")
+        result = run_sensor(
+            dag_runner, capsys, caplog, "bal_402", "min_balance=100, poke_interval=0.2, timeout=60"
+        )
     assert result.ti_state("wait") == "success"
     calls = unifapi_conn.calls()
     refused, paid = calls[:-1], calls[-1]
@@ -174,7 +193,9 @@ def test_a_402_reading_costs_nothing_and_the_sensor_keeps_waiting(unifapi_conn, 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
 def test_a_fresh_remembered_balance_costs_no_credit(unifapi_conn, dag_runner, capsys, caplog, mode):
     set_remembered(5_000, age_seconds=30)
-    result = run_sensor(dag_runner, capsys, caplog, f"bal_fresh_{mode}", f"min_balance=100, timeout=30, {MODES[mode]}")
+    result = run_sensor(
+        dag_runner, capsys, caplog, f"bal_fresh_{mode}", f"min_balance=100, timeout=30, {MODES[mode]}"
+    )
     assert result.ti_state("wait") == "success"
     assert unifapi_conn.calls() == []
     assert unifapi_conn.credits_charged() == 0
@@ -185,12 +206,22 @@ def test_a_fresh_remembered_balance_costs_no_credit(unifapi_conn, dag_runner, ca
 
 @pytest.mark.parametrize(
     ("args", "endpoint"),
-    [("", "search"), ("probe_hashtag_id='5050'", "hashtag"), ("probe_hashtag_id='{{ \"50\" ~ \"50\" }}'", "hashtag")],
+    [
+        ("", "search"),
+        ("probe_hashtag_id='5050'", "hashtag"),
+        ('probe_hashtag_id=\'{{ "50" ~ "50" }}\'', "hashtag"),
+    ],
     ids=["search", "hashtag", "hashtag-templated"],
 )
 def test_a_stale_remembered_balance_costs_one_probe(unifapi_conn, dag_runner, capsys, caplog, args, endpoint):
     set_remembered(5_000, age_seconds=3_600)  # older than the default 300 s
-    result = run_sensor(dag_runner, capsys, caplog, f"bal_stale_{endpoint}_{len(args)}", f"min_balance=100, timeout=30, {args}")
+    result = run_sensor(
+        dag_runner,
+        capsys,
+        caplog,
+        f"bal_stale_{endpoint}_{len(args)}",
+        f"min_balance=100, timeout=30, {args}",
+    )
     assert result.ti_state("wait") == "success"
     calls = unifapi_conn.calls()
     assert [(c["endpoint"], c["credits_charged"]) for c in calls] == [(endpoint, 1)]
@@ -211,7 +242,9 @@ def test_a_fresh_but_low_remembered_balance_is_read_live(unifapi_conn, dag_runne
 def test_one_paid_probe_per_poke_while_waiting(unifapi_conn, dag_runner, capsys, caplog):
     set_remembered(5_000, age_seconds=3_600)
     unifapi_conn.set_balance(50)
-    result = run_sensor(dag_runner, capsys, caplog, "bal_per_poke", "min_balance=1000, poke_interval=0.2, timeout=1.5")
+    result = run_sensor(
+        dag_runner, capsys, caplog, "bal_per_poke", "min_balance=1000, poke_interval=0.2, timeout=1"
+    )
     assert result.ti_state("wait") == "failed"  # timed out
     calls = unifapi_conn.calls()
     assert len(calls) >= 3
@@ -227,7 +260,9 @@ def test_max_balance_age_comes_from_the_connection_extra(sandbox, monkeypatch, d
     assert len(sandbox.calls("search")) == 1
     # ...and the argument wins over the connection.
     set_remembered(5_000, age_seconds=60)
-    result = run_sensor(dag_runner, capsys, caplog, "bal_arg_age", "min_balance=100, timeout=30, max_balance_age=120")
+    result = run_sensor(
+        dag_runner, capsys, caplog, "bal_arg_age", "min_balance=100, timeout=30, max_balance_age=120"
+    )
     assert result.ti_state("wait") == "success"
     assert len(sandbox.calls("search")) == 1
     assert result.xcoms["wait"]["source"] == "remembered"
@@ -235,11 +270,23 @@ def test_max_balance_age_comes_from_the_connection_extra(sandbox, monkeypatch, d
 
 def test_the_trigger_answers_from_a_reading_another_task_remembered(unifapi_conn, dag_runner, capsys, caplog):
     unifapi_conn.set_balance(10)
-    # While the sensor is deferred, "another DAG's operator" keeps seeing a high balance and
-    # remembering it (repeatedly: a probe's own reading, remembered at the same moment, may win once).
-    with WhenCalls(unifapi_conn, 2, lambda: set_remembered(9_000, age_seconds=0), again=0.1):
+
+    def another_task_remembers() -> None:
+        # While the sensor is deferred, "another DAG's operator" sees a high balance and remembers
+        # it, stamped a little ahead (as by a worker whose clock runs fast) so that the probes' own
+        # readings, being older, do not replace it. Checked again in case a probe remembered at the
+        # same instant won anyway; written rarely, as SQLite is shared with the running task.
+        current = get_remembered()
+        if current is None or current["balance"] != 9_000:
+            set_remembered(9_000, age_seconds=-5)
+
+    with WhenCalls(unifapi_conn, 2, another_task_remembers, again=0.5):
         result = run_sensor(
-            dag_runner, capsys, caplog, "bal_trigger_remembered", "min_balance=1000, poke_interval=0.2, timeout=60, deferrable=True"
+            dag_runner,
+            capsys,
+            caplog,
+            "bal_trigger_remembered",
+            "min_balance=1000, poke_interval=0.2, timeout=60, deferrable=True",
         )
     assert result.ti_state("wait") == "success"
     assert result.xcoms["wait"] == {**result.xcoms["wait"], "balance": 9_000, "source": "remembered"}
@@ -250,7 +297,13 @@ def test_the_trigger_answers_from_a_reading_another_task_remembered(unifapi_conn
 @pytest.mark.parametrize("mode", list(MODES))
 def test_times_out(unifapi_conn, dag_runner, capsys, caplog, mode):
     unifapi_conn.set_balance(10)
-    result = run_sensor(dag_runner, capsys, caplog, f"bal_timeout_{mode}", f"min_balance=1000, poke_interval=0.2, timeout=1, {MODES[mode]}")
+    result = run_sensor(
+        dag_runner,
+        capsys,
+        caplog,
+        f"bal_timeout_{mode}",
+        f"min_balance=1000, poke_interval=0.2, timeout=0.6, {MODES[mode]}",
+    )
     assert result.ti_state("wait") == "failed"
     assert result.state == "failed"
     assert len(unifapi_conn.calls()) >= 2
@@ -261,7 +314,11 @@ def test_times_out(unifapi_conn, dag_runner, capsys, caplog, mode):
 def test_soft_fail_skips_on_timeout(unifapi_conn, dag_runner, capsys, caplog, mode):
     unifapi_conn.set_balance(10)
     result = run_sensor(
-        dag_runner, capsys, caplog, f"bal_soft_{mode}", f"min_balance=1000, poke_interval=0.2, timeout=1, soft_fail=True, {MODES[mode]}"
+        dag_runner,
+        capsys,
+        caplog,
+        f"bal_soft_{mode}",
+        f"min_balance=1000, poke_interval=0.2, timeout=0.6, soft_fail=True, {MODES[mode]}",
     )
     assert result.ti_state("wait") == "skipped"
 
@@ -272,7 +329,11 @@ def test_an_invalid_key_fails_fast(sandbox, monkeypatch, dag_runner, capsys, cap
     wrong = "sk_wrong_" + "0" * 32
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json(sandbox.url, key=wrong))
     result = run_sensor(
-        dag_runner, capsys, caplog, f"bal_401_{mode}", f"min_balance=100, poke_interval=0.2, timeout=120, {MODES[mode]}"
+        dag_runner,
+        capsys,
+        caplog,
+        f"bal_401_{mode}",
+        f"min_balance=100, poke_interval=0.2, timeout=15, {MODES[mode]}",
     )
     assert result.ti_state("wait") == "failed"
     # One refused call, not a poke every 0.2 s until the timeout.
@@ -283,10 +344,16 @@ def test_an_invalid_key_fails_fast(sandbox, monkeypatch, dag_runner, capsys, cap
 
 def test_a_key_revoked_while_deferred_fails_through_the_trigger(unifapi_conn, dag_runner, capsys, caplog):
     unifapi_conn.set_balance(10)
-    revoke = WhenCalls(unifapi_conn, 2, lambda: Sandbox(unifapi_conn.url).reset(balance=10, api_keys=["sk_other_key"]))
+    revoke = WhenCalls(
+        unifapi_conn, 2, lambda: Sandbox(unifapi_conn.url).reset(balance=10, api_keys=["sk_other_key"])
+    )
     with revoke:
         result = run_sensor(
-            dag_runner, capsys, caplog, "bal_401_trigger", "min_balance=1000, poke_interval=0.2, timeout=120, deferrable=True"
+            dag_runner,
+            capsys,
+            caplog,
+            "bal_401_trigger",
+            "min_balance=1000, poke_interval=0.2, timeout=15, deferrable=True",
         )
     assert result.ti_state("wait") == "failed"
     assert [c["status"] for c in unifapi_conn.calls()] == [401]  # the reset cleared the ledger; one refusal
@@ -295,7 +362,13 @@ def test_a_key_revoked_while_deferred_fails_through_the_trigger(unifapi_conn, da
 
 def test_a_probe_hashtag_that_does_not_exist_fails_fast(unifapi_conn, dag_runner, capsys, caplog):
     unifapi_conn.reset(balance=1_000, not_found_ids=["999"])
-    result = run_sensor(dag_runner, capsys, caplog, "bal_404", "min_balance=100, probe_hashtag_id='999', poke_interval=0.2, timeout=120")
+    result = run_sensor(
+        dag_runner,
+        capsys,
+        caplog,
+        "bal_404",
+        "min_balance=100, probe_hashtag_id='999', poke_interval=0.2, timeout=15",
+    )
     assert result.ti_state("wait") == "failed"
     assert [c["status"] for c in unifapi_conn.calls()] == [404]
     assert "pick another probe_hashtag_id" in result.log_text
@@ -305,7 +378,9 @@ def test_transient_errors_keep_the_sensor_waiting(sandbox, monkeypatch, dag_runn
     # Two pokes each fail after the client's own retry (max_retries=1); the third reads the balance.
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json(sandbox.url, max_retries=1))
     sandbox.faults({"kind": "error", "status": 503, "times": 4})
-    result = run_sensor(dag_runner, capsys, caplog, "bal_503", "min_balance=100, poke_interval=0.2, timeout=60")
+    result = run_sensor(
+        dag_runner, capsys, caplog, "bal_503", "min_balance=100, poke_interval=0.2, timeout=60"
+    )
     assert result.ti_state("wait") == "success"
     assert [c["status"] for c in sandbox.calls()] == [503, 503, 503, 503, 200]
     assert sandbox.credits_charged() == 1
@@ -342,20 +417,26 @@ def test_deferrable_defaults_to_the_airflow_setting(monkeypatch):
 
 def test_templated_min_balance_is_rendered(unifapi_conn, dag_runner, capsys, caplog):
     unifapi_conn.set_balance(1_001)  # 1000 after the probe: exactly the rendered threshold
-    result = run_sensor(dag_runner, capsys, caplog, "bal_templated", "min_balance='{{ 2 * 500 }}', timeout=30")
+    result = run_sensor(
+        dag_runner, capsys, caplog, "bal_templated", "min_balance='{{ 2 * 500 }}', timeout=30"
+    )
     assert result.ti_state("wait") == "success"
     assert "balance 1000 >= min_balance 1000" in result.log_text
 
 
 def test_a_template_that_renders_to_no_number_fails_fast(unifapi_conn, dag_runner, capsys, caplog):
-    result = run_sensor(dag_runner, capsys, caplog, "bal_bad_template", "min_balance='{{ \"lots\" }}', timeout=120")
+    result = run_sensor(
+        dag_runner, capsys, caplog, "bal_bad_template", "min_balance='{{ \"lots\" }}', timeout=15"
+    )
     assert result.ti_state("wait") == "failed"
     assert unifapi_conn.calls() == []
     assert "min_balance must be an integer number of credits" in result.log_text
 
 
 # -- the fan-out example DAG ------------------------------------------------------------------------
-def test_the_fan_out_example_runs_behind_the_sensor(unifapi_conn, dag_runner, monkeypatch, tmp_path, capsys, caplog):
+def test_the_fan_out_example_runs_behind_the_sensor(
+    unifapi_conn, dag_runner, monkeypatch, tmp_path, capsys, caplog
+):
     import shutil
     from pathlib import Path
 

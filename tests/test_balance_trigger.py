@@ -113,7 +113,9 @@ def test_success_event(unifapi_conn):
 
 
 def test_probe_hashtag_id_reads_the_hashtag_endpoint(unifapi_conn):
-    payload = run_trigger(UnifAPIBalanceTrigger(100, poll_interval=0.05, probe_hashtag_id="4242"))
+    payload = run_trigger(
+        UnifAPIBalanceTrigger(100, poll_interval=0.05, probe_hashtag_id="4242", end_time=time.time() + 10)
+    )
     assert payload["status"] == "success" and payload["credits_spent"] == 1
     assert [(c["endpoint"], c["hashtag_id"], c["credits_charged"]) for c in unifapi_conn.calls()] == [
         ("hashtag", "4242", 1)
@@ -173,22 +175,31 @@ def test_error_event_for_an_invalid_key(sandbox, monkeypatch):
     assert payload["status"] == "error"
     assert "refused the API key of connection 'unifapi_default'" in payload["message"]
     assert payload["error"]["error_type"] == "unauthorized" and payload["error"]["status"] == 401
-    assert [(c["status"], c["credits_charged"]) for c in sandbox.calls()] == [(401, 0)]  # no waiting, no retry
+    assert [(c["status"], c["credits_charged"]) for c in sandbox.calls()] == [
+        (401, 0)
+    ]  # no waiting, no retry
     assert wrong not in json.dumps(payload) and wrong[8:] not in json.dumps(payload)
 
 
 def test_error_event_for_a_connection_without_a_key(sandbox, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_UNIFAPI_NOKEY", json.dumps({"conn_type": "unifapi", "host": sandbox.url, "password": ""})
+        "AIRFLOW_CONN_UNIFAPI_NOKEY",
+        json.dumps({"conn_type": "unifapi", "host": sandbox.url, "password": ""}),
     )
-    payload = run_trigger(UnifAPIBalanceTrigger(100, unifapi_conn_id="unifapi_nokey", poll_interval=0.05))
+    payload = run_trigger(
+        UnifAPIBalanceTrigger(
+            100, unifapi_conn_id="unifapi_nokey", poll_interval=0.05, end_time=time.time() + 10
+        )
+    )
     assert payload["status"] == "error" and "password" in payload["message"]
     assert sandbox.calls() == []
 
 
 def test_error_event_for_a_probe_hashtag_that_does_not_exist(unifapi_conn):
     unifapi_conn.reset(balance=1_000, not_found_ids=["999"])
-    payload = run_trigger(UnifAPIBalanceTrigger(100, poll_interval=0.05, probe_hashtag_id="999"))
+    payload = run_trigger(
+        UnifAPIBalanceTrigger(100, poll_interval=0.05, probe_hashtag_id="999", end_time=time.time() + 10)
+    )
     assert payload["status"] == "error" and payload["error"]["error_type"] == "not_found"
     assert "pick another probe_hashtag_id" in payload["message"]
 
@@ -215,7 +226,9 @@ def test_run_never_blocks_the_event_loop(unifapi_conn, monkeypatch):
     async def main() -> tuple[dict[str, Any], int]:
         done = asyncio.Event()
         ticking = asyncio.create_task(ticker(done))
-        events = [e async for e in UnifAPIBalanceTrigger(1_000, poll_interval=0.1, end_time=time.time() + 0.5).run()]
+        events = [
+            e async for e in UnifAPIBalanceTrigger(1_000, poll_interval=0.1, end_time=time.time() + 0.5).run()
+        ]
         polls_seen_by = ticks
         done.set()
         await ticking

@@ -1,4 +1,4 @@
-"""UnifAPIBalanceSensor: wait until the UnifAPI workspace holds enough credits, spending as little as possible."""
+"""UnifAPIBalanceSensor: wait until the UnifAPI workspace holds enough credits, paying as little as possible."""
 
 from __future__ import annotations
 
@@ -180,7 +180,9 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
             self.log.info("Success criteria met. Exiting.")
             return result.xcom_value
         self.log.info(
-            "Balance below %d credits; deferring to the triggerer, polling every %gs.", min_balance, self.poke_interval
+            "Balance below %d credits; deferring to the triggerer, polling every %gs.",
+            min_balance,
+            self.poke_interval,
         )
         self.defer(
             trigger=UnifAPIBalanceTrigger(
@@ -224,5 +226,5 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
             return step()
         except (AirflowFailException, AirflowSensorTimeout) as exc:
             if self.soft_fail or getattr(self, "never_fail", False):
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+                raise AirflowSkipException(f"Skipping (soft_fail): {exc}") from exc
             raise

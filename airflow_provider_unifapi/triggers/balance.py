@@ -136,7 +136,11 @@ class ProbeOutcome:
 
     @classmethod
     def after(
-        cls, client: Any, spent_before: int, seen_before: Optional[BalanceReading], error: Optional[UnifAPIError]
+        cls,
+        client: Any,
+        spent_before: int,
+        seen_before: Optional[BalanceReading],
+        error: Optional[UnifAPIError],
     ) -> ProbeOutcome:
         reading = client.last_balance if client.last_balance is not seen_before else None
         return cls(reading=reading, credits=spent_by(client) - spent_before, error=error)
@@ -174,7 +178,7 @@ def describe_remembered(reading: BalanceReading, min_balance: int) -> str:
 
 
 def result_value(reading: BalanceReading, source: str) -> dict[str, Any]:
-    """The sensor's XCom: the balance that satisfied it, when it was seen, and how (``remembered``/``live``)."""
+    """The sensor's XCom: the balance that satisfied it, when it was seen, how (``remembered``/``live``)."""
     return {
         "balance": reading.balance,
         "seen_at": reading.seen_at.isoformat(),
@@ -278,7 +282,9 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             if fresh_enough(remembered, self.min_balance, self.max_balance_age):
                 assert remembered is not None
                 message = describe_remembered(remembered, self.min_balance)
-                return self._success(remembered, "remembered", message, spent_by(client) - spent_at_start, polls)
+                return self._success(
+                    remembered, "remembered", message, spent_by(client) - spent_at_start, polls
+                )
             spent, seen = spent_by(client), client.last_balance
             error: Optional[UnifAPIError] = None
             try:
@@ -298,13 +304,15 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             else:
                 self.log.info("%s", message)
             if outcome.reading is not None and outcome.reading.balance >= self.min_balance:
-                return self._success(outcome.reading, "live", message, spent_by(client) - spent_at_start, polls)
+                return self._success(
+                    outcome.reading, "live", message, spent_by(client) - spent_at_start, polls
+                )
             if self.end_time is not None and time.time() >= self.end_time:
                 return {
                     "status": "timeout",
                     "message": (
-                        f"Timed out waiting for the UnifAPI balance of connection {self.unifapi_conn_id!r} to "
-                        f"reach {self.min_balance} credits (last seen: {last_balance}; {polls} poll(s) "
+                        f"Timed out waiting for the UnifAPI balance of connection {self.unifapi_conn_id!r} "
+                        f"to reach {self.min_balance} credits (last seen: {last_balance}; {polls} poll(s) "
                         f"costing {spent_by(client) - spent_at_start} credit(s))."
                     ),
                     "balance": last_balance,
