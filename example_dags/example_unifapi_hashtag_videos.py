@@ -10,8 +10,11 @@ Copy this DAG and change the settings at the top. It runs as is against the loca
   the object store's connection (e.g. ``aws_default``) for cloud storage.
 - ``UNIFAPI_MAX_CREDITS``: the hard budget of one day's run (default 5,000 credits = $5).
 
-Each day's folder holds ``part-*.jsonl.gz`` files and a ``_manifest.json`` written last; the
-downstream task reads the manifest and prints the day's top videos by views.
+``wait_for_credits`` holds the run until the workspace balance covers its whole budget, so it never
+stops half-way for want of credits (it reads a fresh remembered balance for free, else pays 1 credit
+a check; see docs/balance-sensor.md). Each day's folder holds ``part-*.jsonl.gz`` files and a
+``_manifest.json`` written last; the downstream task reads the manifest and prints the day's top
+videos by views.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pendulum
 
 from airflow_provider_unifapi._compat import DAG, ObjectStoragePath, task
 from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
+from airflow_provider_unifapi.sensors.balance import UnifAPIBalanceSensor
 from airflow_provider_unifapi.storage.run_folder import iter_run_records
 
 # Give an id, or a name (resolved once by exact match through hashtag search, which costs credits).
@@ -41,6 +45,15 @@ with DAG(
     tags=["unifapi", "tiktok", "example"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
 ) as dag:
+    wait_for_credits = UnifAPIBalanceSensor(
+        task_id="wait_for_credits",
+        unifapi_conn_id="unifapi_default",
+        min_balance=MAX_CREDITS,  # the run below can spend at most this much
+        poke_interval=15 * 60,  # at most 96 one-credit checks a day while waiting
+        timeout=6 * 60 * 60,
+        retries=0,  # a retry would only restart the same wait
+    )
+
     collect = TikTokHashtagVideosOperator(
         task_id="collect_hashtag_videos",
         unifapi_conn_id="unifapi_default",
@@ -66,4 +79,5 @@ with DAG(
             print(f"{rank:2d}. {video['view_count']:>14,d} views  @{video['author']['username']}  {video['share_url']}")
         return [{"id": v["id"], "view_count": v["view_count"], "share_url": v["share_url"]} for v in top]
 
+    wait_for_credits >> collect
     top_videos(collect.output)
