@@ -48,8 +48,8 @@ if ! "$venv/bin/airflow" dags test example_unifapi_hashtag_videos "$logical_date
   tail -n 40 "$log"; echo "The demo run failed; full log: $log" >&2; exit 1
 fi
 # Last page lines, the final summary line and the downstream task's top videos, without log decorations.
-grep -E "page [0-9]+:|Done with hashtag|^ ?[0-9]+\. |videos of hashtag" "$log" \
-  | sed -E 's/^[0-9T:.Z-]+ \[[a-z ]+\] //; s/ +\[[a-zA-Z0-9_.]+\] loc=.*$//' | tail -n 15 || true
+grep -E "balance reading|Remembered balance|page [0-9]+:|Done with hashtag|^ ?[0-9]+\. |videos of hashtag" "$log" \
+  | sed -E 's/^[0-9T:.Z-]+ \[[a-z ]+\] //; s/ +\[[a-zA-Z0-9_.]+\] loc=.*$//' | tail -n 16 || true
 "$py" - "$logical_date" <<'PY'
 import glob, json, os, sys
 base = os.environ["UNIFAPI_OUTPUT_BASE"].removeprefix("file://")
