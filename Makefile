@@ -19,9 +19,12 @@ test-all:
 	@$(MAKE) --no-print-directory test AIRFLOW=3.3
 	@$(MAKE) --no-print-directory test AIRFLOW=2.11
 
+# Benchmarks (benchmarks/README.md): regenerates BENCHMARKS.md and benchmarks/chart.png.
+# BENCH_ARGS="--sizes 10000,100000 --latency 0,50 --runs 5" picks the matrix; the default is the full one.
 bench:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.run $(BENCH_ARGS)
 
+# Seconds-to-minutes check of the harness: tiny sizes, one round, fails on a crash or wrong data.
 bench-smoke:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.run --smoke
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.spec import SPEC_ENV, RunSpec
 
-_DAG_FILE = '''\
+_DAG_FILE = """\
 # Benchmark DAG (airflow dag), written by benchmarks.airflow_env for one contestant.
 import os
 
@@ -25,7 +25,7 @@ from benchmarks.spec import SPEC_ENV, RunSpec
 from {module} import build_dag
 
 dag = build_dag(RunSpec.load(os.environ[SPEC_ENV]))
-'''
+"""
 
 
 def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
@@ -54,7 +54,9 @@ def ensure_migrated(home: Path, env: dict[str, str], *, trust_existing: bool = F
             [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True
         )
         if done.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed in {home}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow db migrate failed in {home}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
         marker.touch()
 
 

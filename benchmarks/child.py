@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmarks.contestants import BY_NAME
 from benchmarks.spec import RunResult, RunSpec
+from benchmarks.window import proc_status_kb
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +24,10 @@ def main(argv: list[str]) -> int:
         print(f"benchmark child: {spec.contestant} produced no result (did its task run?)", file=sys.stderr)
         return 3
     result = RunResult.load(path)
+    # The high-water mark was reset as the window opened: it now covers the window and the task's
+    # tear-down (XCom push, DAG run bookkeeping) -- the process's peak after start-up.
+    result.final_hwm_kb = proc_status_kb("VmHWM")
+    result.dump(path)
     if not result.ok:
         print(f"benchmark child: {spec.contestant} failed: {result.error}", file=sys.stderr)
         return 4

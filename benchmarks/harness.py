@@ -1,9 +1,9 @@
 """Run contestants one at a time against the sandbox, measure, verify, and kill on demand (parent side).
 
-Every run gets a process of its own (its peak RSS is its own: read from ``wait4``'s rusage and
-from the child's high-water mark before its window), a reset sandbox (so the ledger holds that run
+Every run gets a process of its own (its peak RSS is its own: the child reads its kernel high-water
+marks), a reset sandbox (so the ledger holds that run
 only), and an emptied output folder. The sandbox and the contestant are the only busy processes:
-the harness sleeps in ``wait4`` meanwhile.
+the harness sleeps meanwhile (it polls ``waitpid`` every 50 ms).
 """
 
 from __future__ import annotations
@@ -86,6 +86,10 @@ def child_env(
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(airflow_env.airflow_env(airflow_home, run_dir / "dags"))
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network calls from dlt's usage telemetry
+    # Inside an Airflow task dlt (1.x) by default looks every config key up as an Airflow Variable:
+    # ~580 lookups per run, ~9 s through dag.test()'s in-process API here -- a cost of the deployment,
+    # not of dlt's pipeline, and nothing here is configured through Variables. Off, in dlt's favour.
+    env["PROVIDERS__ENABLE_AIRFLOW_SECRETS"] = "false"
     return env
 
 
@@ -93,7 +97,13 @@ class Harness:
     """Runs samples; owns the run directory and the sandbox handle."""
 
     def __init__(
-        self, sandbox: SandboxProcess, env: dict[str, str], run_dir: Path, *, timeout_s: float, verbose: bool = True
+        self,
+        sandbox: SandboxProcess,
+        env: dict[str, str],
+        run_dir: Path,
+        *,
+        timeout_s: float,
+        verbose: bool = True,
     ) -> None:
         self.sandbox = sandbox
         self.env = env
@@ -162,13 +172,19 @@ class Harness:
         sample = Sample(c.name, size, latency_ms, round_no, kind, log=str(log_path))
         env = dict(self.env)
         env[SPEC_ENV] = str(spec_path)
+        # A DAGs folder per contestant: dag.test() parses the whole folder, and must find this DAG only.
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(self.run_dir / "dags" / c.name)
         started = time.monotonic()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.child", str(spec_path)],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        status, rusage, killed_at = self._wait(proc, started, kill_at_calls)
+        status, killed_at = self._wait(proc, started, kill_at_calls)
         sample.elapsed_process_s = time.monotonic() - started
         sample.exit_code = os.waitstatus_to_exitcode(status)
         sample.killed_at_calls = killed_at
@@ -177,10 +193,11 @@ class Harness:
         sample.credits = int(totals["credits_charged"])
         sample.records_served = int(totals["records_served"])
         result = RunResult.load(result_path) if result_path.exists() else None
-        # After the window opens the kernel's high-water mark only covers the window onwards, so the
-        # process peak is the larger of start-up's peak (read before the reset) and rusage's.
-        sample.peak_rss_kb = max(rusage.ru_maxrss, result.startup_hwm_kb if result else 0)
         if result is not None:
+            # Not wait4's ru_maxrss: Linux carries the parent's RSS across fork+exec into it, so a child
+            # of a harness holding 1M truth ids would "peak" at the harness's size. The child's own
+            # high-water marks (start-up, then window to exit) are exact.
+            sample.peak_rss_kb = max(result.startup_hwm_kb, result.final_hwm_kb, result.window_hwm_kb)
             sample.wall_s, sample.cpu_s = result.wall_s, result.cpu_s
             sample.rss_start_kb, sample.window_hwm_kb = result.rss_start_kb, result.window_hwm_kb
             sample.rows = result.records
@@ -205,7 +222,9 @@ class Harness:
             sample.unique = 0
             sample.ok = result.records == sample.records_served and sample.records_served >= len(truth)
             if not sample.ok:
-                sample.problem = f"parsed {result.records} records, the sandbox served {sample.records_served}"
+                sample.problem = (
+                    f"parsed {result.records} records, the sandbox served {sample.records_served}"
+                )
             return
         delivery = check(c.output, out, truth, dedupes=c.dedupes, ordered=c.output != "dlt")
         sample.rows, sample.unique, sample.duplicates = delivery.rows, delivery.unique, delivery.duplicates
@@ -214,15 +233,15 @@ class Harness:
 
     def _wait(
         self, proc: subprocess.Popen[bytes], started: float, kill_at_calls: Optional[int]
-    ) -> tuple[int, Any, Optional[int]]:
-        """``wait4`` the child (its own rusage); poll the ledger meanwhile when a kill is due."""
+    ) -> tuple[int, Optional[int]]:
+        """Wait for the child; poll the ledger meanwhile when a kill is due."""
         killed_at: Optional[int] = None
         while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
                 _kill_group(proc.pid)  # anything the child left behind
-                return status, rusage, killed_at
+                return status, killed_at
             if kill_at_calls is not None and killed_at is None:
                 calls = int(self.sandbox.totals()["calls"])
                 if calls >= kill_at_calls:
@@ -237,10 +256,13 @@ class Harness:
 
     def _done(self, sample: Sample) -> Sample:
         if sample.kind == "killed":
-            what = f"killed at {sample.killed_at_calls} calls" if sample.ok else f"NOT KILLED: {sample.problem}"
+            what = (
+                f"killed at {sample.killed_at_calls} calls" if sample.ok else f"NOT KILLED: {sample.problem}"
+            )
         elif sample.ok:
             what = (
-                f"{sample.records_per_s:10,.0f} rec/s  wall {sample.wall_s:7.2f} s  cpu {sample.cpu_s:7.2f} s  "
+                f"{sample.records_per_s:10,.0f} rec/s  wall {sample.wall_s:7.2f} s  "
+                f"cpu {sample.cpu_s:7.2f} s  "
                 f"peak {sample.peak_rss_kb / 1024:7.1f} MB  job {sample.job_rss_kb / 1024:7.1f} MB  "
                 f"credits {sample.credits}"
             )
@@ -293,7 +315,16 @@ def kill_test(h: Harness, c: Contestant, size: int, latency_ms: float, clean: Sa
     half = max(1, (clean.calls + 1) // 2)
     killed = h.run(c, size, latency_ms, 0, kind="killed", kill_at_calls=half)
     outcome = KillOutcome(
-        c.name, size, latency_ms, clean.credits, clean.calls, killed.killed_at_calls, killed.credits, 0, False, 0
+        c.name,
+        size,
+        latency_ms,
+        clean.credits,
+        clean.calls,
+        killed.killed_at_calls,
+        killed.credits,
+        0,
+        False,
+        0,
     )
     if not killed.ok:
         outcome.problem = killed.problem

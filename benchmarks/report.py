@@ -90,20 +90,29 @@ class Verdict:
 
 
 def _fmt_size(size: int) -> str:
-    return f"{size // 1_000_000}M" if size >= 1_000_000 and size % 1_000_000 == 0 else (
-        f"{size // 1000}k" if size >= 1000 and size % 1000 == 0 else str(size)
+    return (
+        f"{size // 1_000_000}M"
+        if size >= 1_000_000 and size % 1_000_000 == 0
+        else (f"{size // 1000}k" if size >= 1000 and size % 1000 == 0 else str(size))
     )
 
 
-def targets(samples: list[Sample], table: dict[tuple[float, int, str], Cell], kills: list[KillOutcome]) -> list[Verdict]:
+def targets(
+    samples: list[Sample], table: dict[tuple[float, int, str], Cell], kills: list[KillOutcome]
+) -> list[Verdict]:
     out: list[Verdict] = []
     ours = {k: c for k, c in table.items() if k[2] == OURS and c.rps is not None}
     sizes = sorted({k[1] for k in ours})
 
-    for latency, bar, name in ((0.0, 0.85, "0 ms latency: ours jsonl.gz >= 0.85x the ceiling's records/s"),
-                               (50.0, 0.97, "50 ms latency: ours jsonl.gz >= 0.97x the ceiling's records/s")):
-        got = [(size, ours[(latency, size, OURS)].ratio) for size in sizes if (latency, size, OURS) in ours]
-        got = [(s, r) for s, r in got if r is not None]
+    for latency, bar, name in (
+        (0.0, 0.85, "0 ms latency: ours jsonl.gz >= 0.85x the ceiling's records/s"),
+        (50.0, 0.97, "50 ms latency: ours jsonl.gz >= 0.97x the ceiling's records/s"),
+    ):
+        got: list[tuple[int, float]] = []
+        for size in sizes:
+            cell = ours.get((latency, size, OURS))
+            if cell is not None and cell.ratio is not None:
+                got.append((size, cell.ratio))
         if not got:
             out.append(Verdict(name, "-", "not measured"))
             continue
@@ -111,8 +120,11 @@ def targets(samples: list[Sample], table: dict[tuple[float, int, str], Cell], ki
         out.append(Verdict(name, figure, "met" if all(r >= bar for _, r in got) else "missed"))
 
     name = "peak RSS at 1M records within 30 MB of the 10k run (ours jsonl.gz)"
-    pairs = [(lat, ours.get((lat, 10_000, OURS)), ours.get((lat, 1_000_000, OURS))) for lat in (0.0, 50.0)]
-    pairs = [(lat, a, b) for lat, a, b in pairs if a is not None and b is not None]
+    pairs: list[tuple[float, Cell, Cell]] = []
+    for lat in (0.0, 50.0):
+        small_cell, big_cell = ours.get((lat, 10_000, OURS)), ours.get((lat, 1_000_000, OURS))
+        if small_cell is not None and big_cell is not None:
+            pairs.append((lat, small_cell, big_cell))
     if not pairs:
         out.append(Verdict(name, "1M or 10k not run", "not measured"))
     else:
@@ -121,7 +133,9 @@ def targets(samples: list[Sample], table: dict[tuple[float, int, str], Cell], ki
             assert small.peak_rss_mb is not None and big.peak_rss_mb is not None
             delta = big.peak_rss_mb - small.peak_rss_mb
             ok = ok and delta <= 30
-            parts.append(f"@{lat:g} ms: {small.peak_rss_mb:.0f} MB -> {big.peak_rss_mb:.0f} MB ({delta:+.0f} MB)")
+            parts.append(
+                f"@{lat:g} ms: {small.peak_rss_mb:.0f} MB -> {big.peak_rss_mb:.0f} MB ({delta:+.0f} MB)"
+            )
         out.append(Verdict(name, "; ".join(parts), "met" if ok else "missed"))
 
     for latency in (0.0, 50.0):
@@ -139,22 +153,33 @@ def targets(samples: list[Sample], table: dict[tuple[float, int, str], Cell], ki
                 lower = mine.peak_rss_mb < theirs.peak_rss_mb
                 ok = ok and ratio >= 2.0 and lower
                 parts.append(
-                    f"{_fmt_size(size)} vs {'HttpOperator' if peer == 'http-operator' else 'dlt'}: {ratio:.2f}x, "
+                    f"{_fmt_size(size)} vs {'HttpOperator' if peer == 'http-operator' else 'dlt'}: "
+                    f"{ratio:.2f}x, "
                     f"{mine.peak_rss_mb:.0f} vs {theirs.peak_rss_mb:.0f} MB"
                 )
-        out.append(Verdict(name, "; ".join(parts) or "-", ("met" if ok else "missed") if any_pair else "not measured"))
+        out.append(
+            Verdict(
+                name, "; ".join(parts) or "-", ("met" if ok else "missed") if any_pair else "not measured"
+            )
+        )
 
     name = "1.00 credits per unique record on a clean run (ours jsonl.gz)"
-    got = [(k[1], c.credits_per_unique) for k, c in sorted(ours.items()) if c.credits_per_unique is not None]
-    if not got:
+    credits = [
+        (k[1], c.credits_per_unique) for k, c in sorted(ours.items()) if c.credits_per_unique is not None
+    ]
+    if not credits:
         out.append(Verdict(name, "-", "not measured"))
     else:
-        worst = max(v for _, v in got)
-        floors = {k[:2]: c.credits_per_unique for k, c in table.items() if k[2] == "ceiling" and c.credits_per_unique}
-        extra = [
-            (c.credits_per_unique or 0) - floors[k[:2]] for k, c in ours.items() if k[:2] in floors
-        ]
-        figure = f"{worst:.4f} at worst ({', '.join(sorted({f'{_fmt_size(s)}: {v:.4f}' for s, v in got}))})"
+        worst = max(v for _, v in credits)
+        floors = {
+            k[:2]: c.credits_per_unique
+            for k, c in table.items()
+            if k[2] == "ceiling" and c.credits_per_unique
+        }
+        extra = [(c.credits_per_unique or 0) - floors[k[:2]] for k, c in ours.items() if k[:2] in floors]
+        figure = (
+            f"{worst:.4f} at worst ({', '.join(sorted({f'{_fmt_size(s)}: {v:.4f}' for s, v in credits}))})"
+        )
         if extra:
             figure += (
                 f"; one pass over the feed (the ceiling) costs {max(floors.values()):.4f}: the sandbox sends "
@@ -164,12 +189,15 @@ def targets(samples: list[Sample], table: dict[tuple[float, int, str], Cell], ki
         out.append(Verdict(name, figure, "met" if worst <= 1.0005 else "missed"))
 
     name = f"after a kill at 50%: at most one page's credits ({PAGE_SIZE}) re-spent (ours)"
-    mine = [k for k in kills if k.contestant.startswith("ours")]
-    if not mine:
+    our_kills = [k for k in kills if k.contestant.startswith("ours")]
+    if not our_kills:
         out.append(Verdict(name, "-", "not measured"))
     else:
-        ok = all(k.killed_at_calls is not None and k.correct_after_restart and k.respent <= PAGE_SIZE for k in mine)
-        figure = "; ".join(f"{k.contestant}: {k.respent} credits" for k in mine)
+        ok = all(
+            k.killed_at_calls is not None and k.correct_after_restart and k.respent <= PAGE_SIZE
+            for k in our_kills
+        )
+        figure = "; ".join(f"{k.contestant}: {k.respent} credits" for k in our_kills)
         out.append(Verdict(name, figure, "met" if ok else "missed"))
     return out
 
@@ -198,8 +226,13 @@ def chart(path: Path, table: dict[tuple[float, int, str], Cell], contestants: li
             xs = [p[0] for p in points]
             label = f"{c.label} @ {latency:g} ms"
             left.plot(xs, [p[1].rps for p in points], styles[li % 4], marker="o", color=color, label=label)
-            right.plot(xs, [p[1].peak_rss_mb for p in points], styles[li % 4], marker="o", color=color, label=label)
-    for ax, title, unit in ((left, "records/s (median)", "records/s"), (right, "peak RSS of the process", "MiB")):
+            right.plot(
+                xs, [p[1].peak_rss_mb for p in points], styles[li % 4], marker="o", color=color, label=label
+            )
+    for ax, title, unit in (
+        (left, "records/s (median)", "records/s"),
+        (right, "peak RSS of the process", "MiB"),
+    ):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("records in the hashtag")
@@ -207,7 +240,9 @@ def chart(path: Path, table: dict[tuple[float, int, str], Cell], contestants: li
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7, loc="best")
-    fig.suptitle("UnifAPI hashtag -> local files: speed and memory by size (solid 0 ms, dashed 50 ms latency)")
+    fig.suptitle(
+        "UnifAPI hashtag -> local files: speed and memory by size (solid 0 ms, dashed 50 ms latency)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -218,7 +253,8 @@ def chart(path: Path, table: dict[tuple[float, int, str], Cell], contestants: li
 TEMPLATE = """\
 # Benchmarks
 
-<!-- Generated by `python -m benchmarks.run` (benchmarks/report.py). Do not edit by hand: run the command again. -->
+<!-- Generated by `python -m benchmarks.run` (benchmarks/report.py).
+     Do not edit by hand: run the command again. -->
 
 The same job for every contestant: **every record of one hashtag to local files**, against the local
 UnifAPI sandbox running in its own process (pages of {page_size}, ~52 KB each), on one machine, one
@@ -293,20 +329,24 @@ both runs minus the credits of a clean run.
   inside an Airflow `@task`), so Python/Airflow start-up, `dag.test()` set-up and the XCom push are
   outside it; the ceiling's window covers its whole loop. The Airflow contestants run as real task
   instances through `dag.test()` on a SQLite metadata DB, in the contestant's process.
-- **Memory**: the child reads its start-up peak (`VmHWM`), resets the kernel's high-water mark
-  (`/proc/self/clear_refs`) as the window opens and reads the window's peak as it closes; the
-  harness takes the process's `ru_maxrss` from `wait4()`. Peak RSS = max(start-up peak, rusage).
+- **Memory**: the child reads its start-up peak (`VmHWM` of `/proc/self/status`), resets the kernel's
+  high-water mark (`/proc/self/clear_refs`) as the window opens, reads the window's peak as it closes
+  and the peak since then once the task is over. Peak RSS = the larger of the start-up peak and the
+  peak after it. (Not `wait4()`'s `ru_maxrss`: Linux carries the parent's RSS across fork+exec into
+  it, so the harness's own size would leak into every child's figure.)
 - **Correctness**: every run's output is read back (gzip / pyarrow, listed by `_manifest.json` for
   ours) and compared with the sandbox's ground truth (`/_sandbox/hashtags/{{id}}/truth`): ours must
   hold exactly the truth in order; the peers must hold every unique id and nothing else (they write
   the duplicates the API sends, counted in *dups written*). A run that crashes or delivers wrong
   data fails the command (exit code 1).
 - Two cores: the sandbox uses one, the contestant the other; other work on the machine adds noise
-  (see the load averages). The harness sleeps in `wait4()` while a contestant runs.
+  (see the load averages). The harness sleeps while a contestant runs.
 """
 
 
-def _table(table: dict[tuple[float, int, str], Cell], samples: list[Sample], contestants: list[Contestant]) -> str:
+def _table(
+    table: dict[tuple[float, int, str], Cell], samples: list[Sample], contestants: list[Contestant]
+) -> str:
     latencies = sorted({k[0] for k in table})
     sizes = sorted({k[1] for k in table})
     labels = {c.name: c.label for c in contestants}
@@ -324,14 +364,17 @@ def _table(table: dict[tuple[float, int, str], Cell], samples: list[Sample], con
                 if cell is None:
                     continue
                 if cell.rps is None:
-                    rows.append(f"| {size:,} | {labels[c.name]} | 0 of {len(cell.samples)} | FAILED | | | | | | | |")
+                    rows.append(
+                        f"| {size:,} | {labels[c.name]} | 0 of {len(cell.samples)} | FAILED | | | | | | | |"
+                    )
                     continue
                 vs = pair_ratio(samples, OURS, c.name, latency, size) if c.name != OURS else None
                 runs = f"{cell.runs}" + (f" ({cell.failed} failed)" if cell.failed else "")
                 rows.append(
                     f"| {size:,} | {labels[c.name]} | {runs} | {cell.rps:,.0f} | "
-                    f"{'%.2fx' % cell.ratio if cell.ratio is not None else '-'} | "
-                    f"{'%.2fx' % vs if vs is not None else '-'} | {cell.peak_rss_mb:.0f} | {cell.job_rss_mb:.0f} | "
+                    f"{f'{cell.ratio:.2f}x' if cell.ratio is not None else '-'} | "
+                    f"{f'{vs:.2f}x' if vs is not None else '-'} | "
+                    f"{cell.peak_rss_mb:.0f} | {cell.job_rss_mb:.0f} | "
                     f"{cell.cpu_per_1k:.3f} | {cell.credits_per_unique:.4f} | "
                     f"{cell.duplicates if c.output != 'none' else '-'} |"
                 )
@@ -340,25 +383,35 @@ def _table(table: dict[tuple[float, int, str], Cell], samples: list[Sample], con
     return "\n\n".join(blocks) + "\n\n" + note
 
 
-def _kill_table(kills: list[KillOutcome], contestants: list[Contestant], kill: Optional[dict[str, Any]]) -> str:
+def _kill_table(
+    kills: list[KillOutcome], contestants: list[Contestant], kill: Optional[dict[str, Any]]
+) -> str:
     if not kills:
         return "Not run."
     labels = {c.name: c for c in contestants}
     rows = [
         f"{kill['size']:,} records at {kill['latency_ms']:g} ms per call." if kill else "",
         "",
-        "| Contestant | Restarts | Clean run credits | Killed at (calls) | Credits, both runs | Re-spent credits | "
+        "| Contestant | Restarts | Clean run credits | Killed at (calls) | Credits, both runs "
+        "| Re-spent credits | "
         "Re-spent pages | Output after restart |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for k in kills:
         c = labels[k.contestant]
-        output = "exact truth" if k.correct_after_restart and c.dedupes else (
-            f"every unique id, {k.duplicates_after_restart:,} dups" if k.correct_after_restart else f"WRONG: {k.problem}"
+        output = (
+            "exact truth"
+            if k.correct_after_restart and c.dedupes
+            else (
+                f"every unique id, {k.duplicates_after_restart:,} dups"
+                if k.correct_after_restart
+                else f"WRONG: {k.problem}"
+            )
         )
         killed = f"{k.killed_at_calls} of {k.clean_calls}" if k.killed_at_calls is not None else "not killed"
         rows.append(
-            f"| {c.label} | {c.restart} | {k.clean_credits:,} | {killed} | {k.total_credits:,} | {k.respent:,} | "
+            f"| {c.label} | {c.restart} | {k.clean_credits:,} | {killed} | {k.total_credits:,} "
+            f"| {k.respent:,} | "
             f"{k.respent / PAGE_SIZE:.1f} | {output} |"
         )
     return "\n".join(rows)
@@ -370,29 +423,55 @@ def _profile(profile: Optional[Sample], verdicts: list[Verdict]) -> str:
     missed = [v.target for v in verdicts if v.verdict == "missed"]
     head = (
         "## Per-page profile of ours (jsonl.gz, 0 ms)\n\n"
-        + (f"Targets missed: {len(missed)}; where a page's time goes. " if missed else "")
-        + f"{profile.size:,} records at 0 ms, one run of the operator in `dag.test()` with `perf_counter` "
-        "wrappers around the package's functions (benchmark-only: `benchmarks/profile_ours.py`); each step "
-        "is charged its exclusive time. The wrappers themselves add ~1 µs per call.\n\n"
+        + (f"{len(missed)} target(s) missed, so: where a page's time goes. " if missed else "")
+        + f"{profile.size:,} records at 0 ms, one extra run of the operator in `dag.test()` with "
+        "`perf_counter` "
+        "wrappers around the package's functions (benchmark-only: `benchmarks/profile_ours.py`, the package "
+        "is not edited). Each step is charged its exclusive time (minus the wrapped steps it calls); "
+        "the wrappers add ~1 µs per call. *wait* includes the sandbox's time to answer (~0 ms latency) "
+        "and, on a loaded 2-core machine, time the sandbox process waits for a core.\n\n"
     )
     if not profile.ok or not profile.profile:
         return head + f"The profiling run failed: {profile.problem}\n\n"
-    steps = profile.profile.get("steps", [])
+    data = profile.profile
+    steps = data.get("steps", [])
     pages = max(profile.calls, 1)
     total = profile.wall_s
-    rows = ["| Step | Calls | µs per page | Share of the window |", "|---|---:|---:|---:|"]
+    setup = float(data.get("setup_s", 0.0))
+    in_loop = [s for s in steps if s.get("phase") == "page"]
+    setup_steps = [s for s in steps if s.get("phase") == "setup"]
+    finish = sum(s["seconds"] for s in steps if s.get("phase") == "finish")
+    loop = max(total - setup - finish, 1e-9)
+    rows = [
+        "| Step (per page, over the paging loop) | Calls | µs per page | Share of the loop |",
+        "|---|---:|---:|---:|",
+    ]
     covered = 0.0
-    for step in sorted(steps, key=lambda s: -s["seconds"]):
+    for step in sorted(in_loop, key=lambda s: -s["seconds"]):
         covered += step["seconds"]
         rows.append(
-            f"| {step['label']} (`{step['key']}`) | {step['calls']:,} | {step['seconds'] / pages * 1e6:,.0f} | "
-            f"{step['seconds'] / total:.0%} |"
+            f"| {step['label']} (`{step['key']}`) | {step['calls']:,} "
+            f"| {step['seconds'] / pages * 1e6:,.0f} | "
+            f"{step['seconds'] / loop:.0%} |"
         )
-    rest = total - covered
-    rows.append(f"| rest of the window (loop, budget, Airflow's execute wrapper) | | {rest / pages * 1e6:,.0f} | {rest / total:.0%} |")
-    rows.append(f"| **window** ({pages:,} pages, {profile.records_per_s:,.0f} records/s) | | **{total / pages * 1e6:,.0f}** | 100% |")
-    absent = profile.profile.get("absent") or []
-    tail = f"\n\nNot found in this version of the package (not wrapped): {', '.join(absent)}." if absent else ""
+    rest = loop - covered
+    rows.append(
+        "| rest of the loop (budget checks, cursor bookkeeping, uncovered code) | "
+        f"| {rest / pages * 1e6:,.0f} | {rest / loop:.0%} |"
+    )
+    rows.append(f"| **loop** ({pages:,} pages) | | **{loop / pages * 1e6:,.0f}** | 100% |")
+    rows.append("")
+    parts = ", ".join(f"{s['label']} {s['seconds'] * 1e3:,.0f} ms" for s in setup_steps)
+    other = setup - sum(s["seconds"] for s in setup_steps)
+    rows.append(
+        f"Once per run: **set-up before the first page {setup * 1e3:,.0f} ms** "
+        f"({parts}, other {other * 1e3:,.0f} ms); "
+        f"finish (last part, manifest) {finish * 1e3:,.0f} ms; window {total:,.2f} s "
+        f"({profile.records_per_s:,.0f} records/s with the wrappers). The loop alone runs at "
+        f"{profile.size / loop:,.0f} records/s."
+    )
+    absent = data.get("absent") or []
+    tail = f"\n\nNot in this version of the package (not wrapped): {', '.join(absent)}." if absent else ""
     return head + "\n".join(rows) + tail + "\n\n"
 
 
@@ -411,20 +490,27 @@ def write(
     machine = info["machine"]
     cells_text = "\n".join(
         f"- {c['size']:,} records at {c['latency_ms']:g} ms per call: {c['rounds']} interleaved round(s) of "
-        f"{len(contestants)} contestants" for c in info["cells"]
+        f"{len(contestants)} contestants"
+        for c in info["cells"]
     )
     cells_text += (
-        "\n- Not run: " + ", ".join(
-            f"{_fmt_size(s)} at {lat:g} ms" for lat in (0.0, 50.0) for s in (10_000, 100_000, 1_000_000)
+        "\n- Not run: "
+        + ", ".join(
+            f"{_fmt_size(s)} at {lat:g} ms"
+            for lat in (0.0, 50.0)
+            for s in (10_000, 100_000, 1_000_000)
             if not any(c["size"] == s and c["latency_ms"] == lat for c in info["cells"])
         )
-        if not info.get("smoke") else ""
+        if not info.get("smoke")
+        else ""
     )
     cells_text += (
         "\n\nFewer than 5 rounds in a cell means its medians rest on fewer samples: read them as indicative. "
         "A cell of 1M records at 50 ms costs ~20,400 pages x 50 ms = 17 min per contestant per round."
     )
-    skipped = "".join(f"- Not installed here, so not run: {k} ({v})\n" for k, v in info.get("skipped", {}).items())
+    skipped = "".join(
+        f"- Not installed here, so not run: {k} ({v})\n" for k, v in info.get("skipped", {}).items()
+    )
     command = info["command"]
     bench_args = command.replace("python -m benchmarks.run", "").strip()
     text = TEMPLATE.format(
@@ -449,8 +535,14 @@ def write(
         sandbox=", ".join(f"`{k}={v}`" for k, v in sorted(info.get("sandbox", {}).items())),
         contestant_list="\n".join(f"  - **{c.label}** (`{c.name}`): {_describe(c)}" for c in contestants),
     )
+    import os
+
+    link = os.path.relpath(chart_path, md.parent)
+    text = text.replace("(benchmarks/chart.png)", f"({link})")
     if not has_chart:
-        text = text.replace("![records/s and peak RSS by size](benchmarks/chart.png)", "(matplotlib is not installed: no chart)")
+        text = text.replace(
+            f"![records/s and peak RSS by size]({link})", "(matplotlib is not installed: no chart)"
+        )
     md.write_text(text)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchmarks import airflow_env, report
-from benchmarks.contestants import BY_NAME, CONTESTANTS, Contestant, select
+from benchmarks.contestants import BY_NAME, CONTESTANTS, select
 from benchmarks.harness import REPO, Harness, KillOutcome, Sample, child_env, kill_test
 from benchmarks.sandbox import SandboxProcess
 
@@ -55,44 +55,93 @@ def parse_cell_runs(text: str) -> dict[tuple[int, float], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=lambda s: _numbers(s, int), help="hashtag sizes (default 10000,100000,1000000)")
+    p.add_argument(
+        "--sizes", type=lambda s: _numbers(s, int), help="hashtag sizes (default 10000,100000,1000000)"
+    )
     p.add_argument("--latency", type=lambda s: _numbers(s, float), help="latencies in ms (default 0,50)")
     p.add_argument("--runs", type=int, default=5, help="interleaved rounds per cell (default 5)")
-    p.add_argument("--cell-runs", default=None,
-                   help=f"rounds for given SIZE@LATENCY cells, 0 to skip one (default {DEFAULT_CELL_RUNS!r} "
-                        "when --sizes/--latency are not given, else none)")
-    p.add_argument("--contestants", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-                   help=f"subset of {','.join(c.name for c in CONTESTANTS)} (default: all that are installed)")
-    p.add_argument("--kill-size", type=int, default=None, help="size of the kill-at-50%% test (default 10000; "
-                   "the smallest size with --smoke)")
-    p.add_argument("--kill-latency", type=float, default=50.0, help="latency of the kill test (default 50 ms: "
-                   "slow enough to SIGKILL at exactly half the pages)")
-    p.add_argument("--kill", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the kill-at-50%% test (default: yes, except with --smoke)")
+    p.add_argument(
+        "--cell-runs",
+        default=None,
+        help=f"rounds for given SIZE@LATENCY cells, 0 to skip one (default {DEFAULT_CELL_RUNS!r} "
+        "when --sizes/--latency are not given, else none)",
+    )
+    p.add_argument(
+        "--contestants",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help=f"subset of {','.join(c.name for c in CONTESTANTS)} (default: all that are installed)",
+    )
+    p.add_argument(
+        "--kill-size",
+        type=int,
+        default=None,
+        help="size of the kill-at-50%% test (default 10000; the smallest size with --smoke)",
+    )
+    p.add_argument(
+        "--kill-latency",
+        type=float,
+        default=50.0,
+        help="latency of the kill test (default 50 ms: slow enough to SIGKILL at exactly half the pages)",
+    )
+    p.add_argument(
+        "--kill",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the kill-at-50%% test (default: yes, except with --smoke)",
+    )
     p.add_argument("--no-profile", action="store_true", help="skip the per-page profile of ours")
-    p.add_argument("--code", choices=("head", "worktree"), default=None,
-                   help="provider code to measure: a snapshot of git HEAD (default for full runs) or the "
-                        "working tree (default for --smoke)")
-    p.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / ".work",
-                   help="scratch space: outputs, logs, Airflow home, bytecode cache (default benchmarks/.work)")
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="where this run's outputs, logs and (with --smoke) report go (default a new folder "
-                        "under WORK_DIR/runs)")
-    p.add_argument("--airflow-home", type=Path, default=None,
-                   help="an Airflow home to use (migrated if its airflow.db is missing); default one per "
-                        "Airflow version under the work dir")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is killed (default 3600)")
-    p.add_argument("--output-md", type=Path, default=None, help="report path (default BENCHMARKS.md; smoke: work dir)")
-    p.add_argument("--smoke", action="store_true",
-                   help="a seconds-long check of the harness: tiny sizes, one round, every installed contestant; "
-                        "exits non-zero if one crashes or delivers wrong data")
+    p.add_argument(
+        "--code",
+        choices=("head", "worktree"),
+        default=None,
+        help="provider code to measure: a snapshot of git HEAD (default for full runs) or the "
+        "working tree (default for --smoke)",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=REPO / "benchmarks" / ".work",
+        help="scratch space: outputs, logs, Airflow home, bytecode cache (default benchmarks/.work)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where this run's outputs, logs and (with --smoke) report go (default a new folder "
+        "under WORK_DIR/runs)",
+    )
+    p.add_argument(
+        "--airflow-home",
+        type=Path,
+        default=None,
+        help="an Airflow home to use (migrated if its airflow.db is missing); default one per "
+        "Airflow version under the work dir",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds before a run is killed (default 3600)"
+    )
+    p.add_argument(
+        "--output-md",
+        type=Path,
+        default=None,
+        help="report path for a trial run (chart and results.json next to it, same stem); default "
+        "BENCHMARKS.md with benchmarks/chart.png and benchmarks/results.json (smoke: the run dir)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a seconds-long check of the harness: tiny sizes, one round, every installed contestant; "
+        "exits non-zero if one crashes or delivers wrong data",
+    )
     p.add_argument("--quiet", action="store_true")
     return p
 
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -106,14 +155,17 @@ def code_snapshot(work: Path, mode: str) -> tuple[Optional[Path], str]:
     sha = _git("rev-parse", "--short=12", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--", "airflow_provider_unifapi"))
     if mode == "worktree" or not sha:
-        return None, f"working tree at {sha or 'unknown commit'}" + (" with uncommitted changes" if dirty else "")
+        return None, f"working tree at {sha or 'unknown commit'}" + (
+            " with uncommitted changes" if dirty else ""
+        )
     target = work / "code" / sha
     if not (target / "airflow_provider_unifapi" / "__init__.py").exists():
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         archive = subprocess.run(
             ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD", "airflow_provider_unifapi"],
-            capture_output=True, check=True,
+            capture_output=True,
+            check=True,
         )
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target, f"git HEAD {sha} (committed code only)"
@@ -148,8 +200,16 @@ def versions() -> dict[str, str]:
     import importlib.metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("apache-airflow", "httpx", "pydantic", "pydantic-core", "apache-airflow-providers-http", "dlt",
-                 "pyarrow", "universal-pathlib"):
+    for dist in (
+        "apache-airflow",
+        "httpx",
+        "pydantic",
+        "pydantic-core",
+        "apache-airflow-providers-http",
+        "dlt",
+        "pyarrow",
+        "universal-pathlib",
+    ):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -183,12 +243,15 @@ def execute(args: argparse.Namespace) -> int:
         cell_runs = parse_cell_runs(DEFAULT_CELL_RUNS)
     cells = plan_cells(sizes, latencies, runs, cell_runs)
     kill_size = args.kill_size or (min(sizes) if smoke else 10_000)
-    kill_latency = 0.0 if smoke and args.kill_latency == 50.0 else args.kill_latency
+    kill_latency = args.kill_latency
     do_kill = args.kill if args.kill is not None else not smoke
     do_profile = not args.no_profile and not smoke
     contestants, skipped = select(args.contestants)
     if not contestants:
-        print("no contestant can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), file=sys.stderr)
+        print(
+            "no contestant can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()),
+            file=sys.stderr,
+        )
         return 2
     if not any(c.name == "ceiling" for c in contestants):
         print("the ceiling is needed for the ratios: add it to --contestants", file=sys.stderr)
@@ -202,9 +265,11 @@ def execute(args: argparse.Namespace) -> int:
     run_dir: Path = args.run_dir or work / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     code_path, code_desc = code_snapshot(work, args.code or ("worktree" if smoke else "head"))
-    info = {"machine": machine_info(), "versions": versions(), "code": code_desc}
+    info: dict[str, Any] = {"machine": machine_info(), "versions": versions(), "code": code_desc}
     airflow_home = args.airflow_home or work / f"airflow-home-{info['versions']['apache-airflow']}"
-    env = child_env(dict(os.environ), work=work, run_dir=run_dir, code_path=code_path, airflow_home=airflow_home)
+    env = child_env(
+        dict(os.environ), work=work, run_dir=run_dir, code_path=code_path, airflow_home=airflow_home
+    )
     if any(c.airflow for c in contestants):
         say(f"Airflow home {airflow_home} (migrating once) ...")
         airflow_env.ensure_migrated(airflow_home, env, trust_existing=args.airflow_home is not None)
@@ -223,20 +288,31 @@ def execute(args: argparse.Namespace) -> int:
                 for c in contestants:  # interleaved: A B C A B C, never A A B B
                     samples.append(h.run(c, size, latency, round_no))
         if do_kill:
-            say(f"kill test: {kill_size:,} records @ {kill_latency:g} ms, SIGKILL at half the pages, then restart")
+            say(
+                f"kill test: {kill_size:,} records @ {kill_latency:g} ms, "
+                "SIGKILL at half the pages, then restart"
+            )
             for c in contestants:
                 if c.output == "none":
                     continue  # the ceiling writes nothing: nothing to resume
                 clean = next(
-                    (s for s in samples if s.contestant == c.name and s.size == kill_size
-                     and s.latency_ms == kill_latency and s.ok),
+                    (
+                        s
+                        for s in samples
+                        if s.contestant == c.name
+                        and s.size == kill_size
+                        and s.latency_ms == kill_latency
+                        and s.ok
+                    ),
                     None,
                 ) or h.run(c, kill_size, kill_latency, 0, kind="reference")
                 kills.append(kill_test(h, c, kill_size, kill_latency, clean))
         if do_profile and any(c.name == "ours-jsonl.gz" for c in contestants):
             say(f"per-page profile of ours jsonl.gz: {profile_size:,} records @ 0 ms")
             profile = h.run(BY_NAME["ours-jsonl.gz"], profile_size, 0.0, 0, kind="profile", profile=True)
-        info["sandbox"] = {k: v for k, v in sb.settings().items() if k not in ("hashtags", "api_keys_configured")}
+        info["sandbox"] = {
+            k: v for k, v in sb.settings().items() if k not in ("hashtags", "api_keys_configured")
+        }
     info["machine"]["loadavg_end"] = os.getloadavg()
     info["wall_minutes"] = round((time.monotonic() - started) / 60, 1)
     info["skipped"] = skipped
@@ -247,18 +323,29 @@ def execute(args: argparse.Namespace) -> int:
     info["smoke"] = smoke
     if smoke:
         md, chart, raw = run_dir / "BENCHMARKS.md", run_dir / "chart.png", run_dir / "results.json"
+    elif args.output_md is not None:  # a trial run: keep the committed figures untouched
+        md = args.output_md
+        chart, raw = md.with_suffix(".png"), md.with_suffix(".json")
     else:
-        md = args.output_md or REPO / "BENCHMARKS.md"
+        md = REPO / "BENCHMARKS.md"
         chart, raw = REPO / "benchmarks" / "chart.png", REPO / "benchmarks" / "results.json"
-    raw.write_text(json.dumps({
-        "info": info,
-        "samples": [s.to_json() for s in samples],
-        "kills": [{**k.__dict__, "respent": k.respent} for k in kills],
-        "profile": profile.to_json() if profile else None,
-    }, indent=1, default=str))
+    raw.write_text(
+        json.dumps(
+            {
+                "info": info,
+                "samples": [s.to_json() for s in samples],
+                "kills": [{**k.__dict__, "respent": k.respent} for k in kills],
+                "profile": profile.to_json() if profile else None,
+            },
+            indent=1,
+            default=str,
+        )
+    )
     report.write(md, chart, info, contestants, samples, kills, profile)
     say(f"wrote {md}, {chart} and {raw}")
-    failures = [s for s in samples if not s.ok] + ([profile] if profile is not None and not profile.ok else [])
+    failures = [s for s in samples if not s.ok] + (
+        [profile] if profile is not None and not profile.ok else []
+    )
     broken_kills = [k for k in kills if k.problem or not k.correct_after_restart]
     for s in failures:
         say(f"FAILED: {s.contestant} {s.size} @ {s.latency_ms:g} ms ({s.kind}): {s.problem} (log {s.log})")
@@ -275,7 +362,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def smoke(
-    run_dir: Optional[Path] = None, *, contestants: Optional[list[str]] = None, airflow_home: Optional[Path] = None
+    run_dir: Optional[Path] = None,
+    *,
+    contestants: Optional[list[str]] = None,
+    airflow_home: Optional[Path] = None,
 ) -> int:
     """The CI smoke, callable in-process: returns the exit code (0 = every contestant delivered the truth).
 

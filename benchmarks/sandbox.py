@@ -33,14 +33,23 @@ class SandboxProcess:
         self.url = ""
         self._admin: Optional[httpx.Client] = None
         self._truth: dict[int, list[str]] = {}
+        self._log: Optional[Any] = None
 
     def start(self) -> SandboxProcess:
-        cmd = [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0", "--balance", str(BALANCE)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_provider_unifapi.sandbox",
+            "--port",
+            "0",
+            "--balance",
+            str(BALANCE),
+        ]
         for size in self.sizes:
             cmd += ["--hashtag", f"{hashtag_id_for(size)}:bench{size}:{size}"]
-        log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - the sandbox writes to it until stop()
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env, start_new_session=True
+            cmd, stdout=subprocess.PIPE, stderr=self._log, text=True, env=self.env, start_new_session=True
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -90,6 +99,9 @@ class SandboxProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> SandboxProcess:
         return self.start()

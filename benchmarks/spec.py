@@ -54,6 +54,7 @@ class RunResult:
     rss_start_kb: int = 0  # RSS when the window opened (interpreter + imports + Airflow)
     window_hwm_kb: int = 0  # peak RSS inside the window (the high-water mark is reset as it opens)
     startup_hwm_kb: int = 0  # peak RSS before the window (start-up)
+    final_hwm_kb: int = 0  # peak RSS from the window's start to the process's end (read by benchmarks.child)
     hwm_reset: bool = False
     error: Optional[str] = None
     profile: dict[str, Any] = field(default_factory=dict)

@@ -17,8 +17,10 @@ from benchmarks.window import Window
 def run(spec: RunSpec) -> None:
     path = f"/tiktok/hashtags/{spec.hashtag_id}/videos"
     with Window(spec) as window:
-        with httpx.Client(base_url=spec.base_url, headers={"Authorization": f"Bearer {spec.api_key}"}) as client:
-            params: dict[str, object] = {"limit": spec.page_size}
+        with httpx.Client(
+            base_url=spec.base_url, headers={"Authorization": f"Bearer {spec.api_key}"}
+        ) as client:
+            params: dict[str, str | int] = {"limit": spec.page_size}
             while True:
                 response = client.get(path, params=params)
                 response.raise_for_status()

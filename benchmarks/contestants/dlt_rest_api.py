@@ -1,6 +1,7 @@
 """dlt: the ``rest_api`` source with a cursor paginator into the ``filesystem`` destination (jsonl),
 run inside an Airflow task (``@task`` via ``dag.test()``) so it carries the same Airflow baseline as
-the operators.
+the operators, with dlt's Airflow-Variable config lookups turned off in its favour (see
+``benchmarks.harness.child_env``).
 
 Defaults everywhere, as its docs show: dlt normalises nested objects into columns and child tables,
 gzips its files, and appends (so duplicates the API sends are written). The pipeline's working
@@ -53,16 +54,17 @@ def run_pipeline(spec: RunSpec) -> dict[str, int]:
         pipelines_dir=spec.state_dir,
     )
     pipeline.run(source, loader_file_format="jsonl")
-    rows = pipeline.last_trace.last_normalize_info.row_counts.get(TABLE, 0) if pipeline.last_trace else 0
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace is not None else None
+    rows = info.row_counts.get(TABLE, 0) if info is not None else 0
     return {"records": int(rows)}
 
 
 def build_dag(spec: RunSpec) -> Any:
-    import pendulum
-
     # What a DAG file imports at parse time, outside the window (as the operators' imports are);
     # whatever dlt imports lazily while it runs stays inside, as in any fresh task process.
     import dlt  # noqa: F401
+    import pendulum
     from dlt.sources.rest_api import rest_api_source  # noqa: F401
 
     from airflow_provider_unifapi._compat import DAG, task
@@ -74,7 +76,9 @@ def build_dag(spec: RunSpec) -> Any:
             window.records = written["records"]
         return written
 
-    with DAG(spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
+    with DAG(
+        spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False
+    ) as dag:
         collect()
     return dag
 

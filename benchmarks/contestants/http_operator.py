@@ -64,7 +64,9 @@ def build_dag(spec: RunSpec) -> Any:
         return {"records": records, "pages": len(responses)}
 
     operator = _timed_operator_class()
-    with DAG(spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
+    with DAG(
+        spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False
+    ) as dag:
         operator(
             task_id="collect",
             http_conn_id="unifapi_http",

@@ -29,6 +29,10 @@ def _timed_operator_class() -> type:
 
                 profile_ours.install()
             with Window(_SPEC) as window:
+                if _SPEC.profile:
+                    from benchmarks import profile_ours
+
+                    profile_ours.mark_start()
                 summary = super().execute(context)
                 window.records = int(summary["records"])
                 window.pages = int(summary["pages"])
@@ -49,7 +53,9 @@ def build_dag(spec: RunSpec) -> Any:
     from airflow_provider_unifapi._compat import DAG
 
     operator = _timed_operator_class()
-    with DAG(spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
+    with DAG(
+        spec.dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False
+    ) as dag:
         operator(
             task_id="collect",
             hashtag_id=spec.hashtag_id,
