@@ -20,10 +20,10 @@ from airflow_provider_unifapi._compat import (
 from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
 from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
-from airflow_provider_unifapi.triggers.balance import (
+from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
+from airflow_provider_unifapi.balance_probe import (
     DEFAULT_MAX_BALANCE_AGE,
     ProbeOutcome,
-    UnifAPIBalanceTrigger,
     check_min_balance,
     check_probe_hashtag_id,
     check_seconds,
