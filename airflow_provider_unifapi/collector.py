@@ -37,16 +37,6 @@ log = logging.getLogger(__name__)
 
 _VIDEO: TypeAdapter[Video] = TypeAdapter(Video)
 
-STOP_REASONS = (
-    "exhausted",
-    "max_records",
-    "max_pages",
-    "max_credits",
-    "min_balance",
-    "balance_truncated",
-    "empty_pages",
-)
-
 
 def check_budget_value(argument: str, value: Any, *, minimum: int) -> Optional[int]:
     """``None`` or an int >= ``minimum`` (templated strings of digits accepted), else a named error."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "Author",
@@ -204,7 +204,3 @@ class BalanceReading(BaseModel):
     def age_seconds(self, now: datetime) -> float:
         """Seconds between ``seen_at`` and ``now`` (both timezone-aware)."""
         return (now - self.seen_at).total_seconds()
-
-
-VIDEO_PAGE_ADAPTER: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
-VIDEO_LIST_ADAPTER: TypeAdapter[list[Video]] = TypeAdapter(list[Video])

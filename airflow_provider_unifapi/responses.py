@@ -6,7 +6,6 @@ key and never a response body (bodies may be large and are the customer's paid d
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Optional, TypeVar
 
@@ -166,7 +165,3 @@ def truncated_body_error(
     err.may_have_been_billed = True
     return err
 
-
-def json_safe(value: Any) -> Any:
-    """Round-trip through JSON (used to make sure summaries and events are serialisable)."""
-    return json.loads(json.dumps(value, default=str))

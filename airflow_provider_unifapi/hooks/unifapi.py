@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from typing import Any, Optional
+from typing import Any
 
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
@@ -223,7 +223,3 @@ def _coerce(conn_id: str, name: str, kind: str, value: Any) -> Any:
         return value
     raise UnifAPIInputError(where, f"must be a{'n' if kind[0] in 'aeiou' else ''} {kind}, got {value!r}")
 
-
-def hook_for(unifapi_conn_id: Optional[str]) -> UnifAPIHook:
-    """A hook for ``unifapi_conn_id`` (the default connection when ``None``)."""
-    return UnifAPIHook(unifapi_conn_id or UnifAPIHook.default_conn_name)
