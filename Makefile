@@ -28,8 +28,20 @@ bench:
 bench-smoke:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.run --smoke
 
+# The reliability suite at full length (RELIABILITY.md): CHAOS_RUNS seeded chaos runs, the full
+# operator, kill and concurrency runs, the 1M-record soak, then the fuzzers and security tests with
+# FUZZ_MAX_EXAMPLES examples; renders the figures into RELIABILITY.md. ~15 minutes on 2 cores.
 chaos:
-	@venv=$$(bash scripts/bootstrap.sh $(AIRFLOW)) && CHAOS_RUNS=$${CHAOS_RUNS:-40} bash scripts/run_tests.sh "$$venv" -m chaos tests/chaos
+	@venv=$$(bash scripts/bootstrap.sh $(AIRFLOW)) || exit 1; \
+	work=$$(mktemp -d -t unifapi-chaos.XXXXXX); report=$${CHAOS_REPORT:-$$work/report.json}; \
+	examples=$${FUZZ_MAX_EXAMPLES:-300}; \
+	CHAOS_RUNS=$${CHAOS_RUNS:-40} CHAOS_SOAK=$${CHAOS_SOAK:-1} CHAOS_REPORT="$$report" \
+	  bash scripts/run_tests.sh "$$venv" -m chaos tests/chaos --junitxml="$$work/chaos.xml" $(PYTEST_ARGS); chaos=$$?; \
+	FUZZ_MAX_EXAMPLES=$$examples bash scripts/run_tests.sh "$$venv" tests/test_fuzz_client.py tests/test_fuzz_inputs.py \
+	  tests/test_security.py --junitxml="$$work/fuzz.xml" $(PYTEST_ARGS); fuzz=$$?; \
+	if [ -f "$$report" ]; then "$$venv/bin/python" scripts/chaos_report.py "$$report" RELIABILITY.md \
+	  --junit "$$work/chaos.xml" --junit "$$work/fuzz.xml" --fuzz-examples $$examples; fi; \
+	echo "chaos report: $$report"; exit $$(( chaos || fuzz ))
 
 # Regenerate the pinned environments (needs network access to PyPI).
 lock:

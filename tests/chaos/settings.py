@@ -36,5 +36,6 @@ def long_mode() -> bool:
 
 
 def operator_runs() -> int:
-    """Full operator runs through ``dag.test()`` (a few seconds each): 1 by default, runs/8 under make chaos."""
-    return max(1, runs() // 8) if long_mode() else 1
+    """Seeds of full operator runs through ``dag.test()``: 1 by default, runs/12 (at least 2) under make chaos
+    (each seed is a faults run and a SIGKILL run; a SIGKILLed task process starts Airflow afresh, ~25 s)."""
+    return max(2, runs() // 12) if long_mode() else 1
