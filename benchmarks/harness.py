@@ -282,6 +282,33 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def failure_reason(problem: Optional[str], log: Optional[str] = None) -> str:
+    """One line for a failure: the root ``SomeError: message`` of its log when there is one.
+
+    Among the exception lines of the log, one naming an OS error (``[Errno ...]``) wins, shortest
+    first (chained tracebacks repeat it with more decoration); else the last exception line.
+    """
+    lines: list[str] = []
+    if log:
+        try:
+            lines = Path(log).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+    lines += (problem or "").splitlines()
+    errors = []
+    for line in (raw.strip() for raw in lines):
+        head = line.split(":", 1)[0]
+        if head.endswith(("Error", "Exception")) and " " not in head and 0 < len(line) < 400:
+            errors.append(line)
+    with_errno = [line for line in errors if "[Errno" in line]
+    if with_errno:
+        return min(with_errno, key=len)
+    if errors:
+        return errors[-1]
+    first = (problem or "unknown").strip().splitlines()
+    return first[0][:300] if first else "unknown"
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchmarks.contestants import Contestant
-from benchmarks.harness import KillOutcome, Sample
+from benchmarks.harness import KillOutcome, Sample, failure_reason
 from benchmarks.spec import PAGE_SIZE
 
 OURS = "ours-jsonl.gz"
@@ -157,6 +157,26 @@ def targets(
                     f"{ratio:.2f}x, "
                     f"{mine.peak_rss_mb:.0f} vs {theirs.peak_rss_mb:.0f} MB"
                 )
+        bounds: list[float] = []
+        for size in sizes:
+            for peer in PEERS:
+                bound = pair_ratio(samples, "ceiling", peer, latency, size)
+                if bound is not None:
+                    bounds.append(bound)
+        if bounds and max(bounds) < 2.0:
+            parts.append(
+                f"even the ceiling is only {min(bounds):.2f}-{max(bounds):.2f}x the peers here: at this "
+                "latency "
+                "every sequential cursor client waits on the API, so 2x is out of reach by construction"
+            )
+        for size in sizes:
+            for peer in PEERS:
+                theirs = table.get((latency, size, peer))
+                if theirs is not None and theirs.rps is None and table.get((latency, size, OURS)) is not None:
+                    peer_label = "HttpOperator" if peer == "http-operator" else "dlt"
+                    parts.append(
+                        f"{_fmt_size(size)} vs {peer_label}: it failed (see *Failed runs*), ours did not"
+                    )
         out.append(
             Verdict(
                 name, "; ".join(parts) or "-", ("met" if ok else "missed") if any_pair else "not measured"
@@ -204,46 +224,65 @@ def targets(
 
 # -- the chart ----------------------------------------------------------------------------------------
 def chart(path: Path, table: dict[tuple[float, int, str], Cell], contestants: list[Contestant]) -> bool:
-    """records/s and peak RSS by size, one line per contestant (solid 0 ms, dashed 50 ms)."""
+    """records/s and peak RSS by size, one colour per contestant (solid 0 ms, dashed 50 ms); a cross
+    on the size axis marks a run that failed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
     except ImportError:
         return False
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4))
     latencies = sorted({k[0] for k in table})
     styles = ["-", "--", ":", "-."]
+    failed_any = False
     for index, c in enumerate(contestants):
         color = f"C{index}"
         for li, latency in enumerate(latencies):
-            points = sorted(
-                (k[1], cell) for k, cell in table.items() if k[2] == c.name and k[0] == latency and cell.rps
-            )
-            if not points:
-                continue
-            xs = [p[0] for p in points]
-            label = f"{c.label} @ {latency:g} ms"
-            left.plot(xs, [p[1].rps for p in points], styles[li % 4], marker="o", color=color, label=label)
-            right.plot(
-                xs, [p[1].peak_rss_mb for p in points], styles[li % 4], marker="o", color=color, label=label
-            )
-    for ax, title, unit in (
-        (left, "records/s (median)", "records/s"),
-        (right, "peak RSS of the process", "MiB"),
-    ):
+            mine = sorted((k[1], cell) for k, cell in table.items() if k[2] == c.name and k[0] == latency)
+            points = [(size, cell) for size, cell in mine if cell.rps]
+            if points:
+                xs = [p[0] for p in points]
+                style = styles[li % 4]
+                left.plot(xs, [p[1].rps for p in points], style, marker="o", color=color)
+                right.plot(xs, [p[1].peak_rss_mb for p in points], style, marker="o", color=color)
+            for size, cell in mine:
+                if cell.rps is None:
+                    failed_any = True
+                    for ax in (left, right):
+                        ax.plot(
+                            [size],
+                            [0],
+                            "X",
+                            color=color,
+                            markersize=11,
+                            clip_on=False,
+                            transform=ax.get_xaxis_transform(),
+                        )
+    left.set_yscale("log")
+    left.set_title("records/s (median)")
+    left.set_ylabel("records/s")
+    right.set_title("peak RSS of the process")
+    right.set_ylabel("MiB")
+    right.set_ylim(bottom=0)
+    for ax in (left, right):
         ax.set_xscale("log")
-        ax.set_yscale("log")
         ax.set_xlabel("records in the hashtag")
-        ax.set_ylabel(unit)
-        ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7, loc="best")
-    fig.suptitle(
-        "UnifAPI hashtag -> local files: speed and memory by size (solid 0 ms, dashed 50 ms latency)"
-    )
-    fig.tight_layout()
+    handles = [Line2D([], [], color=f"C{i}", marker="o", label=c.label) for i, c in enumerate(contestants)]
+    handles += [
+        Line2D([], [], color="grey", linestyle=styles[li % 4], label=f"{latency:g} ms per call")
+        for li, latency in enumerate(latencies)
+    ]
+    if failed_any:
+        handles.append(
+            Line2D([], [], color="grey", marker="X", linestyle="", markersize=9, label="run failed")
+        )
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("UnifAPI hashtag -> local files: speed and memory by size")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -268,7 +307,7 @@ make bench BENCH_ARGS="{bench_args}"
 # = {command}
 ```
 
-Wall time of the whole command: {wall_minutes} min. Measured code: {code}.
+Wall time of the whole command: {wall_minutes} min. Measured code: {code}.{rendered}
 
 ## Machine
 
@@ -279,7 +318,7 @@ Wall time of the whole command: {wall_minutes} min. Measured code: {code}.
 | Memory | {memory_gib} GiB |
 | Kernel | {kernel} |
 | Load average at start / end (1, 5, 15 min) | {load_start} / {load_end} |
-
+{open_files}
 ## Versions
 
 | | |
@@ -304,6 +343,7 @@ ledger's credits for the run / unique ids in the output (the ceiling: / the hash
 
 ![records/s and peak RSS by size](benchmarks/chart.png)
 
+{failures}
 ## Kill at 50% and restart
 
 Each contestant is SIGKILLed (its whole process group) as soon as the sandbox ledger shows half the
@@ -337,8 +377,9 @@ both runs minus the credits of a clean run.
 - **Correctness**: every run's output is read back (gzip / pyarrow, listed by `_manifest.json` for
   ours) and compared with the sandbox's ground truth (`/_sandbox/hashtags/{{id}}/truth`): ours must
   hold exactly the truth in order; the peers must hold every unique id and nothing else (they write
-  the duplicates the API sends, counted in *dups written*). A run that crashes or delivers wrong
-  data fails the command (exit code 1).
+  the duplicates the API sends, counted in *dups written*). A run of ours or of the ceiling that
+  crashes or delivers wrong data fails the command (exit code 1); a peer's failure is a result,
+  listed under *Failed runs* (the smoke, `--smoke`, fails on any contestant).
 - Two cores: the sandbox uses one, the contestant the other; other work on the machine adds noise
   (see the load averages). The harness sleeps while a contestant runs.
 """
@@ -364,8 +405,10 @@ def _table(
                 if cell is None:
                     continue
                 if cell.rps is None:
+                    worst = cell.samples[-1]
                     rows.append(
-                        f"| {size:,} | {labels[c.name]} | 0 of {len(cell.samples)} | FAILED | | | | | | | |"
+                        f"| {size:,} | {labels[c.name]} | 0 of {len(cell.samples)} | **failed** after "
+                        f"{worst.calls:,} calls (see *Failed runs*) | | | | | | | |"
                     )
                     continue
                 vs = pair_ratio(samples, OURS, c.name, latency, size) if c.name != OURS else None
@@ -381,6 +424,34 @@ def _table(
         blocks.append("\n".join(rows))
     note = "*vs ours* = ours jsonl.gz records/s / that contestant's, median of same-round pairs."
     return "\n\n".join(blocks) + "\n\n" + note
+
+
+def _failures(samples: list[Sample], contestants: list[Contestant], limit: Optional[int] = None) -> str:
+    failed = [s for s in samples if not s.ok]
+    if not failed:
+        return ""
+    labels = {c.name: c.label for c in contestants}
+    rows = [
+        "### Failed runs\n",
+        "| Contestant | Size | Latency | Round | Calls made (ledger) | Credits spent | Reason |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in failed:
+        reason = failure_reason(s.problem, s.log).replace("|", "\\|")
+        rows.append(
+            f"| {labels.get(s.contestant, s.contestant)} | {s.size:,} | {s.latency_ms:g} ms | {s.round} "
+            f"| {s.calls:,} | {s.credits:,} | `{reason}` |"
+        )
+    notes = []
+    if any("Too many open files" in failure_reason(s.problem, s.log) for s in failed):
+        notes.append(
+            "*Too many open files*: the process hit its open-file limit (`ulimit -n`"
+            + (f", {limit:,} here" if limit else "")
+            + "). HttpOperator's pagination keeps every page's `Response` until the last page, and "
+            "`HttpHook.run` opens a new `requests` session per call, so each kept response also keeps its "
+            "connection open: one socket per page (1M records = ~20,400 pages)."
+        )
+    return "\n".join(rows) + "\n" + "".join(f"\n{note}\n" for note in notes)
 
 
 def _kill_table(
@@ -518,17 +589,29 @@ def write(
         bench_args=bench_args,
         command=command,
         wall_minutes=info.get("wall_minutes"),
+        rendered=(
+            f" This report was re-rendered from that run's raw results (no new measurement) by "
+            f"`{info['rendered_by']}`."
+            if info.get("rendered_by")
+            else ""
+        ),
         code=info["code"],
         cpu_model=machine["cpu_model"],
         nproc=machine["nproc"],
         memory_gib=machine["memory_gib"],
         kernel=machine["kernel"],
+        open_files=(
+            f"| Open-file limit of each process (`ulimit -n`) | {machine['open_files_limit']:,} |\n"
+            if machine.get("open_files_limit")
+            else ""
+        ),
         load_start=", ".join(f"{x:.2f}" for x in machine["loadavg_start"]),
         load_end=", ".join(f"{x:.2f}" for x in machine.get("loadavg_end", (0, 0, 0))),
         versions="\n".join(f"| {k} | {v} |" for k, v in info["versions"].items()),
         cells=cells_text,
         skipped=skipped + ("\n" if skipped else ""),
         tables=_table(table, samples, contestants),
+        failures=_failures(samples, contestants, machine.get("open_files_limit")),
         kill_table=_kill_table(kills, contestants, info.get("kill")),
         target_rows="\n".join(f"| {v.target} | {v.figure} | **{v.verdict}** |" for v in verdicts),
         profile=_profile(profile, verdicts),
