@@ -11,6 +11,7 @@ billing is unknown (``page.call_stats``), and a per-call ``max_credits`` cap cov
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from airflow_provider_unifapi.exceptions import (
     UnifAPIInsecureURLError,
     UnifAPIInsufficientCreditsError,
     UnifAPIPaginationError,
+    UnifAPIRateLimitedError,
     UnifAPITruncatedByBalanceError,
 )
 from airflow_provider_unifapi.models import (
@@ -107,6 +109,15 @@ def validate_limit(value: Any, argument: str = "limit") -> int:
     return value
 
 
+def _check_encodable(argument: str, value: str) -> str:
+    # A lone surrogate cannot be sent at all; refuse it here, typed, instead of deep inside httpx.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnifAPIInputError(argument, "contains characters that cannot be encoded as UTF-8") from None
+    return value
+
+
 def _validate_cursor(value: Any) -> Optional[str]:
     if value is None:
         return None
@@ -114,7 +125,7 @@ def _validate_cursor(value: Any) -> Optional[str]:
         raise UnifAPIInputError(
             "cursor", "must be None or the non-empty next_cursor string of an earlier page, passed unchanged"
         )
-    return value
+    return _check_encodable("cursor", value)
 
 
 def _validate_max_credits(value: Any) -> Optional[int]:
@@ -134,27 +145,55 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _valid_host(host: str) -> bool:
+    if host.startswith("[") or ":" in host:  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in host.split("."))
+
+
 def validate_base_url(base_url: Any) -> str:
     """Return the normalised base URL, refusing anything that would leak the key.
 
-    ``https://`` is required, except ``http://`` to a loopback host (the local sandbox).
+    ``https://`` is required, except ``http://`` to a loopback host (the sandbox). The host must be a
+    plain ASCII name (punycode ``xn--`` for international names) or an IP literal, so the host the
+    key goes to is exactly the one written.
     """
+    example = f"a URL such as {DEFAULT_BASE_URL!r}"
     if not isinstance(base_url, str) or not base_url.strip():
-        raise UnifAPIInputError("base_url", f"must be a URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}")
+        raise UnifAPIInputError("base_url", f"must be {example}, got {base_url!r}")
     url = base_url.strip().rstrip("/")
+    if not url.isascii() or any(c <= " " or c in "\\\x7f" for c in url):
+        raise UnifAPIInputError(
+            "base_url", f"must be {example}: ASCII without spaces, control characters or backslashes "
+            "(write international domain names in punycode, xn--...)"
+        )
     if "://" not in url:
         url = "https://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnifAPIInputError("base_url", f"must be an http(s) URL such as {DEFAULT_BASE_URL!r}")
-    if parts.username or parts.password or parts.query or parts.fragment:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number in range
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise UnifAPIInputError("base_url", f"is not a valid URL; expected {example}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UnifAPIInputError("base_url", f"must be an http(s) URL: {example}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise UnifAPIInputError(
             "base_url", "must not carry credentials, a query or a fragment: put the API key in the password"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if not _valid_host(host):
+        raise UnifAPIInputError("base_url", f"has an invalid host name {host!r}; expected {example}")
+    if parts.scheme == "http" and not _is_loopback(host):
         raise UnifAPIInsecureURLError(
             "base_url",
-            f"http:// would send the API key in clear text to {parts.hostname!r}; use https:// "
+            f"http:// would send the API key in clear text to {host!r}; use https:// "
             "(plain http is allowed only for loopback hosts such as the local sandbox)",
         )
     return url
@@ -251,6 +290,7 @@ class _NameResolver:
             raise UnifAPIInputError(
                 "hashtag_name", f"must be printable text of at most {_MAX_NAME_LENGTH} characters"
             )
+        _check_encodable("hashtag_name", cleaned)
         self.name = cleaned
         self.wanted = cleaned.casefold()
         self.limit = validate_limit(limit)
@@ -306,6 +346,7 @@ class _Call:
     #: called with the worst-case credits of each retry before it is sent (write-ahead accounting)
     before_retry: Optional[Callable[[int], None]] = field(default=None, repr=False)
     attempts: int = 0
+    rate_limited: int = 0
     possibly_billed: int = 0
     last_error: Optional[UnifAPIError] = field(default=None, repr=False)
 
@@ -345,6 +386,7 @@ class _ClientCore:
         max_retry_wait: float = 60.0,
         backoff_base: float = 0.5,
         retry_billed_errors: bool = False,
+        max_rate_limit_wait: float = 300.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_connections: int = 10,
         verify: Union[bool, str] = True,
@@ -355,23 +397,33 @@ class _ClientCore:
             raise UnifAPIInputError(
                 "api_key", "is empty: set the UnifAPI API key as the connection's password (API key field)"
             )
-        if any(c.isspace() or not c.isprintable() for c in api_key.strip()):
-            raise UnifAPIInputError("api_key", "contains whitespace or control characters; paste the key again")
+        if not api_key.strip().isascii() or any(c.isspace() or not c.isprintable() for c in api_key.strip()):
+            raise UnifAPIInputError(
+                "api_key", "contains whitespace, control or non-ASCII characters; paste the key again"
+            )
+        # Kept only to scrub it from anything a server echoes back (error messages, request ids).
+        self._secret = api_key.strip()
         self.base_url = validate_base_url(base_url)
         _check_number("timeout", timeout, minimum=0.001)
         _check_int("max_retries", max_retries, minimum=0, maximum=100)
         _check_number("max_retry_wait", max_retry_wait, minimum=0)
         _check_number("backoff_base", backoff_base, minimum=0)
+        _check_number("max_rate_limit_wait", max_rate_limit_wait, minimum=0)
         _check_int("max_response_bytes", max_response_bytes, minimum=1024)
         _check_int("max_connections", max_connections, minimum=1, maximum=1000)
         if verify is False:
             # TLS verification stays on: the key must not go to a host we have not authenticated.
             raise UnifAPIInputError("verify", "cannot be False; pass a CA bundle path for a private CA")
+        if verify is not True and (not isinstance(verify, str) or not os.path.isfile(verify)):
+            raise UnifAPIInputError(
+                "verify", f"must be True or the path of an existing CA bundle file, got {verify!r}"
+            )
         self.policy = RetryPolicy(
             max_retries=max_retries,
             max_retry_wait=float(max_retry_wait),
             backoff_base=float(backoff_base),
             retry_billed_errors=bool(retry_billed_errors),
+            max_rate_limit_wait=float(max_rate_limit_wait),
         )
         self.timeout = float(timeout)
         self.max_response_bytes = max_response_bytes
@@ -445,6 +497,7 @@ class _ClientCore:
             raise UnifAPIInputError("query", f"must be a non-empty search keyword, got {query!r}")
         if len(query) > _MAX_NAME_LENGTH:
             raise UnifAPIInputError("query", f"must be at most {_MAX_NAME_LENGTH} characters")
+        _check_encodable("query", query)
         params: dict[str, Any] = {"q": query, "limit": validate_limit(limit)}
         cursor = _validate_cursor(cursor)
         if cursor is not None:
@@ -465,7 +518,7 @@ class _ClientCore:
 
     def _retry_predicate(self, call: _Call) -> Any:
         def _predicate(state: Any) -> bool:
-            return self.policy.tenacity_retry(state) and self._can_retry_within_budget(call)
+            return self.policy.tenacity_retry(state, call.rate_limited) and self._can_retry_within_budget(call)
 
         return _predicate
 
@@ -478,8 +531,22 @@ class _ClientCore:
             "reraise": True,
         }
 
+    def _redact(self, value: Any) -> Any:
+        if isinstance(value, str) and self._secret in value:
+            return value.replace(self._secret, "***")
+        if isinstance(value, list):
+            return [self._redact(item) if isinstance(item, str) else self._redact(str(item)) for item in value]
+        return value
+
     def _failed(self, call: _Call, err: UnifAPIError) -> UnifAPIError:
         """Account for a failed attempt and stamp the call's totals on the error."""
+        # A server or proxy may echo the Authorization header back; never let it into an error.
+        err.message = self._redact(err.message)
+        err.request_id = self._redact(err.request_id)
+        err.issues = self._redact(err.issues)
+        err.args = (err.message,)
+        if isinstance(err, UnifAPIRateLimitedError):
+            call.rate_limited += 1
         if err.may_have_been_billed:
             call.possibly_billed += call.worst_case
             self.possibly_billed_credits += call.worst_case
@@ -508,6 +575,7 @@ class _ClientCore:
             request_id=headers.get("x-request-id"),
             billed_worst_case=call.worst_case,
         )
+        result.request_id = self._redact(result.request_id)
         billing = result.billing
         self.credits_charged += billing.credits_charged
         self._remember_balance(billing.balance_remaining, result.request_id)
@@ -516,7 +584,8 @@ class _ClientCore:
 
     def _check_length(self, call: _Call, response: httpx.Response) -> None:
         length = response.headers.get("content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_response_bytes:
+        length = length.strip() if length is not None else None
+        if length and length.isascii() and length.isdigit() and int(length) > self.max_response_bytes:
             raise body_too_large_error(
                 status=response.status_code,
                 limit=self.max_response_bytes,
@@ -570,8 +639,9 @@ class UnifAPIClient(_ClientCore):
     :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
     :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).
     :param timeout: seconds for each of connect, read, write and pool waits.
-    :param max_retries: retries after the first attempt for retryable errors (429, 503, 500
-        ``internal_error``, network errors); 4xx are never retried.
+    :param max_retries: retries after the first attempt for retryable errors (503, 500
+        ``internal_error``, network errors); 4xx are never retried. 429s do not count here.
+    :param max_rate_limit_wait: total seconds one call may wait on 429 answers (``Retry-After``).
     :param max_retry_wait: longest single wait, also the cap on a server's ``Retry-After``.
     :param backoff_base: first exponential-backoff wait in seconds (doubles each retry, jittered).
     :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable.

@@ -15,6 +15,7 @@ Money rules enforced here:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,8 +43,8 @@ def check_budget_value(argument: str, value: Any, *, minimum: int) -> Optional[i
     """``None`` or an int >= ``minimum`` (templated strings of digits accepted), else a named error."""
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
+        value = int(value.strip())  # a rendered template arrives as text
     if isinstance(value, bool) or not isinstance(value, int):
         raise UnifAPIInputError(argument, f"must be None or an integer >= {minimum}, got {value!r}")
     if value < minimum:

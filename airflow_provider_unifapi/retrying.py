@@ -16,7 +16,12 @@ from typing import Callable, Optional
 
 from tenacity import RetryCallState
 
-from airflow_provider_unifapi.exceptions import UnifAPIError, is_retryable, max_attempts_for
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIError,
+    UnifAPIRateLimitedError,
+    is_retryable,
+    max_attempts_for,
+)
 
 log = logging.getLogger("airflow_provider_unifapi.client")
 
@@ -46,6 +51,10 @@ def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> O
     return max(0.0, seconds)
 
 
+#: Most 429 answers one call waits out, whatever the waits (see ``RetryPolicy.max_rate_limit_wait``).
+MAX_RATE_LIMITED_ATTEMPTS = 100
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts a call gets and how long to wait between them.
@@ -55,16 +64,31 @@ class RetryPolicy:
     :param backoff_base: first backoff in seconds; doubles each retry, with jitter.
     :param retry_billed_errors: also retry failures the API may have billed (a 2xx body that was
         cut short or unreadable). Off by default: the spec says retry only what was not billed.
+    :param max_rate_limit_wait: total seconds one call may spend waiting on 429 answers. A 429 is
+        not billed and says when to come back, so it is bounded by time rather than by
+        ``max_retries``: many tasks sharing a workspace's rate limit then wait their turn instead
+        of failing.
     """
 
     max_retries: int = 5
     max_retry_wait: float = 60.0
     backoff_base: float = 0.5
     retry_billed_errors: bool = False
+    max_rate_limit_wait: float = 300.0
 
-    def should_retry(self, exc: BaseException, attempt_number: int) -> bool:
-        """True when ``exc`` (raised by attempt ``attempt_number``, 1-based) deserves another attempt."""
-        if attempt_number > self.max_retries:
+    def should_retry(
+        self, exc: BaseException, attempt_number: int, *, rate_limited: int = 0, waited: float = 0.0
+    ) -> bool:
+        """True when ``exc`` (raised by attempt ``attempt_number``, 1-based) deserves another attempt.
+
+        :param rate_limited: how many of the attempts so far were answered 429.
+        :param waited: seconds already spent waiting between this call's attempts.
+        """
+        if isinstance(exc, UnifAPIRateLimitedError):
+            # The attempt cap is a safety net for configurations that wait 0 s, where a bound in
+            # seconds alone would never run out.
+            return waited < self.max_rate_limit_wait and rate_limited < MAX_RATE_LIMITED_ATTEMPTS
+        if attempt_number - rate_limited > self.max_retries:
             return False
         type_cap = max_attempts_for(exc)
         if type_cap is not None and attempt_number >= type_cap:
@@ -94,11 +118,13 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         return self.wait_seconds(exc, state.attempt_number)
 
-    def tenacity_retry(self, state: RetryCallState) -> bool:
+    def tenacity_retry(self, state: RetryCallState, rate_limited: int = 0) -> bool:
         if state.outcome is None or not state.outcome.failed:
             return False
         exc = state.outcome.exception()
-        return exc is not None and self.should_retry(exc, state.attempt_number)
+        return exc is not None and self.should_retry(
+            exc, state.attempt_number, rate_limited=rate_limited, waited=state.idle_for
+        )
 
     def before_sleep(self, label: str) -> Callable[[RetryCallState], None]:
         """A tenacity ``before_sleep`` hook that logs the retry with the request id, never a body or key."""
@@ -107,13 +133,12 @@ class RetryPolicy:
             exc = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
             log.warning(
-                "UnifAPI %s failed (%s, status=%s, request_id=%s); retry %d of at most %d in %.2fs",
+                "UnifAPI %s failed (%s, status=%s, request_id=%s); attempt %d, retrying in %.2fs",
                 label,
                 getattr(exc, "error_type", type(exc).__name__),
                 getattr(exc, "status", None),
                 getattr(exc, "request_id", None),
                 state.attempt_number,
-                self.max_retries,
                 wait,
             )
 

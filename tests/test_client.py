@@ -87,7 +87,7 @@ def test_empty_hashtag_is_one_paid_empty_page(sandbox):
 )
 def test_every_error_type_maps_to_its_exception(sandbox, tag, status, error_type, cls):
     sandbox.faults({"kind": "error", "status": status, "type": error_type})  # every call fails
-    with sandbox_client(sandbox, max_retries=2) as client, pytest.raises(cls) as caught:
+    with sandbox_client(sandbox, max_retries=2, max_rate_limit_wait=0.1) as client, pytest.raises(cls) as caught:
         client.get_video_page(tag)
     err = caught.value
     assert err.status == status and err.error_type == error_type
@@ -96,7 +96,11 @@ def test_every_error_type_maps_to_its_exception(sandbox, tag, status, error_type
     assert err.request_id in ledger_ids
     retried = ex.is_retryable(err)
     cap = ex.max_attempts_for(err) or 3
-    assert len(sandbox.calls()) == (min(3, cap) if retried else 1)
+    if status == 429:
+        # 429s are bounded by time waited (max_rate_limit_wait), not by max_retries
+        assert len(sandbox.calls()) >= 2 and err.attempts == len(sandbox.calls())
+    else:
+        assert len(sandbox.calls()) == (min(3, cap) if retried else 1)
 
 
 def test_402_and_validation_carry_billing_and_issues(sandbox, tag):
@@ -157,6 +161,18 @@ def test_5xx_burst_recovers(sandbox, tag):
         page = client.get_video_page(tag, limit=10)
     assert page.call_stats.attempts == 5
     assert [c["status"] for c in sandbox.calls()] == [503, 503, 500, 502, 200]
+
+
+def test_429s_are_bounded_by_time_not_by_max_retries(sandbox, tag):
+    sandbox.faults({"kind": "error", "status": 429, "type": "rate_limited", "retry_after": 0, "times": 8})
+    with sandbox_client(sandbox, max_retries=1, max_retry_wait=0.01, max_rate_limit_wait=30) as client:
+        page = client.get_video_page(tag, limit=5)
+    assert page.call_stats.attempts == 9  # eight 429s waited out although max_retries=1
+    sandbox.faults({"kind": "error", "status": 429, "type": "rate_limited", "retry_after": 1})
+    with sandbox_client(sandbox, max_retry_wait=0.05, max_rate_limit_wait=0.2) as client:
+        with pytest.raises(ex.UnifAPIRateLimitedError) as caught:
+            client.get_video_page(tag, limit=5)
+    assert 2 <= caught.value.attempts <= 6  # stopped once 0.2 s had been spent waiting
 
 
 def test_retry_attempts_are_bounded(sandbox, tag):

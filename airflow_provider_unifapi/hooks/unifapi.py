@@ -20,6 +20,7 @@ _CLIENT_EXTRAS: dict[str, str] = {
     "max_retry_wait": "number",
     "backoff_base": "number",
     "retry_billed_errors": "boolean",
+    "max_rate_limit_wait": "number",
     "max_response_bytes": "integer",
     "max_connections": "integer",
     "verify": "verify",
@@ -34,7 +35,7 @@ class UnifAPIHook(BaseHook):
 
     Host is the base URL (default ``https://api.unifapi.com``), password is the API key. Extras
     (JSON) tune the client: ``timeout``, ``max_retries``, ``max_retry_wait``, ``backoff_base``,
-    ``retry_billed_errors``, ``max_response_bytes``, ``max_connections``, ``verify`` (CA bundle
+    ``max_rate_limit_wait``, ``retry_billed_errors``, ``max_response_bytes``, ``max_connections``, ``verify`` (CA bundle
     path), and ``balance_max_age`` for the balance sensor.
 
     :param unifapi_conn_id: the Airflow connection id.
