@@ -42,6 +42,8 @@ class ChaosCase:
     labels: list[str] = field(default_factory=list)
     #: extra ``POST /_sandbox/reset`` settings (e.g. ``short_page_rate`` for exact scenarios).
     sandbox_settings: dict[str, Any] = field(default_factory=dict)
+    #: never let the workspace balance drop below this (``Budget.min_balance``)
+    min_balance: Optional[int] = None
 
     @classmethod
     def from_seed(cls, seed: int, *, sigkills: bool = True) -> ChaosCase:
@@ -56,6 +58,9 @@ class ChaosCase:
         # Each stop for lack of credits is followed by one top-up; the last one always suffices.
         top_ups = [rng.randint(1, video_count // 3) for _ in range(rng.randint(0, 2))] + [10_000_000]
         faults, labels = fault_plan(rng, intensity=rng.uniform(0.6, 1.4))
+        # a floor a few pages below the starting balance (only when the balance is not squeezed: a
+        # squeeze is about running dry, a floor about never getting there)
+        min_balance = start_balance - rng.randint(video_count // 4, video_count) if not squeezed and rng.random() < 0.2 else None
         kills: list[Kill] = []
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             modes = ["before_call", "after_call", "on_page"] + (["sigkill", "sigkill"] if sigkills else [])
@@ -74,6 +79,7 @@ class ChaosCase:
             faults=faults,
             kills=kills,
             labels=labels,
+            min_balance=min_balance,
         )
 
 

@@ -147,6 +147,7 @@ def run_case(case: ChaosCase, sandbox: Any, workdir: Path, api_key: str) -> tupl
         page_size=case.page_size,
         records_per_part=case.records_per_part,
         max_credits=case.max_credits,
+        min_balance=case.min_balance,
         fail_on_low_balance=case.fail_on_low_balance,
         client=dict(CLIENT),
         known_path=str(workdir / "committed.txt"),
@@ -215,6 +216,7 @@ def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec:
         "page_size": case.page_size,
         "output_format": case.output_format,
         "max_credits": case.max_credits,
+        "min_balance": case.min_balance,
         "tries": len(run.outcomes),
         "outcomes": dict(outcomes),
         "kills_sigkill": run.kills_sigkill,
@@ -238,6 +240,12 @@ def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec:
     figures.update(output_figures(ids, sandbox.truth(case.hashtag_id), summary["stop_reason"]))
     committed, truncated = read_known(Path(spec.known_path or ""))
     figures.update(money_figures(calls, summary, committed, truncated, case.max_credits))
+    if case.min_balance is not None:
+        # the workspace balance after every charge, straight from the ledger, against the floor
+        lowest = min((c["balance_after"] for c in calls if (c["credits_charged"] or 0) > 0), default=None)
+        figures["lowest_balance"] = lowest
+        figures["min_balance"] = case.min_balance
+        figures["budget_breaches"] += int(lowest is not None and lowest < case.min_balance)
     texts += [summary, records, *folder_texts(out), *(p.read_bytes() for p in workdir.glob("*.log"))]
     figures["key_hits"] = key_hits(api_key, texts)
     return figures

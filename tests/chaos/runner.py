@@ -51,6 +51,7 @@ class TrySpec:
     records_per_part: int = 10_000
     max_credits: Optional[int] = None
     max_records: Optional[int] = None
+    min_balance: Optional[int] = None
     fail_on_low_balance: bool = True
     client: dict[str, Any] = field(default_factory=dict)
     known_path: Optional[str] = None
@@ -152,7 +153,7 @@ def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
             client,
             spec.hashtag_id,
             folder=RunFolder(UPath(spec.folder_url), spec.output_format),
-            budget=Budget(max_records=spec.max_records, max_credits=spec.max_credits),
+            budget=Budget(max_records=spec.max_records, max_credits=spec.max_credits, min_balance=spec.min_balance),
             page_size=spec.page_size,
             records_per_part=spec.records_per_part,
             fail_on_low_balance=spec.fail_on_low_balance,

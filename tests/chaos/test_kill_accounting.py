@@ -20,7 +20,7 @@ CLEAN_FEED = {"short_page_rate": 0.0, "duplicate_rate": 0.0}
 
 def exact_case(seed: int, *, kills: list[Kill], faults: list[dict], max_credits: int | None = None,
                video_count: int = 430, page_size: int = 50, records_per_part: int = 100,
-               start_balance: int = 10_000_000) -> ChaosCase:
+               start_balance: int = 10_000_000, min_balance: int | None = None) -> ChaosCase:
     return ChaosCase(
         seed=seed,
         hashtag_id=str(800_000 + seed),
@@ -35,6 +35,7 @@ def exact_case(seed: int, *, kills: list[Kill], faults: list[dict], max_credits:
         faults=faults,
         kills=kills,
         sandbox_settings=CLEAN_FEED,
+        min_balance=min_balance,
     )
 
 
@@ -67,7 +68,7 @@ def test_kill_after_a_retried_billed_attempt_keeps_the_budget(sandbox, tmp_path)
     case = exact_case(
         40,
         kills=[Kill("after_call", 4)],
-        faults=[{"kind": "reset", "billed": True, "at": [4], "path": "videos"}],
+        faults=[{"kind": "reset", "billed": True, "at": [4], "path": "videos", "note": "connection reset (billed)"}],
         max_credits=300,
     )
     run, spec = run_case(case, sandbox, tmp_path, API_KEY)
@@ -101,4 +102,23 @@ def test_kill_after_the_last_page_is_committed_does_not_pay_it_again(sandbox, tm
     report.record("exact-kills", figures)
     assert figures["kills_simulated"] == 1
     assert figures["ledger_credits"] == 430, f"paid {figures['ledger_credits']} credits for 430 records"
+    assert_promises(figures)
+
+
+@pytest.mark.parametrize("fault", ["truncated", "malformed", "reset"])
+def test_min_balance_holds_after_a_billed_page_the_try_could_not_read(fault: str, sandbox, tmp_path) -> None:
+    # Balance 1,000 and min_balance 900: two pages of 50 may be bought. The second is billed but
+    # unreadable (cut short, garbled, or its connection reset after billing) and the try fails; its
+    # charge is unknown but possible. The next try must count it against the floor, not spend another
+    # 50 from a balance it last saw at 950: the workspace must never go below 900.
+    rule = {"kind": fault, "at": [2], "path": "videos", "note": f"{fault} (billed)"}
+    if fault == "reset":
+        rule["billed"] = True
+    case = exact_case(43, kills=[], faults=[rule], start_balance=1_000, min_balance=900)
+    case.sandbox_settings = {**CLEAN_FEED}
+    run, spec = run_case(case, sandbox, tmp_path, API_KEY)
+    figures = check_case(case, sandbox, tmp_path, run, spec, API_KEY)
+    report.record("exact-kills", figures)
+    assert figures["stop_reason"] == "min_balance"
+    assert sandbox.balance() >= 900, f"balance {sandbox.balance()} went below min_balance=900"
     assert_promises(figures)
