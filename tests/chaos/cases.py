@@ -44,6 +44,8 @@ class ChaosCase:
     sandbox_settings: dict[str, Any] = field(default_factory=dict)
     #: never let the workspace balance drop below this (``Budget.min_balance``)
     min_balance: Optional[int] = None
+    #: stop after exactly this many unique records (``Budget.max_records``)
+    max_records: Optional[int] = None
 
     @classmethod
     def from_seed(cls, seed: int, *, sigkills: bool = True) -> ChaosCase:
@@ -61,6 +63,7 @@ class ChaosCase:
         # a floor a few pages below the starting balance (only when the balance is not squeezed: a
         # squeeze is about running dry, a floor about never getting there)
         min_balance = start_balance - rng.randint(video_count // 4, video_count) if not squeezed and rng.random() < 0.2 else None
+        max_records = rng.randint(1, video_count) if rng.random() < 0.15 else None
         kills: list[Kill] = []
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             modes = ["before_call", "after_call", "on_page"] + (["sigkill", "sigkill"] if sigkills else [])
@@ -80,6 +83,7 @@ class ChaosCase:
             kills=kills,
             labels=labels,
             min_balance=min_balance,
+            max_records=max_records,
         )
 
 

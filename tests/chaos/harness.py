@@ -148,6 +148,7 @@ def run_case(case: ChaosCase, sandbox: Any, workdir: Path, api_key: str) -> tupl
         records_per_part=case.records_per_part,
         max_credits=case.max_credits,
         min_balance=case.min_balance,
+        max_records=case.max_records,
         fail_on_low_balance=case.fail_on_low_balance,
         client=dict(CLIENT),
         known_path=str(workdir / "committed.txt"),
@@ -240,6 +241,9 @@ def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec:
     figures.update(output_figures(ids, sandbox.truth(case.hashtag_id), summary["stop_reason"]))
     committed, truncated = read_known(Path(spec.known_path or ""))
     figures.update(money_figures(calls, summary, committed, truncated, case.max_credits))
+    # max_records is exact: a run that stopped on it holds exactly that many records
+    figures["max_records"] = case.max_records
+    figures["records_lost"] += int(summary["stop_reason"] == "max_records" and figures["records"] != case.max_records)
     if case.min_balance is not None:
         # the workspace balance after every charge, straight from the ledger, against the floor
         lowest = min((c["balance_after"] for c in calls if (c["credits_charged"] or 0) > 0), default=None)
@@ -258,7 +262,7 @@ PROMISES = (
     ("duplicates", "records were written twice"),
     ("foreign_records", "records not in the ground truth were written"),
     ("out_of_order", "records were written out of the API's order"),
-    ("budget_breaches", "credits went past max_credits"),
+    ("budget_breaches", "a budget was crossed (credits past max_credits, or the balance below min_balance)"),
     ("credits_unaccounted", "ledger credits differ from what the summary reports"),
     ("unjustified_refetches", "a page committed before the last checkpoint was paid for again"),
     ("key_hits", "the API key appeared in an artifact"),

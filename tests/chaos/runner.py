@@ -149,10 +149,18 @@ def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
                 rss_out.flush()
             checkpoint_of_death("on_page")
 
+        folder = RunFolder(UPath(spec.folder_url), spec.output_format)
+        manifest = folder.read_manifest()
+        if manifest is not None:
+            # What the operator does first: a folder with _manifest.json is complete (a try killed
+            # after writing it, before Airflow heard of the success) and is returned as it is.
+            for key in ("parts", "request_ids", "written_at"):
+                manifest.pop(key, None)
+            return TryOutcome("done", summary=manifest)
         collector = HashtagVideoCollector(
             client,
             spec.hashtag_id,
-            folder=RunFolder(UPath(spec.folder_url), spec.output_format),
+            folder=folder,
             budget=Budget(max_records=spec.max_records, max_credits=spec.max_credits, min_balance=spec.min_balance),
             page_size=spec.page_size,
             records_per_part=spec.records_per_part,

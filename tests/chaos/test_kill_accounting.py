@@ -122,3 +122,29 @@ def test_min_balance_holds_after_a_billed_page_the_try_could_not_read(fault: str
     assert figures["stop_reason"] == "min_balance"
     assert sandbox.balance() >= 900, f"balance {sandbox.balance()} went below min_balance=900"
     assert_promises(figures)
+
+
+def test_a_fresh_run_over_leftover_parts_writes_each_record_once(sandbox, tmp_path) -> None:
+    # A folder without _manifest.json is incomplete, and without _checkpoint.json there is nothing
+    # to resume: the next run starts afresh (here: a finished run whose manifest was deleted, which
+    # is what is left when a checkpoint is lost). Its parts must replace the old ones, not be
+    # appended to them.
+    from upath import UPath
+
+    from airflow_provider_unifapi.storage.run_folder import iter_run_records
+    from tests.chaos.runner import TrySpec, run_try
+
+    sandbox.reset(hashtags=[{"id": "4545", "name": "leftover", "video_count": 230}], **CLEAN_FEED)
+    out = tmp_path / "out"
+    for fmt in ("jsonl", "jsonl.gz"):
+        folder = out / fmt.replace(".", "_")
+        spec = TrySpec(base_url=sandbox.url, hashtag_id="4545", folder_url=f"file://{folder}", output_format=fmt,
+                       page_size=50)
+        assert run_try(spec, API_KEY).outcome == "done"
+        (folder / "_manifest.json").unlink()
+        again = run_try(spec, API_KEY)
+        assert again.outcome == "done", again.error_text
+        ids = [str(r["id"]) for r in iter_run_records(UPath(f"file://{folder}"))]
+        assert len(ids) == len(set(ids)) == again.summary["records"] == 230, (
+            f"{fmt}: {len(ids)} records in the parts ({len(set(ids))} distinct), the manifest says {again.summary['records']}"
+        )
