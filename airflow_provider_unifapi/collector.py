@@ -176,6 +176,11 @@ class HashtagVideoCollector:
                 resolution_credits=resolution_credits,
                 balance_remaining=initial_balance,
             )
+            if self.folder is not None:
+                # Nothing to resume: parts left by an earlier run without a checkpoint (a lost or
+                # deleted one) must be replaced, not appended to.
+                self.folder.remove_stray_files(cp)
+                self.folder.clear_staging()
             self.ids = IdSet()
         else:
             cp = existing
@@ -188,7 +193,7 @@ class HashtagVideoCollector:
             self.resumed = True
             if cp.pending_call_credits:
                 # The previous try died during (or just before) a call: it may have been billed.
-                cp.credits_unconfirmed += cp.pending_call_credits
+                cp.add_unconfirmed(cp.pending_call_credits)
                 cp.pending_call_credits = 0
             assert self.folder is not None
             self.ids = self.folder.recover(cp)
@@ -211,12 +216,15 @@ class HashtagVideoCollector:
             self.store.save(self.checkpoint)
 
     def _balance(self) -> Optional[int]:
-        return self.checkpoint.balance_remaining
+        # What min_balance is checked against: the last balance seen, less anything that may have
+        # been billed since without the API telling us (a lost or unreadable response).
+        return self.checkpoint.balance_worst_case
 
     def _note_balance(self, balance: Optional[int]) -> None:
         if balance is not None:
             self.checkpoint.balance_remaining = balance
             self.checkpoint.balance_seen_at = datetime.now(timezone.utc).isoformat()
+            self.checkpoint.unconfirmed_since_balance = 0  # this reading already reflects them
 
     def run(self) -> dict[str, Any]:
         """Fetch pages until a stop reason; return the summary (also written as ``_manifest.json``)."""
@@ -248,7 +256,7 @@ class HashtagVideoCollector:
                 )
             except UnifAPIError as exc:
                 cp.pending_call_credits = 0
-                cp.credits_unconfirmed += exc.possibly_billed_credits
+                cp.add_unconfirmed(exc.possibly_billed_credits)
                 cp.note_request_id(exc.request_id)
                 if isinstance(exc, UnifAPIInsufficientCreditsError):
                     self._note_balance(exc.balance_remaining)
@@ -258,8 +266,8 @@ class HashtagVideoCollector:
                 raise
             cp.pending_call_credits = 0
             cp.credits_charged += page.billing.credits_charged
-            cp.credits_unconfirmed += page.call_stats.possibly_billed_credits
-            self._note_balance(page.billing.balance_remaining)
+            cp.add_unconfirmed(page.call_stats.possibly_billed_credits)
+            self._note_balance(page.billing.balance_remaining)  # after: it reflects those attempts
             cp.last_request_id = page.request_id
             kept = self._keep(page, limit)
             records_this_try += kept

@@ -60,6 +60,8 @@ class Checkpoint(BaseModel):
     resolution_credits: int = 0
     balance_remaining: Optional[int] = None
     balance_seen_at: Optional[str] = None
+    #: possibly billed credits since ``balance_remaining`` was seen: the balance may be that much lower
+    unconfirmed_since_balance: int = 0
     tries: int = 0
     staged: list[StagedPage] = Field(default_factory=list)
     #: the part pages are appended to (append mode only), with its committed length
@@ -67,6 +69,18 @@ class Checkpoint(BaseModel):
     parts: list[PartInfo] = Field(default_factory=list)
     notable_request_ids: list[str] = Field(default_factory=list)
     last_request_id: Optional[str] = None
+
+    def add_unconfirmed(self, credits: int) -> None:
+        """Count credits that may have been billed without the API saying so (budgets and floor)."""
+        self.credits_unconfirmed += credits
+        self.unconfirmed_since_balance += credits
+
+    @property
+    def balance_worst_case(self) -> Optional[int]:
+        """The lowest the workspace balance may be now, given what may have been billed since."""
+        if self.balance_remaining is None:
+            return None
+        return self.balance_remaining - self.unconfirmed_since_balance
 
     @property
     def credits_spent_worst_case(self) -> int:

@@ -216,6 +216,10 @@ class RunFolder:
                 self.io.delete(name)
         self._remove_staging()
 
+    def clear_staging(self) -> None:
+        """Remove staged pages no checkpoint names (before a fresh run)."""
+        self._remove_staging()
+
     def _remove_staging(self) -> None:
         for name in self.io.listdir(STAGING_DIR):
             self.io.delete(f"{STAGING_DIR}/{name}")
