@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Create (or refresh) a virtual environment with the pinned test environment of one Airflow line.
-# Usage: scripts/bootstrap.sh [3.3|2.11]  -> prints the venv path on its last line.
+# Usage: scripts/bootstrap.sh [3.3|2.11|bench]  -> prints the venv path on its last line.
 # The pins live in requirements/airflow-<line>.txt because Airflow's constraint files are not
 # reachable from every machine; regenerate them with `make lock`.
 set -euo pipefail
 line="${1:-3.3}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 lock="$here/requirements/airflow-$line.txt"
-[ -f "$lock" ] || { echo "no lock file $lock (known lines: 3.3, 2.11)" >&2; exit 2; }
+[ -f "$lock" ] || { echo "no lock file $lock (known lines: 3.3, 2.11, bench)" >&2; exit 2; }
 venv="$here/.venv"
 [ "$line" = "3.3" ] || venv="$here/.venv-$line"
 py="${PYTHON:-python3}"
