@@ -72,7 +72,8 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
         f"| Stops for lack of credits (truncated page or 402), then top-up and retry | {totals['balance_stops']} |",
         f"| Records written and checked against the ground truth | {totals['records']:,} |",
         f"| Credits on the sandbox ledger | {totals['ledger_credits']:,} |",
-        f"| Pages paid twice (all justified: in flight at a kill, billed but unreadable, truncated by balance) | {totals['refetched_pages']} |",
+        f"| Pages paid twice for a reason (in flight at a kill, billed but unreadable, truncated by balance) | "
+        f"{totals['refetched_pages'] - totals['unjustified_refetches']} |",
     ]
     for key, label in ZERO:
         lines.append(f"| **{label}** | **{totals[key]}** |")
@@ -90,7 +91,7 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
     for run in report["runs"]:
         if run["suite"] == "soak":
             lines += ["", f"Soak: {run.get('records', 0):,} records in {run.get('calls', 0):,} calls and {run['tries']} tries "
-                      f"(1 SIGKILL); task-process RSS {run.get('rss_first_try_mb')} MB early in the first try, "
+                      f"({run.get('kills_sigkill', 0)} SIGKILL); task-process RSS {run.get('rss_first_try_mb')} MB early in the first try, "
                       f"{run.get('rss_run_peak_mb')} MB at the highest point of the run (growth "
                       f"{run.get('rss_run_growth_mb')} MB; within the longest try {run.get('rss_growth_mb')} MB over "
                       f"{run.get('rss_samples')} samples of 100 pages)."]

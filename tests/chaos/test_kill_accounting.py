@@ -111,7 +111,8 @@ def test_min_balance_holds_after_a_billed_page_the_try_could_not_read(fault: str
     # unreadable (cut short, garbled, or its connection reset after billing) and the try fails; its
     # charge is unknown but possible. The next try must count it against the floor, not spend another
     # 50 from a balance it last saw at 950: the workspace must never go below 900.
-    rule = {"kind": fault, "at": [2], "path": "videos", "note": f"{fault} (billed)"}
+    label = {"truncated": "truncated body (billed)", "malformed": "malformed body (billed)", "reset": "connection reset (billed)"}
+    rule = {"kind": fault, "at": [2], "path": "videos", "note": label[fault]}
     if fault == "reset":
         rule["billed"] = True
     case = exact_case(43, kills=[], faults=[rule], start_balance=1_000, min_balance=900)
