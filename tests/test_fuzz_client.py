@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -194,7 +195,7 @@ def test_collector_over_hostile_pages_ends_typed(pages: list[Any], max_credits: 
         if summary is not None:
             assert summary["pages"] <= 8
             json.dumps(summary)
-        written = {str(p.relative_to(root)) for p in __import__("pathlib").Path(root).rglob("*")}
+        written = {str(p.relative_to(root)) for p in Path(root).rglob("*")}
         assert all(name == "out" or name.startswith("out/") for name in written), written
     finally:
         shutil.rmtree(root, ignore_errors=True)

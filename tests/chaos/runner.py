@@ -106,7 +106,8 @@ def _rss_kb() -> tuple[int, int]:
 
 def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
             logger: Optional[logging.Logger] = None) -> TryOutcome:
-    """Run one try of the collector on ``spec``; never raises (except :class:`SimulatedKill` never escapes either)."""
+    """Run one try of the collector on ``spec`` and say how it ended; never raises (a
+    :class:`SimulatedKill` ends the try as ``killed``)."""
     from upath import UPath
 
     from airflow_provider_unifapi.client import UnifAPIClient

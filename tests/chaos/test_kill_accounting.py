@@ -116,7 +116,6 @@ def test_min_balance_holds_after_a_billed_page_the_try_could_not_read(fault: str
     if fault == "reset":
         rule["billed"] = True
     case = exact_case(43, kills=[], faults=[rule], start_balance=1_000, min_balance=900)
-    case.sandbox_settings = {**CLEAN_FEED}
     run, spec = run_case(case, sandbox, tmp_path, API_KEY)
     figures = check_case(case, sandbox, tmp_path, run, spec, API_KEY)
     report.record("exact-kills", figures)
