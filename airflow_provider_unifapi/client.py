@@ -583,17 +583,13 @@ class _ClientCore:
         return result
 
     def _check_length(self, call: _Call, response: httpx.Response) -> None:
+        """Refuse a body whose announced length is over the cap, before reading any of it."""
         length = response.headers.get("content-length")
         length = length.strip() if length is not None else None
-        if length and length.isascii() and length.isdigit() and int(length) > self.max_response_bytes:
-            raise body_too_large_error(
-                status=response.status_code,
-                limit=self.max_response_bytes,
-                request_id=response.headers.get("x-request-id"),
-                billed_worst_case=call.worst_case,
-            )
+        if length and length.isascii() and length.isdigit():
+            self._check_size(call, response, int(length))
 
-    def _add_chunk(self, call: _Call, response: httpx.Response, size: int) -> None:
+    def _check_size(self, call: _Call, response: httpx.Response, size: int) -> None:
         if size > self.max_response_bytes:
             raise body_too_large_error(
                 status=response.status_code,
@@ -682,7 +678,7 @@ class UnifAPIClient(_ClientCore):
                 try:
                     for chunk in response.iter_bytes():
                         size += len(chunk)
-                        self._add_chunk(call, response, size)
+                        self._check_size(call, response, size)
                         chunks.append(chunk)
                 except httpx.HTTPError as exc:
                     raise self._read_failed(call, response, exc) from None
@@ -800,7 +796,7 @@ class AsyncUnifAPIClient(_ClientCore):
                 try:
                     async for chunk in response.aiter_bytes():
                         size += len(chunk)
-                        self._add_chunk(call, response, size)
+                        self._check_size(call, response, size)
                         chunks.append(chunk)
                 except httpx.HTTPError as exc:
                     raise self._read_failed(call, response, exc) from None

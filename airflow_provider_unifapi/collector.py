@@ -269,7 +269,7 @@ class HashtagVideoCollector:
             cp.add_unconfirmed(page.call_stats.possibly_billed_credits)
             self._note_balance(page.billing.balance_remaining)  # after: it reflects those attempts
             cp.last_request_id = page.request_id
-            kept = self._keep(page, limit)
+            kept = self._keep(page)
             records_this_try += kept
             pager.consume(page)
             cp.pages += 1
@@ -304,7 +304,7 @@ class HashtagVideoCollector:
         self.checkpoint.pending_call_credits += worst_case
         self._save()
 
-    def _keep(self, page: VideoPage, limit: int) -> int:
+    def _keep(self, page: VideoPage) -> int:
         """Dedupe a page by id and stage (or collect) the new records; returns how many were kept."""
         cp = self.checkpoint
         kept: list[Video] = []

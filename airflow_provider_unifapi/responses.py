@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from airflow_provider_unifapi.exceptions import (
     UnifAPIError,
     UnifAPIInvalidResponseError,
+    UnifAPIResponseTooLargeError,
     UnifAPITimeoutError,
     UnifAPITransportError,
     UnifAPIUnexpectedStatusError,
@@ -140,8 +141,6 @@ def transport_error(exc: httpx.HTTPError, *, label: str, billed_worst_case: int)
 
 
 def body_too_large_error(*, status: int, limit: int, request_id: Optional[str], billed_worst_case: int) -> UnifAPIError:
-    from airflow_provider_unifapi.exceptions import UnifAPIResponseTooLargeError
-
     err = UnifAPIResponseTooLargeError(
         f"UnifAPI response body exceeds max_response_bytes={limit}; refused",
         status=status,
