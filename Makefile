@@ -45,9 +45,9 @@ chaos:
 
 # Regenerate the pinned environments (needs network access to PyPI).
 lock:
-	uv pip compile -q pyproject.toml --extra test --extra openlineage -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
-	uv pip compile -q pyproject.toml --extra test --extra openlineage -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
-	uv pip compile -q pyproject.toml --extra test --extra bench --extra openlineage -c requirements/airflow-bench.in --python-version 3.11 -o requirements/airflow-bench.txt
+	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
+	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
+	uv pip compile -q pyproject.toml --extra test --extra bench --extra openlineage --extra fast -c requirements/airflow-bench.in --python-version 3.11 -o requirements/airflow-bench.txt
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache demo-output airflow-home

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, TypeVar, Union
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import TypeAdapter
@@ -452,6 +452,20 @@ class _ClientCore:
         if transport is not None:
             self._http_kwargs["transport"] = transport
 
+    _http: Any  # the httpx client of the subclass
+
+    def _build_request(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Request:
+        """The GET request httpx's ``build_request`` would make, built with one URL parse, not three."""
+        http = self._http
+        if http.cookies:  # a server set cookies: let httpx merge them in, as it would
+            return http.build_request("GET", path, params=params, headers=headers)
+        # build_request merges the base URL, then the params, then parses the result again: ~40 us a
+        # call, a few percent of a page at 0 ms latency. Same URL bytes, headers and timeout (tested).
+        url = str(http.base_url).rstrip("/") + path + ("?" + urlencode(params) if params else "")
+        merged = httpx.Headers(http.headers)
+        merged.update(headers)
+        return httpx.Request("GET", url, headers=merged, extensions={"timeout": http.timeout.as_dict()})
+
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
@@ -666,7 +680,7 @@ class UnifAPIClient(_ClientCore):
     def _attempt(self, call: _Call) -> Any:
         params, headers = call.prepare_attempt()
         try:
-            request = self._http.build_request("GET", call.path, params=params, headers=headers)
+            request = self._build_request(call.path, params, headers)
             try:
                 response = self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
@@ -784,7 +798,7 @@ class AsyncUnifAPIClient(_ClientCore):
     async def _attempt(self, call: _Call) -> Any:
         params, headers = call.prepare_attempt()
         try:
-            request = self._http.build_request("GET", call.path, params=params, headers=headers)
+            request = self._build_request(call.path, params, headers)
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.HTTPError as exc:

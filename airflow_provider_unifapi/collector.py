@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from pydantic import TypeAdapter
-
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, VideoPager
 from airflow_provider_unifapi.exceptions import (
     UnifAPIError,
@@ -36,7 +34,9 @@ from airflow_provider_unifapi.storage.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
-_VIDEO: TypeAdapter[Video] = TypeAdapter(Video)
+# The model's own serializer: the same bytes as ``model_dump_json`` (unknown fields included), without
+# the per-call wrapper of TypeAdapter.dump_json (~1 us a record, a quarter of serialising).
+_VIDEO_JSON = Video.__pydantic_serializer__.to_json
 
 
 def check_budget_value(argument: str, value: Any, *, minimum: int) -> Optional[int]:
@@ -324,7 +324,7 @@ class HashtagVideoCollector:
         if self.folder is None:
             self.records_in_memory.extend(v.model_dump(mode="json") for v in kept)
         else:
-            payload = b"".join(_VIDEO.dump_json(v) + b"\n" for v in kept)
+            payload = b"\n".join([_VIDEO_JSON(v) for v in kept]) + b"\n"
             self.folder.add_page(cp, payload, page.request_id, len(kept))
         return len(kept)
 

@@ -26,6 +26,8 @@ from benchmarks.spec import SPEC_ENV, RunResult, RunSpec
 from benchmarks.verify import check
 
 REPO = Path(__file__).resolve().parents[1]
+#: ``Sample.kind`` of the runs on a feed without repeated records (credits per unique record).
+NODUP_KIND = "nodup"
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Sample:
     size: int
     latency_ms: float
     round: int
-    kind: str  # clean | killed | restart | profile
+    kind: str  # clean | killed | restart | profile | nodup
     ok: bool = False
     problem: Optional[str] = None
     exit_code: Optional[int] = None
@@ -135,8 +137,12 @@ class Harness:
         fresh: bool = True,
         kill_at_calls: Optional[int] = None,
         profile: bool = False,
+        sandbox_settings: Optional[dict[str, Any]] = None,
     ) -> Sample:
-        """One run of ``c``; ``kill_at_calls`` SIGKILLs it once the ledger shows that many calls."""
+        """One run of ``c``; ``kill_at_calls`` SIGKILLs it once the ledger shows that many calls.
+
+        ``sandbox_settings`` change the sandbox for this run only (the next reset drops them).
+        """
         from benchmarks.spec import API_KEY
 
         self.count += 1
@@ -147,7 +153,7 @@ class Harness:
         out.mkdir(parents=True, exist_ok=True)
         state.mkdir(parents=True, exist_ok=True)
         if reset:
-            self.sandbox.reset(latency_ms)
+            self.sandbox.reset(latency_ms, **(sandbox_settings or {}))
         tag = f"{self.count:04d}-{c.name}-{size}-{int(latency_ms)}ms-{kind}"
         result_path = self.run_dir / "results" / f"{tag}.json"
         result_path.parent.mkdir(parents=True, exist_ok=True)

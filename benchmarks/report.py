@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchmarks.contestants import Contestant
-from benchmarks.harness import KillOutcome, Sample, failure_reason
+from benchmarks.harness import NODUP_KIND, KillOutcome, Sample, failure_reason
 from benchmarks.spec import PAGE_SIZE
 
 OURS = "ours-jsonl.gz"
@@ -184,29 +184,33 @@ def targets(
         )
 
     name = "1.00 credits per unique record on a clean run (ours jsonl.gz)"
+    nodup = {s.contestant: s for s in samples if s.kind == NODUP_KIND and s.ok}
     credits = [
         (k[1], c.credits_per_unique) for k, c in sorted(ours.items()) if c.credits_per_unique is not None
     ]
-    if not credits:
+    if OURS in nodup:
+        clean = nodup[OURS]
+        per_unique = clean.credits / (clean.unique or clean.size)
+        figure = (
+            f"{per_unique:.4f} on a duplicate-free feed ({clean.size:,} records, {clean.credits:,} credits, "
+            f"see *Credits*)"
+        )
+        floors = {k[:2]: c.credits_per_unique for k, c in table.items() if k[2] == "ceiling"}
+        extra = [
+            (c.credits_per_unique or 0) - (floors[k[:2]] or 0) for k, c in ours.items() if floors.get(k[:2])
+        ]
+        if credits and extra:
+            figure += (
+                f"; on the main runs' feed, where the API sends and bills ~2% repeated records, "
+                f"{max(v for _, v in credits):.4f} at worst, {max(extra):+.4f} over one bare pass over "
+                "it (the ceiling)"
+            )
+        out.append(Verdict(name, figure, "met" if per_unique <= 1.0 else "missed"))
+    elif not credits:
         out.append(Verdict(name, "-", "not measured"))
     else:
         worst = max(v for _, v in credits)
-        floors = {
-            k[:2]: c.credits_per_unique
-            for k, c in table.items()
-            if k[2] == "ceiling" and c.credits_per_unique
-        }
-        extra = [(c.credits_per_unique or 0) - floors[k[:2]] for k, c in ours.items() if k[:2] in floors]
-        figure = (
-            f"{worst:.4f} at worst ({', '.join(sorted({f'{_fmt_size(s)}: {v:.4f}' for s, v in credits}))})"
-        )
-        if extra:
-            figure += (
-                f"; one pass over the feed (the ceiling) costs {max(floors.values()):.4f}: the sandbox sends "
-                f"~2% duplicate records and bills them, so no client can reach 1.00; ours pays "
-                f"{max(extra):+.4f} over that floor"
-            )
-        out.append(Verdict(name, figure, "met" if worst <= 1.0005 else "missed"))
+        out.append(Verdict(name, f"{worst:.4f} at worst on a feed with ~2% repeated records", "missed"))
 
     name = f"after a kill at 50%: at most one page's credits ({PAGE_SIZE}) re-spent (ours)"
     our_kills = [k for k in kills if k.contestant.startswith("ours")]
@@ -352,6 +356,10 @@ both runs minus the credits of a clean run.
 
 {kill_table}
 
+## Credits
+
+{credits_table}
+
 ## Targets (issue 5)
 
 | Target | Figure | Verdict |
@@ -452,6 +460,28 @@ def _failures(samples: list[Sample], contestants: list[Contestant], limit: Optio
             "connection open: one socket per page (1M records = ~20,400 pages)."
         )
     return "\n".join(rows) + "\n" + "".join(f"\n{note}\n" for note in notes)
+
+
+def _credits_table(samples: list[Sample], contestants: list[Contestant]) -> str:
+    runs = [s for s in samples if s.kind == NODUP_KIND]
+    if not runs:
+        return "Not measured in this run."
+    labels = {c.name: c.label for c in contestants}
+    rows = [
+        f"One clean run each of {runs[0].size:,} records at 0 ms with the sandbox's `duplicate_rate=0`: every "
+        "record it sends is new, so a tool that never pays twice for a page pays exactly one credit per "
+        "unique record. (In the main runs the sandbox repeats ~2% of records across pages, as the API "
+        "may, and bills them: the floor there is one pass over the feed, ~1.02.)\n",
+        "| Contestant | Calls | Credits charged (ledger) | Unique records delivered | Credits / unique record |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in runs:
+        unique = s.unique or s.size
+        per = f"{s.credits / unique:.4f}" if s.ok else f"failed: {failure_reason(s.problem, s.log)}"
+        rows.append(
+            f"| {labels.get(s.contestant, s.contestant)} | {s.calls:,} | {s.credits:,} | {unique:,} | {per} |"
+        )
+    return "\n".join(rows)
 
 
 def _kill_table(
@@ -613,6 +643,7 @@ def write(
         tables=_table(table, samples, contestants),
         failures=_failures(samples, contestants, machine.get("open_files_limit")),
         kill_table=_kill_table(kills, contestants, info.get("kill")),
+        credits_table=_credits_table(samples, contestants),
         target_rows="\n".join(f"| {v.target} | {v.figure} | **{v.verdict}** |" for v in verdicts),
         profile=_profile(profile, verdicts),
         sandbox=", ".join(f"`{k}={v}`" for k, v in sorted(info.get("sandbox", {}).items())),

@@ -28,7 +28,16 @@ from typing import Any, Optional
 
 from benchmarks import airflow_env, report
 from benchmarks.contestants import BY_NAME, CONTESTANTS, select
-from benchmarks.harness import REPO, Harness, KillOutcome, Sample, child_env, failure_reason, kill_test
+from benchmarks.harness import (
+    NODUP_KIND,
+    REPO,
+    Harness,
+    KillOutcome,
+    Sample,
+    child_env,
+    failure_reason,
+    kill_test,
+)
 from benchmarks.sandbox import SandboxProcess
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -316,6 +325,15 @@ def execute(args: argparse.Namespace) -> int:
                     None,
                 ) or h.run(c, kill_size, kill_latency, 0, kind="reference")
                 kills.append(kill_test(h, c, kill_size, kill_latency, clean))
+        say(
+            f"credits on a duplicate-free feed: {kill_size:,} records @ 0 ms, sandbox duplicate_rate=0"
+        )
+        for c in contestants:
+            # The API bills every record it sends, repeats included (~2% in the sandbox): with none,
+            # credits per unique record show what a tool itself adds (1.00 = nothing).
+            samples.append(
+                h.run(c, kill_size, 0.0, 0, kind=NODUP_KIND, sandbox_settings={"duplicate_rate": 0.0})
+            )
         if do_profile and any(c.name == "ours-jsonl.gz" for c in contestants):
             say(f"per-page profile of ours jsonl.gz: {profile_size:,} records @ 0 ms")
             profile = h.run(BY_NAME["ours-jsonl.gz"], profile_size, 0.0, 0, kind="profile", profile=True)

@@ -65,9 +65,9 @@ class SandboxProcess:
         assert self._admin is not None, "start() first"
         return self._admin
 
-    def reset(self, latency_ms: float) -> None:
-        """A clean workspace (balance, empty ledger) with ``latency_ms`` per API call."""
-        self.admin.post("/_sandbox/reset", json={"latency_ms": latency_ms}).raise_for_status()
+    def reset(self, latency_ms: float, **settings: Any) -> None:
+        """A clean workspace (balance, empty ledger) with ``latency_ms`` per API call (and ``settings``)."""
+        self.admin.post("/_sandbox/reset", json={"latency_ms": latency_ms, **settings}).raise_for_status()
 
     def totals(self) -> dict[str, Any]:
         """Ledger totals: ``calls``, ``credits_charged``, ``records_served``, ``by_status``."""

@@ -28,8 +28,13 @@ def test_bench_smoke_every_installed_contestant_delivers_the_truth(tmp_path: Pat
 
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     samples = results["samples"]
-    assert {s["contestant"] for s in samples} == names, "every installed contestant ran, once"
+    clean = [s for s in samples if s["kind"] == "clean"]
+    assert sorted(s["contestant"] for s in clean) == sorted(names), "every installed contestant ran, once"
+    nodup = {s["contestant"]: s for s in samples if s["kind"] == "nodup"}
+    assert set(nodup) == names, "and once more on a feed without repeated records"
     size = SMOKE_SIZES[0]
+    # Without repeats every record served is new: ours pays exactly one credit per record delivered.
+    assert nodup["ours-jsonl.gz"]["credits"] == nodup["ours-jsonl.gz"]["unique"] == size
     for s in samples:
         assert s["ok"], f"{s['contestant']}: {s['problem']}"
         assert s["size"] == size and s["credits"] >= size

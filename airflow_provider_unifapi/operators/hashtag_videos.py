@@ -18,6 +18,7 @@ from airflow_provider_unifapi.client import MAX_PAGE_SIZE, validate_hashtag_id, 
 from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector, RunStopped, check_budget_value
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
+from airflow_provider_unifapi.storage.fsio import local_folder
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, check_format
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -219,7 +220,9 @@ class TikTokHashtagVideosOperator(BaseOperator):
         if self.output_path in (None, ""):
             return None
         try:
-            path = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+            path = (None if self.output_conn_id else local_folder(self.output_path)) or ObjectStoragePath(
+                self.output_path, conn_id=self.output_conn_id
+            )
         except Exception as exc:
             raise UnifAPIInputError(
                 "output_path", f"{self.output_path!r} is not a usable object-storage URL: {exc}"

@@ -98,6 +98,19 @@ class Checkpoint(BaseModel):
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 
 
+_JOURNAL_EXCLUDE = frozenset({"parts"})
+
+
+def _first_valid(lines: Any) -> Optional[Checkpoint]:
+    """The first of ``lines`` that parses as a checkpoint."""
+    for line in lines:
+        try:
+            return Checkpoint.model_validate_json(line)
+        except ValueError:
+            continue
+    return None
+
+
 class CheckpointStore:
     """Keeps ``_checkpoint.json`` of a run folder; the last complete line of the file wins.
 
@@ -125,22 +138,25 @@ class CheckpointStore:
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.
         complete = self.io.read(CHECKPOINT_NAME).split(b"\n")[:-1]
-        for line in reversed(complete):
-            try:
-                return Checkpoint.model_validate_json(line)
-            except ValueError:
-                continue
-        return None
+        latest = _first_valid(reversed(complete))
+        if latest is not None and "parts" not in latest.model_fields_set:
+            # A journal line leaves the committed parts out (see save); they are in the journal's
+            # first line, which compact() wrote, and cannot have changed since.
+            base = _first_valid(line for line in complete if b'"parts":' in line)
+            latest.parts = base.parts if base is not None else []
+        return latest
 
     def save(self, checkpoint: Checkpoint) -> None:
-        line = checkpoint.model_dump_json().encode() + b"\n"
         if self.journal:
+            # Parts change only when a part is closed, which compacts the journal with them; leaving
+            # them out of the per-page lines keeps a commit small at a million records (~100 parts).
+            line = checkpoint.model_dump_json(exclude=_JOURNAL_EXCLUDE).encode() + b"\n"
             if self._handle is None:
                 self._handle = self.io.open(CHECKPOINT_NAME, "ab")
             self._handle.write(line)
             self._handle.flush()  # into the OS: survives the death of this process
         else:
-            self._write_whole(line)
+            self._write_whole(checkpoint.model_dump_json().encode() + b"\n")
 
     def compact(self, checkpoint: Checkpoint) -> None:
         """Commit ``checkpoint`` and drop the journal's history (called when a part is closed)."""

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from typing import Any, Optional
 
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
+from airflow_provider_unifapi.storage.compression import gzip_member
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.idset import IdSet
 from airflow_provider_unifapi.storage.parts import (
@@ -89,8 +89,7 @@ class RunFolder:
         if part is None:
             part = checkpoint.open_part = PartInfo(name=part_name(len(checkpoint.parts), self.output_format))
         if self.output_format == "jsonl.gz":
-            member = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
-            payload = member.compress(payload) + member.flush()
+            payload = gzip_member(payload, self.gzip_level)
         handle = self._open_part(part.name)
         handle.write(payload)
         handle.flush()  # into the OS before the checkpoint names these bytes: survives a kill
