@@ -1,4 +1,4 @@
-"""Ours: ``TikTokHashtagVideosOperator`` as a real Airflow task, writing ``jsonl.gz`` or ``parquet``.
+"""Ours: ``TikTokHashtagVideosOperator`` as a real Airflow task, writing ``jsonl.gz`` or ``parquet``, with the ``fast`` extra (python-isal gzip) installed.
 
 The window opens inside ``execute()``: connection lookup, client, every page, the parts and the
 manifest are measured; Airflow's start-up and the XCom push of the small summary are not.
