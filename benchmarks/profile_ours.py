@@ -28,7 +28,7 @@ STEPS: tuple[tuple[str, Optional[str], str, str, str], ...] = (
         "airflow_provider_unifapi.operators.hashtag_videos",
         "TikTokHashtagVideosOperator",
         "_run_folder",
-        "output path (ObjectStoragePath)",
+        "output path (ObjectStoragePath, or a plain local path for file://)",
         "setup",
     ),
     (
