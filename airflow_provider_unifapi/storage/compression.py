@@ -9,7 +9,7 @@ whole budget.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Protocol
+from typing import Protocol
 
 try:
     from isal import isal_zlib as _isal_zlib
@@ -43,5 +43,5 @@ def compressor(level: int, *, use_isal: bool = True) -> Compressor:
 
 def gzip_member(data: bytes, level: int) -> bytes:
     """``data`` as one complete gzip member (a part may hold many: ``cat a.gz b.gz`` is valid gzip)."""
-    member: Any = compressor(level)
+    member = compressor(level)
     return member.compress(data) + member.flush()

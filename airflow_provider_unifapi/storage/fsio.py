@@ -12,6 +12,7 @@ import os
 from typing import IO, Any, Optional
 
 from fsspec.implementations.local import LocalFileSystem
+from upath import UPath
 
 
 def local_folder(url: Any) -> Optional[Any]:
@@ -23,8 +24,6 @@ def local_folder(url: Any) -> Optional[Any]:
     """
     if not isinstance(url, str) or not url.startswith("file://"):
         return None
-    from upath import UPath
-
     return UPath(url)
 
 
