@@ -43,6 +43,7 @@ from airflow_provider_unifapi.models import (
     RateLimitInfo,
     VideoPage,
 )
+from airflow_provider_unifapi.pooled_get import PooledGet, PooledResponse
 from airflow_provider_unifapi.responses import (
     body_too_large_error,
     decode_error,
@@ -75,6 +76,7 @@ _MAX_CURSOR_LENGTH = 4096
 _MAX_NAME_LENGTH = 150
 
 M = TypeVar("M")
+_AnyResponse = Union[httpx.Response, PooledResponse]
 
 _VIDEO_PAGE: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
 _HASHTAG_PAGE: TypeAdapter[HashtagPage] = TypeAdapter(HashtagPage)
@@ -441,6 +443,8 @@ class _ClientCore:
             "headers": {
                 "Authorization": f"Bearer {api_key.strip()}",
                 "Accept": "application/json",
+                # Pages are ~50 KB of JSON: not worth a decoder per call (and pooled_get reads raw bytes).
+                "Accept-Encoding": "identity",
                 "User-Agent": user_agent or f"airflow-provider-unifapi/{__version__}",
             },
             "timeout": httpx.Timeout(self.timeout),
@@ -596,14 +600,14 @@ class _ClientCore:
         result._call_stats = CallStats(attempts=call.attempts, possibly_billed_credits=call.possibly_billed)
         return result
 
-    def _check_length(self, call: _Call, response: httpx.Response) -> None:
+    def _check_length(self, call: _Call, response: _AnyResponse) -> None:
         """Refuse a body whose announced length is over the cap, before reading any of it."""
         length = response.headers.get("content-length")
         length = length.strip() if length is not None else None
         if length and length.isascii() and length.isdigit():
             self._check_size(call, response, int(length))
 
-    def _check_size(self, call: _Call, response: httpx.Response, size: int) -> None:
+    def _check_size(self, call: _Call, response: _AnyResponse, size: int) -> None:
         if size > self.max_response_bytes:
             raise body_too_large_error(
                 status=response.status_code,
@@ -612,7 +616,7 @@ class _ClientCore:
                 billed_worst_case=call.worst_case,
             )
 
-    def _read_failed(self, call: _Call, response: httpx.Response, exc: httpx.HTTPError) -> UnifAPIError:
+    def _read_failed(self, call: _Call, response: _AnyResponse, exc: httpx.HTTPError) -> UnifAPIError:
         if 200 <= response.status_code < 300:
             return truncated_body_error(
                 exc,
@@ -666,6 +670,9 @@ class UnifAPIClient(_ClientCore):
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, **kwargs: Any) -> None:
         super().__init__(api_key, base_url, **kwargs)
         self._http = httpx.Client(**self._http_kwargs)
+        # The hot path: the same requests on httpx's own pool, without its per-call layers (see
+        # pooled_get). A transport passed in (tests) keeps the plain httpx path.
+        self._pooled = PooledGet.for_client(self._http) if kwargs.get("transport") is None else None
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -677,12 +684,20 @@ class UnifAPIClient(_ClientCore):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _send(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> _AnyResponse:
+        if self._pooled is None or self._http.cookies:
+            return self._http.send(self._build_request(path, params, headers), stream=True)
+        response = self._pooled.send(path, urlencode(params) if params else "", headers)
+        if "set-cookie" in response.headers:
+            # Kept as httpx keeps it: with cookies in the jar, later calls take httpx's path (it sends them).
+            self._http.cookies.extract_cookies(response.as_httpx())
+        return response
+
     def _attempt(self, call: _Call) -> Any:
         params, headers = call.prepare_attempt()
         try:
-            request = self._build_request(call.path, params, headers)
             try:
-                response = self._http.send(request, stream=True)
+                response = self._send(call.path, params, headers)
             except httpx.HTTPError as exc:
                 raise transport_error(exc, label=call.label, billed_worst_case=call.worst_case) from None
             try:

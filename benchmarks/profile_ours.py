@@ -40,6 +40,13 @@ STEPS: tuple[tuple[str, Optional[str], str, str, str], ...] = (
     ),
     ("httpx", "Client", "send", "wait: send the request, wait for the response headers", "page"),
     (
+        "airflow_provider_unifapi.pooled_get",
+        "PooledGet",
+        "send",
+        "wait: send the request, wait for the response headers (httpx's pool, direct)",
+        "page",
+    ),
+    (
         "airflow_provider_unifapi.client",
         "UnifAPIClient",
         "_attempt",

@@ -195,7 +195,9 @@ class TikTokHashtagVideosOperator(BaseOperator):
                     manifest.pop("written_at", None)
                     return manifest
         hashtag_id, resolution_credits = self._hashtag_id(client, folder)
-        remembered = recall_balance(self.unifapi_conn_id)
+        # Only min_balance needs a balance before the first answer (else it costs a 1-record first call);
+        # reading the Variable is a round trip to the metadata DB (~8 ms), so skip it otherwise.
+        remembered = recall_balance(self.unifapi_conn_id) if self.min_balance is not None else None
         collector = HashtagVideoCollector(
             client,
             hashtag_id,
