@@ -150,6 +150,18 @@ def test_cookies_a_server_sets_are_sent_back_as_httpx_would(serve):
     assert b"\r\nCookie: lb=node-3" in server.heads[1]
 
 
+def test_a_proxy_from_the_environment_is_used_as_httpx_uses_it(serve, monkeypatch):
+    # httpx mounts env proxies per URL; the pooled path sends on the pool httpx chose for the base URL.
+    proxy = serve(lambda n, head: raw_response(200, [], PAGE))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pooled("http://127.0.0.1:9") as client:  # nothing listens there: only the proxy can answer
+        page = client.get_video_page("42", limit=2)
+    assert len(page.data) == 2
+    assert proxy.heads[0].startswith(b"GET http://127.0.0.1:9/tiktok/hashtags/42/videos?limit=2 HTTP/1.1\r\n")
+
+
 def test_a_body_cut_short_is_a_billed_typed_error(serve):
     # 100 of the 5,000 bytes announced, then the server hangs up.
     cut = raw_response(200, [(b"Content-Length", b"5000")], PAGE[:100], length=False)
