@@ -308,7 +308,7 @@ def execute(args: argparse.Namespace) -> int:
                     if c.name in failed:
                         # It fails the same way again (HttpOperator at 1M: a socket per page), and
                         # ~20k sockets left to the sandbox can wedge it for the runs that follow.
-                        say(f"  [skip   ] {c.name} {size:,} @ {latency:g} ms r{round_no}: failed earlier in this cell")
+                        say(f"  [skip   ] {c.name} {size:,} @ {latency:g} ms r{round_no}: failed in the cell")
                         continue
                     samples.append(h.run(c, size, latency, round_no))
                     if not samples[-1].ok:
