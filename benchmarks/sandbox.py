@@ -87,6 +87,11 @@ class SandboxProcess:
     def settings(self) -> dict[str, Any]:
         return dict(self.admin.get("/_sandbox/settings").raise_for_status().json())
 
+    def restart(self) -> None:
+        """Stop the process and start a new one (new port: later runs read ``url``)."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self._admin is not None:
             self._admin.close()
