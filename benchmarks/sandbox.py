@@ -35,13 +35,13 @@ class SandboxProcess:
         self._truth: dict[int, list[str]] = {}
         self._log: Optional[Any] = None
 
-    def start(self) -> SandboxProcess:
+    def start(self, port: int = 0) -> SandboxProcess:
         cmd = [
             sys.executable,
             "-m",
             "airflow_provider_unifapi.sandbox",
             "--port",
-            "0",
+            str(port),
             "--balance",
             str(BALANCE),
         ]
@@ -88,9 +88,10 @@ class SandboxProcess:
         return dict(self.admin.get("/_sandbox/settings").raise_for_status().json())
 
     def restart(self) -> None:
-        """Stop the process and start a new one (new port: later runs read ``url``)."""
+        """Stop the process and start a new one on the same port (Airflow connections name the URL)."""
+        port = int(self.url.rsplit(":", 1)[1])
         self.stop()
-        self.start()
+        self.start(port)
 
     def stop(self) -> None:
         if self._admin is not None:
