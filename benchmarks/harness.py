@@ -55,6 +55,8 @@ class Sample:
     calls: int = 0
     credits: int = 0
     records_served: int = 0
+    #: the sandbox was restarted before its ledger was read: calls and credits are unknown, not 0
+    ledger_lost: bool = False
     killed_at_calls: Optional[int] = None
     elapsed_process_s: float = 0.0
     profile: dict[str, Any] = field(default_factory=dict)
@@ -202,6 +204,7 @@ class Harness:
             # Seen after HttpOperator's 1M run (a socket per page, ~20k): the sandbox stops answering.
             # Start a fresh one for the runs that follow; this run's ledger figures are lost with it.
             self.sandbox.restart()
+            sample.ledger_lost = True
             sample.problem = "the sandbox stopped answering after this run (restarted); " + _tail(log_path)
             return self._done(sample)
         sample.calls = int(totals["calls"])

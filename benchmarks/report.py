@@ -417,7 +417,7 @@ def _table(
                     worst = cell.samples[-1]
                     rows.append(
                         f"| {size:,} | {labels[c.name]} | 0 of {len(cell.samples)} | **failed** after "
-                        f"{worst.calls:,} calls (see *Failed runs*) | | | | | | | |"
+                        f"{_ledger(worst, worst.calls)} calls (see *Failed runs*) | | | | | | | |"
                     )
                     continue
                 vs = pair_ratio(samples, OURS, c.name, latency, size) if c.name != OURS else None
@@ -435,6 +435,11 @@ def _table(
     return "\n\n".join(blocks) + "\n\n" + note
 
 
+def _ledger(sample: Sample, value: int) -> str:
+    """A ledger figure of ``sample``, or "unknown" when the sandbox restarted before it was read."""
+    return "unknown" if sample.ledger_lost else f"{value:,}"
+
+
 def _failures(samples: list[Sample], contestants: list[Contestant], limit: Optional[int] = None) -> str:
     failed = [s for s in samples if not s.ok]
     if not failed:
@@ -449,7 +454,7 @@ def _failures(samples: list[Sample], contestants: list[Contestant], limit: Optio
         reason = failure_reason(s.problem, s.log).replace("|", "\\|")
         rows.append(
             f"| {labels.get(s.contestant, s.contestant)} | {s.size:,} | {s.latency_ms:g} ms | {s.round} "
-            f"| {s.calls:,} | {s.credits:,} | `{reason}` |"
+            f"| {_ledger(s, s.calls)} | {_ledger(s, s.credits)} | `{reason}` |"
         )
     notes = []
     if any("Too many open files" in failure_reason(s.problem, s.log) for s in failed):
