@@ -364,6 +364,7 @@ def execute(args: argparse.Namespace) -> int:
     else:
         md = REPO / "BENCHMARKS.md"
         chart, raw = REPO / "benchmarks" / "chart.png", REPO / "benchmarks" / "results.json"
+    md.parent.mkdir(parents=True, exist_ok=True)  # a trial's --output-md may name a new folder
     raw.write_text(
         json.dumps(
             {
