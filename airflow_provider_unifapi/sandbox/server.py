@@ -39,6 +39,11 @@ from airflow_provider_unifapi.sandbox.state import SandboxState
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
 _MAX_BODY = 64 * 1024 * 1024
+# Open client connections kept at most. A client that opens a connection per page and never closes
+# them (HttpOperator at 1M records leaves ~20k) would otherwise run the process out of file
+# descriptors, and accept() failing in a loop wedges the whole server. Past the cap the connection
+# idle for longest is closed, as a real server's idle timeout would.
+MAX_OPEN_CONNECTIONS = 1024
 
 
 class _BadRequest(Exception):
@@ -56,6 +61,8 @@ class _HTTPServer(ThreadingHTTPServer):
         self.service = service
         self.verbose = verbose
         self._open: set[socket.socket] = set()
+        #: connections waiting for their next request, longest-waiting first
+        self._idle: dict[socket.socket, None] = {}
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -66,12 +73,31 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
     def track(self, sock: socket.socket, opened: bool) -> None:
-        """Remember (or forget) an open client connection."""
+        """Remember (or forget) an open client connection; past the cap, close the longest idle one."""
+        evict: list[socket.socket] = []
         with self._open_lock:
             if opened:
                 self._open.add(sock)
+                while len(self._open) - len(evict) > MAX_OPEN_CONNECTIONS and self._idle:
+                    oldest = next(iter(self._idle))
+                    del self._idle[oldest]
+                    evict.append(oldest)
             else:
                 self._open.discard(sock)
+                self._idle.pop(sock, None)
+        for old in evict:
+            try:
+                old.shutdown(socket.SHUT_RDWR)  # its handler reads EOF and finishes
+            except OSError:
+                pass
+
+    def mark_idle(self, sock: socket.socket, idle: bool) -> None:
+        """Note whether a connection is waiting for a request (only those may be evicted)."""
+        with self._open_lock:
+            if not idle:
+                self._idle.pop(sock, None)
+            elif sock in self._open:
+                self._idle[sock] = None
 
     def drop_connections(self) -> None:
         """Shut every open client connection, so a stopped sandbox really stops answering."""
@@ -165,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Read, answer and (for API pages) prefetch; sets ``close_connection`` as HTTP/1.1 says."""
         self.close_connection = True
         self.command = None  # type: ignore[assignment]  # set again once the request line parses
+        self.server.mark_idle(self.connection, True)
         try:
             head = self._read_head()
         except (TimeoutError, ConnectionError, OSError):
@@ -173,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b'{"error":{"type":"validation_error","message":"%s"}}' % str(exc).encode(),
                        "application/json", [], new_request_id())
             return
+        finally:
+            self.server.mark_idle(self.connection, False)
         if head is None:
             return
         started = time.perf_counter()

@@ -112,6 +112,34 @@ def test_stop_closes_keep_alive_connections() -> None:
     client.close()
 
 
+def test_connections_past_the_cap_close_the_longest_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client that opens a connection per call and never closes them must not run the sandbox out
+    # of file descriptors (it wedged under HttpOperator at 1M records): past the cap, the connection
+    # idle for longest is closed and every other one keeps working.
+    from airflow_provider_unifapi.sandbox import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_OPEN_CONNECTIONS", 3)
+    request = b"GET /tiktok/hashtags/5050 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\n\r\n"
+
+    def ask(sock: socket.socket) -> bytes:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+    with SandboxServer() as server:
+        socks = [socket.create_connection(server.address, timeout=5) for _ in range(3)]
+        try:
+            for sock in socks:
+                assert ask(sock).startswith(b"HTTP/1.1 200")
+            socks.append(socket.create_connection(server.address, timeout=5))
+            assert ask(socks[3]).startswith(b"HTTP/1.1 200")  # served once the oldest idle one went
+            assert socks[0].recv(1) == b""  # closed by the server
+            for sock in socks[1:]:
+                assert ask(sock).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in socks:
+                sock.close()
+
+
 def _exercise(url: str, key: str) -> Any:
     """Calls of every kind (ok, errors, faults) carrying ``key`` in several places."""
     with httpx.Client(base_url=url, timeout=10) as admin:
