@@ -63,6 +63,8 @@ class _HTTPServer(ThreadingHTTPServer):
         self._open: set[socket.socket] = set()
         #: connections waiting for their next request, longest-waiting first
         self._idle: dict[socket.socket, None] = {}
+        #: connections shut by the cap whose handler has not finished yet (no longer counted)
+        self._closing: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -73,31 +75,42 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
     def track(self, sock: socket.socket, opened: bool) -> None:
-        """Remember (or forget) an open client connection; past the cap, close the longest idle one."""
-        evict: list[socket.socket] = []
+        """Remember (or forget) an open client connection."""
         with self._open_lock:
             if opened:
                 self._open.add(sock)
-                while len(self._open) - len(evict) > MAX_OPEN_CONNECTIONS and self._idle:
-                    oldest = next(iter(self._idle))
-                    del self._idle[oldest]
-                    evict.append(oldest)
             else:
                 self._open.discard(sock)
                 self._idle.pop(sock, None)
-        for old in evict:
-            try:
-                old.shutdown(socket.SHUT_RDWR)  # its handler reads EOF and finishes
-            except OSError:
-                pass
+                self._closing.discard(sock)
+        if opened:
+            self._evict_over_cap()
 
     def mark_idle(self, sock: socket.socket, idle: bool) -> None:
-        """Note whether a connection is waiting for a request (only those may be evicted)."""
+        """Note whether a connection is waiting for a request (only those may be closed by the cap)."""
         with self._open_lock:
             if not idle:
                 self._idle.pop(sock, None)
             elif sock in self._open:
                 self._idle[sock] = None
+        if idle:
+            self._evict_over_cap()
+
+    def _evict_over_cap(self) -> None:
+        """Past ``MAX_OPEN_CONNECTIONS``, close the connections idle for longest (a new one, or one
+        that just became idle, is when the count is checked)."""
+        evict: list[socket.socket] = []
+        with self._open_lock:
+            while len(self._open) - len(self._closing) > MAX_OPEN_CONNECTIONS and self._idle:
+                oldest = next(iter(self._idle))
+                del self._idle[oldest]
+                self._closing.add(oldest)
+                evict.append(oldest)
+        for old in evict:
+            try:
+                old.shutdown(socket.SHUT_RDWR)  # its handler reads EOF and finishes
+            except OSError:
+                pass
 
     def drop_connections(self) -> None:
         """Shut every open client connection, so a stopped sandbox really stops answering."""

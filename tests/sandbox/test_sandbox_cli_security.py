@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +127,19 @@ def test_connections_past_the_cap_close_the_longest_idle(monkeypatch: pytest.Mon
         return sock.recv(65536)
 
     with SandboxServer() as server:
+
+        def wait_all_idle() -> None:
+            # A handler marks its connection idle just after answering: waiting for it after each
+            # call makes the server's idle order the order of the calls, not of thread scheduling.
+            deadline = time.monotonic() + 5
+            while len(server._httpd._idle) < 3 and time.monotonic() < deadline:  # type: ignore[union-attr]
+                time.sleep(0.005)
+
         socks = [socket.create_connection(server.address, timeout=5) for _ in range(3)]
         try:
             for sock in socks:
                 assert ask(sock).startswith(b"HTTP/1.1 200")
+                wait_all_idle()
             socks.append(socket.create_connection(server.address, timeout=5))
             assert ask(socks[3]).startswith(b"HTTP/1.1 200")  # served once the oldest idle one went
             assert socks[0].recv(1) == b""  # closed by the server
