@@ -46,6 +46,15 @@ _MAX_BODY = 64 * 1024 * 1024
 MAX_OPEN_CONNECTIONS = 1024
 
 
+def _shutdown_all(socks: list[socket.socket]) -> None:
+    """Shut both directions of each socket (one already closed is skipped)."""
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class _BadRequest(Exception):
     """The bytes on the wire are not an HTTP/1.x request we can answer."""
 
@@ -106,21 +115,13 @@ class _HTTPServer(ThreadingHTTPServer):
                 del self._idle[oldest]
                 self._closing.add(oldest)
                 evict.append(oldest)
-        for old in evict:
-            try:
-                old.shutdown(socket.SHUT_RDWR)  # its handler reads EOF and finishes
-            except OSError:
-                pass
+        _shutdown_all(evict)  # each handler reads EOF and finishes
 
     def drop_connections(self) -> None:
         """Shut every open client connection, so a stopped sandbox really stops answering."""
         with self._open_lock:
             socks = list(self._open)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown_all(socks)
 
 
 class _Handler(BaseHTTPRequestHandler):
