@@ -201,8 +201,9 @@ class Harness:
         try:
             totals = self.sandbox.totals()
         except httpx.TimeoutException:
-            # Seen after HttpOperator's 1M run (a socket per page, ~20k): the sandbox stops answering.
-            # Start a fresh one for the runs that follow; this run's ledger figures are lost with it.
+            # A safety net: before the sandbox capped its open connections, HttpOperator's 1M run (a
+            # socket per page, ~20k) left it unable to answer. Start a fresh one for the runs that
+            # follow; this run's ledger figures are lost with it.
             self.sandbox.restart()
             sample.ledger_lost = True
             sample.problem = "the sandbox stopped answering after this run (restarted); " + _tail(log_path)

@@ -306,8 +306,8 @@ def execute(args: argparse.Namespace) -> int:
             for round_no in range(1, rounds + 1):
                 for c in contestants:  # interleaved: A B C A B C, never A A B B
                     if c.name in failed:
-                        # It fails the same way again (HttpOperator at 1M: a socket per page), and
-                        # ~20k sockets left to the sandbox can wedge it for the runs that follow.
+                        # It fails the same way again (HttpOperator at 1M: a socket per page runs
+                        # its process out of file descriptors), so another round only costs time.
                         say(f"  [skip   ] {c.name} {size:,} @ {latency:g} ms r{round_no}: failed in the cell")
                         continue
                     samples.append(h.run(c, size, latency, round_no))
