@@ -59,6 +59,8 @@ class Sample:
     ledger_lost: bool = False
     killed_at_calls: Optional[int] = None
     elapsed_process_s: float = 0.0
+    #: CPU seconds the sandbox process spent in the window (serving this run's calls)
+    sandbox_cpu_s: Optional[float] = None
     profile: dict[str, Any] = field(default_factory=dict)
     log: str = ""
 
@@ -173,6 +175,7 @@ class Harness:
             option=c.option,
             dag_id="bench_" + c.name.replace("-", "_").replace(".", "_"),
             profile=profile,
+            sandbox_pid=self.sandbox.pid,
         )
         spec_path = self.run_dir / "specs" / f"{tag}.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +223,7 @@ class Harness:
             sample.wall_s, sample.cpu_s = result.wall_s, result.cpu_s
             sample.rss_start_kb, sample.window_hwm_kb = result.rss_start_kb, result.window_hwm_kb
             sample.rows = result.records
+            sample.sandbox_cpu_s = result.sandbox_cpu_s
             sample.profile = result.profile
         if kill_at_calls is not None:
             sample.ok = killed_at is not None

@@ -61,6 +61,11 @@ class SandboxProcess:
         return self
 
     @property
+    def pid(self) -> int:
+        """The sandbox process's id (0 when not running)."""
+        return self.proc.pid if self.proc is not None else 0
+
+    @property
     def admin(self) -> httpx.Client:
         assert self._admin is not None, "start() first"
         return self._admin

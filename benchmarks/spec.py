@@ -33,6 +33,7 @@ class RunSpec:
     option: str = ""  # contestant variant, e.g. the output format of ours
     dag_id: str = ""
     profile: bool = False
+    sandbox_pid: int = 0  # the window also reads the sandbox process's CPU (same machine)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -56,6 +57,7 @@ class RunResult:
     startup_hwm_kb: int = 0  # peak RSS before the window (start-up)
     final_hwm_kb: int = 0  # peak RSS from the window's start to the process's end (read by benchmarks.child)
     hwm_reset: bool = False
+    sandbox_cpu_s: Optional[float] = None  # CPU of the sandbox process during the window
     error: Optional[str] = None
     profile: dict[str, Any] = field(default_factory=dict)
 

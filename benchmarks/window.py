@@ -8,6 +8,7 @@ start-up is read.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -43,6 +44,18 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def process_cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU seconds of another process (all its threads), ``None`` where unreadable."""
+    if pid <= 0:
+        return None
+    try:
+        # After the command name's closing parenthesis, utime and stime are the 12th and 13th fields.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Window:
     """``with Window(spec) as w: ...; w.records = n`` -- writes the :class:`RunResult` on exit."""
 
@@ -53,12 +66,14 @@ class Window:
         self.pages = 0
         self._t0 = 0.0
         self._cpu0 = 0.0
+        self._sandbox_cpu0: Optional[float] = None
 
     def __enter__(self) -> Window:
         r = self.result
         r.startup_hwm_kb = proc_status_kb("VmHWM")
         r.hwm_reset = reset_peak_rss()
         r.rss_start_kb = proc_status_kb("VmRSS")
+        self._sandbox_cpu0 = process_cpu_seconds(self.spec.sandbox_pid)
         self._cpu0 = cpu_seconds()
         self._t0 = time.perf_counter()
         return self
@@ -72,6 +87,9 @@ class Window:
         r = self.result
         r.wall_s = time.perf_counter() - self._t0
         r.cpu_s = cpu_seconds() - self._cpu0
+        sandbox_cpu = process_cpu_seconds(self.spec.sandbox_pid)
+        if sandbox_cpu is not None and self._sandbox_cpu0 is not None:
+            r.sandbox_cpu_s = sandbox_cpu - self._sandbox_cpu0
         r.window_hwm_kb = proc_status_kb("VmHWM")
         r.records = self.records
         r.pages = self.pages
