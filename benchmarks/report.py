@@ -16,6 +16,8 @@ from benchmarks.harness import NODUP_KIND, KillOutcome, Sample, failure_reason
 from benchmarks.spec import PAGE_SIZE
 
 OURS = "ours-jsonl.gz"
+#: Issue 5's bar for ours jsonl.gz at 0 ms latency, as a fraction of the ceiling's records/s.
+ZERO_MS_BAR = 0.85
 PEERS = ("http-operator", "dlt")
 MB = 1024.0  # kB per MB (RSS figures are kB from the kernel; "MB" here means MiB)
 
@@ -105,7 +107,7 @@ def targets(
     sizes = sorted({k[1] for k in ours})
 
     for latency, bar, name in (
-        (0.0, 0.85, "0 ms latency: ours jsonl.gz >= 0.85x the ceiling's records/s"),
+        (0.0, ZERO_MS_BAR, f"0 ms latency: ours jsonl.gz >= {ZERO_MS_BAR}x the ceiling's records/s"),
         (50.0, 0.97, "50 ms latency: ours jsonl.gz >= 0.97x the ceiling's records/s"),
     ):
         got: list[tuple[int, float]] = []
@@ -542,7 +544,7 @@ def cpu_per_page(samples: list[Sample], latency_ms: float = 0.0) -> dict[tuple[i
 
 
 def _cpu_budget(samples: list[Sample], contestants: list[Contestant], cores: int) -> str:
-    """Where the machine's time goes at 0 ms, and what the 0.85x target asks of it."""
+    """Where the machine's time goes at 0 ms, and what the target ratio asks of it."""
     per_page = cpu_per_page(samples)
     if not per_page:
         return ""
@@ -563,15 +565,15 @@ def _cpu_budget(samples: list[Sample], contestants: list[Contestant], cores: int
             continue
         ceiling_wall, ceiling_cpu, ceiling_sandbox = per_page[(size, "ceiling")]
         _, ours_cpu, ours_sandbox = per_page[(size, OURS)]
-        budget = ceiling_wall / 0.85
+        budget = ceiling_wall / ZERO_MS_BAR
         verdict = (
-            "more than that whole budget: a loop that does this work in one thread cannot reach 0.85x, "
+            f"more than that whole budget: a loop that does this work in one thread cannot reach {ZERO_MS_BAR}x, "
             "however well its calls overlap with the sandbox"
             if ours_cpu > budget
             else "within that budget: overlap with the sandbox decides"
         )
         notes.append(
-            f"- {_fmt_size(size)}: 0.85x the ceiling is a page every {budget:,.0f} µs. Ours spends "
+            f"- {_fmt_size(size)}: {ZERO_MS_BAR}x the ceiling is a page every {budget:,.0f} µs. Ours spends "
             f"{ours_cpu:,.0f} µs of CPU per page, {verdict}. Spread over processes, the same work "
             f"and the sandbox's would keep {(ours_cpu + ours_sandbox) / budget:.2f} of the {cores} cores busy at "
             f"that pace (the ceiling keeps {(ceiling_cpu + ceiling_sandbox) / ceiling_wall:.2f} busy)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 import httpx
 import pytest
@@ -321,6 +322,17 @@ def test_plain_http_allowed_for_loopback_only():
         UnifAPIClient(API_KEY, url).close()
     with pytest.raises(ex.UnifAPIInputError):
         UnifAPIClient(API_KEY, "https://api.unifapi.com", verify=False)
+
+
+def test_ca_bundle_loaded_only_for_https():
+    # https: httpx's own verification (system CA bundle), untouched.
+    assert UnifAPIClient(API_KEY, "https://api.unifapi.com")._http_kwargs["verify"] is True
+    # http (loopback only) never speaks TLS: no CA bundle to load, and a context that trusts no CA
+    # and checks host names would refuse any peer if it were ever used.
+    context = UnifAPIClient(API_KEY, "http://127.0.0.1:8080")._http_kwargs["verify"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_key_never_in_logs_or_errors_even_when_requests_fail(sandbox, tag, caplog):
