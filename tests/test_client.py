@@ -326,10 +326,12 @@ def test_plain_http_allowed_for_loopback_only():
 
 def test_ca_bundle_loaded_only_for_https():
     # https: httpx's own verification (system CA bundle), untouched.
-    assert UnifAPIClient(API_KEY, "https://api.unifapi.com")._http_kwargs["verify"] is True
+    with UnifAPIClient(API_KEY, "https://api.unifapi.com") as client:
+        assert client._http_kwargs["verify"] is True
     # http (loopback only) never speaks TLS: no CA bundle to load, and a context that trusts no CA
     # and checks host names would refuse any peer if it were ever used.
-    context = UnifAPIClient(API_KEY, "http://127.0.0.1:8080")._http_kwargs["verify"]
+    with UnifAPIClient(API_KEY, "http://127.0.0.1:8080") as client:
+        context = client._http_kwargs["verify"]
     assert isinstance(context, ssl.SSLContext)
     assert context.cert_store_stats()["x509_ca"] == 0
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
