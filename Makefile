@@ -3,13 +3,19 @@ SHELL := /bin/bash
 AIRFLOW ?= 3.3
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-2.11 bench bench-smoke chaos lock clean
+.PHONY: demo test test-all test-2.11 lint bench bench-smoke chaos lock clean
 
 demo:
 	@bash scripts/demo.sh
 
 test:
 	@venv=$$(bash scripts/bootstrap.sh $(AIRFLOW)) && bash scripts/run_tests.sh "$$venv" $(PYTEST_ARGS)
+
+# ruff (lint and format check), mypy and the module/function size gate; tools pinned in the 3.3 environment; zero findings is the bar.
+lint:
+	@venv=$$(bash scripts/bootstrap.sh 3.3) && cd $(CURDIR) && "$$venv/bin/ruff" check . && \
+	  "$$venv/bin/ruff" format --check . && "$$venv/bin/mypy" && \
+	  "$$venv/bin/python" scripts/check_sizes.py
 
 test-2.11:
 	@$(MAKE) --no-print-directory test AIRFLOW=2.11
@@ -45,7 +51,7 @@ chaos:
 
 # Regenerate the pinned environments (needs network access to PyPI).
 lock:
-	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
+	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast --extra lint -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
 	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
 	uv pip compile -q pyproject.toml --extra test --extra bench --extra openlineage --extra fast -c requirements/airflow-bench.in --python-version 3.11 -o requirements/airflow-bench.txt
 

@@ -8,6 +8,7 @@ Imports nothing from Airflow.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, Generic, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -27,9 +28,31 @@ __all__ = [
     "RateLimitInfo",
     "BalanceReading",
     "CallStats",
+    "StopReason",
     "Video",
     "VideoPage",
 ]
+
+
+class StopReason(str, Enum):
+    """Why a hashtag's run stopped paging (the ``stop_reason`` of summaries, checkpoints and manifests).
+
+    A ``str`` enum: it compares equal to, and serialises as, the plain string users read in summaries.
+    """
+
+    #: the API said there is nothing more (``has_more`` false or no ``next_cursor``)
+    EXHAUSTED = "exhausted"
+    MAX_RECORDS = "max_records"
+    MAX_PAGES = "max_pages"
+    MAX_CREDITS = "max_credits"
+    MIN_BALANCE = "min_balance"
+    #: a page was cut short by the workspace balance, or the API answered 402
+    BALANCE_TRUNCATED = "balance_truncated"
+    #: ``max_empty_pages`` empty pages in a row (each costs a credit)
+    EMPTY_PAGES = "empty_pages"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class _ApiModel(BaseModel):
