@@ -49,8 +49,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402
 Context = dict[str, Any]
 
 __all__ = [
-    "AIRFLOW_V_3",
     "AIRFLOW_VERSION",
+    "AIRFLOW_V_3",
     "DAG",
     "AirflowException",
     "AirflowFailException",
@@ -61,12 +61,12 @@ __all__ = [
     "BaseTrigger",
     "Context",
     "ObjectStoragePath",
-    "aget_connection",
-    "dag_test",
     "PokeReturnValue",
     "TriggerEvent",
     "Variable",
+    "aget_connection",
     "conf",
+    "dag_test",
     "default_deferrable",
     "get_variable",
     "task",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Optional
 
 from airflow_provider_unifapi.models import BalanceReading
 
@@ -24,7 +23,7 @@ def variable_name(conn_id: str) -> str:
     return f"{VARIABLE_PREFIX}{conn_id}"
 
 
-def remember_balance(conn_id: str, reading: Optional[BalanceReading]) -> None:
+def remember_balance(conn_id: str, reading: BalanceReading | None) -> None:
     """Store ``reading`` unless a newer one is already stored. Never fails the caller's task."""
     if reading is None:
         return
@@ -37,7 +36,11 @@ def remember_balance(conn_id: str, reading: Optional[BalanceReading]) -> None:
         Variable.set(
             variable_name(conn_id),
             json.dumps(
-                {"balance": reading.balance, "seen_at": reading.seen_at.isoformat(), "request_id": reading.request_id}
+                {
+                    "balance": reading.balance,
+                    "seen_at": reading.seen_at.isoformat(),
+                    "request_id": reading.request_id,
+                }
             ),
             description="Last UnifAPI workspace balance seen (written by airflow-provider-unifapi).",
         )
@@ -45,7 +48,7 @@ def remember_balance(conn_id: str, reading: Optional[BalanceReading]) -> None:
         log.warning("Could not remember the UnifAPI balance in Variable %s: %s", variable_name(conn_id), exc)
 
 
-def recall_balance(conn_id: str) -> Optional[BalanceReading]:
+def recall_balance(conn_id: str) -> BalanceReading | None:
     """The remembered reading for ``conn_id``, or ``None`` when there is none or it is unreadable."""
     from airflow_provider_unifapi._compat import get_variable
 

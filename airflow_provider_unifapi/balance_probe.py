@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from airflow_provider_unifapi.client import validate_hashtag_id
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError, is_retryable
@@ -24,6 +24,7 @@ DEFAULT_MAX_BALANCE_AGE = 300.0
 PROBE_QUERY = "tiktok"
 #: Most credits a live reading may spend; sent as ``X-Unifapi-Max-Credits`` and covering retries too.
 PROBE_CREDITS = 1
+
 
 # -- argument checks (shared with the sensor): a clear TypeError/ValueError naming the argument -----
 def check_min_balance(value: Any, argument: str = "min_balance") -> int:
@@ -47,7 +48,7 @@ def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
     return float(value)
 
 
-def check_probe_hashtag_id(value: Any) -> Optional[str]:
+def check_probe_hashtag_id(value: Any) -> str | None:
     """``None`` (probe with a hashtag search) or the numeric id of the hashtag to probe with."""
     if value is None:
         return None
@@ -64,7 +65,7 @@ def check_conn_id(value: Any) -> str:
 
 # -- the decision and the probe (sans-I/O where possible, shared by sensor and trigger) -------------
 def fresh_enough(
-    reading: Optional[BalanceReading], min_balance: int, max_age: float, now: Optional[datetime] = None
+    reading: BalanceReading | None, min_balance: int, max_age: float, now: datetime | None = None
 ) -> bool:
     """True when a remembered ``reading`` may answer for free: seen at most ``max_age`` s ago and high enough.
 
@@ -76,20 +77,20 @@ def fresh_enough(
     return reading_age(reading, now) <= max_age
 
 
-def reading_age(reading: BalanceReading, now: Optional[datetime] = None) -> float:
+def reading_age(reading: BalanceReading, now: datetime | None = None) -> float:
     """Seconds since ``reading`` was seen; a reading from a worker whose clock runs ahead counts as new."""
     seen_at = reading.seen_at if reading.seen_at.tzinfo else reading.seen_at.replace(tzinfo=timezone.utc)
     return max(0.0, ((now or datetime.now(timezone.utc)) - seen_at).total_seconds())
 
 
-def probe_label(probe_hashtag_id: Optional[str]) -> str:
+def probe_label(probe_hashtag_id: str | None) -> str:
     """What a live reading calls, for logs and docs."""
     if probe_hashtag_id is None:
         return f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
     return f"GET /tiktok/hashtags/{probe_hashtag_id}"
 
 
-def start_probe(client: Any, probe_hashtag_id: Optional[str]) -> Any:
+def start_probe(client: Any, probe_hashtag_id: str | None) -> Any:
     """Send the live reading on ``client``: the result for the sync client, an awaitable for the async one."""
     if probe_hashtag_id is None:
         return client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
@@ -110,23 +111,23 @@ class ProbeOutcome:
     :param error: a retryable error that ended the reading (the sensor keeps waiting).
     """
 
-    reading: Optional[BalanceReading]
+    reading: BalanceReading | None
     credits: int
-    error: Optional[UnifAPIError] = None
+    error: UnifAPIError | None = None
 
     @classmethod
     def after(
         cls,
         client: Any,
         spent_before: int,
-        seen_before: Optional[BalanceReading],
-        error: Optional[UnifAPIError],
+        seen_before: BalanceReading | None,
+        error: UnifAPIError | None,
     ) -> ProbeOutcome:
         reading = client.last_balance if client.last_balance is not seen_before else None
         return cls(reading=reading, credits=spent_by(client) - spent_before, error=error)
 
 
-def classify_probe_error(exc: UnifAPIError) -> Optional[UnifAPIError]:
+def classify_probe_error(exc: UnifAPIError) -> UnifAPIError | None:
     """``None`` for a 402 (an answer: it carries the balance), the error when it is worth waiting on.
 
     :raises UnifAPIError: re-raised when it is fatal (401, 400, 404...): waiting cannot fix it.
@@ -138,7 +139,7 @@ def classify_probe_error(exc: UnifAPIError) -> Optional[UnifAPIError]:
     raise exc
 
 
-def describe_outcome(outcome: ProbeOutcome, min_balance: int, probe_hashtag_id: Optional[str]) -> str:
+def describe_outcome(outcome: ProbeOutcome, min_balance: int, probe_hashtag_id: str | None) -> str:
     """One log line per live reading: what it called, what it saw, what it cost."""
     cost = f"this poke cost {outcome.credits} credit{'s' if outcome.credits != 1 else ''}"
     if outcome.reading is None:
@@ -167,7 +168,7 @@ def result_value(reading: BalanceReading, source: str) -> dict[str, Any]:
     }
 
 
-def fatal_message(conn_id: str, probe_hashtag_id: Optional[str], exc: UnifAPIError) -> str:
+def fatal_message(conn_id: str, probe_hashtag_id: str | None, exc: UnifAPIError) -> str:
     """Why waiting longer cannot help, and what to fix."""
     if exc.error_type == "unauthorized":
         hint = (

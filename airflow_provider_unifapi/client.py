@@ -14,10 +14,10 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, TypeVar, Union
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -92,7 +92,9 @@ def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
     can never change the request path (``/``, ``..``, ``%2F``...).
     """
     if isinstance(value, bool) or value is None:
-        raise UnifAPIInputError(argument, f"expected a string of digits such as '7106594312292', got {value!r}")
+        raise UnifAPIInputError(
+            argument, f"expected a string of digits such as '7106594312292', got {value!r}"
+        )
     if isinstance(value, int):
         if value < 0:
             raise UnifAPIInputError(argument, f"must not be negative, got {value}")
@@ -121,7 +123,7 @@ def _check_encodable(argument: str, value: str) -> str:
     return value
 
 
-def _validate_cursor(value: Any) -> Optional[str]:
+def _validate_cursor(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > _MAX_CURSOR_LENGTH:
@@ -131,7 +133,7 @@ def _validate_cursor(value: Any) -> Optional[str]:
     return _check_encodable("cursor", value)
 
 
-def _validate_max_credits(value: Any) -> Optional[int]:
+def _validate_max_credits(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -181,8 +183,9 @@ def validate_base_url(base_url: Any) -> str:
     url = base_url.strip().rstrip("/")
     if not url.isascii() or any(c <= " " or c in "\\\x7f" for c in url):
         raise UnifAPIInputError(
-            "base_url", f"must be {example}: ASCII without spaces, control characters or backslashes "
-            "(write international domain names in punycode, xn--...)"
+            "base_url",
+            f"must be {example}: ASCII without spaces, control characters or backslashes "
+            "(write international domain names in punycode, xn--...)",
         )
     if "://" not in url:
         url = "https://" + url
@@ -233,11 +236,11 @@ class VideoPager:
 
     def __init__(
         self,
-        cursor: Optional[str] = None,
+        cursor: str | None = None,
         *,
-        max_pages: Optional[int] = None,
+        max_pages: int | None = None,
         max_empty_pages: int = 3,
-        seen_cursors: Optional[set[str]] = None,
+        seen_cursors: set[str] | None = None,
     ) -> None:
         self.cursor = _validate_cursor(cursor)
         self.max_pages = max_pages
@@ -248,7 +251,7 @@ class VideoPager:
         if self.cursor is not None:
             self.seen_cursors.add(self.cursor)
         #: why the pager stopped: ``exhausted``, ``max_pages``, ``empty_pages`` or ``balance_truncated``.
-        self.stop_reason: Optional[str] = None
+        self.stop_reason: str | None = None
 
     @property
     def done(self) -> bool:
@@ -294,7 +297,9 @@ class _NameResolver:
 
     def __init__(self, name: Any, *, limit: int, max_pages: int) -> None:
         if not isinstance(name, str) or not name.strip().lstrip("#").strip():
-            raise UnifAPIInputError("hashtag_name", f"must be a non-empty hashtag name such as 'cats', got {name!r}")
+            raise UnifAPIInputError(
+                "hashtag_name", f"must be a non-empty hashtag name such as 'cats', got {name!r}"
+            )
         cleaned = name.strip().lstrip("#").strip()
         if len(cleaned) > _MAX_NAME_LENGTH or not cleaned.isprintable():
             raise UnifAPIInputError(
@@ -307,11 +312,11 @@ class _NameResolver:
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise UnifAPIInputError("max_pages", f"must be an integer >= 1, got {max_pages!r}")
         self.max_pages = max_pages
-        self.cursor: Optional[str] = None
+        self.cursor: str | None = None
         self.calls = 0
         self.credits = 0
         self.request_ids: list[str] = []
-        self.found: Optional[Hashtag] = None
+        self.found: Hashtag | None = None
         self.exhausted = False
 
     def consume(self, page: HashtagPage) -> None:
@@ -352,15 +357,15 @@ class _Call:
     params: dict[str, Any]
     adapter: TypeAdapter[Any]
     limit: int  # records asked for; the worst-case cost of an attempt is max(limit, 1)
-    max_credits: Optional[int] = None
+    max_credits: int | None = None
     #: called with the worst-case credits of each retry before it is sent (write-ahead accounting)
-    before_retry: Optional[Callable[[int], None]] = field(default=None, repr=False)
+    before_retry: Callable[[int], None] | None = field(default=None, repr=False)
     attempts: int = 0
     rate_limited: int = 0
     possibly_billed: int = 0
-    last_error: Optional[UnifAPIError] = field(default=None, repr=False)
+    last_error: UnifAPIError | None = field(default=None, repr=False)
 
-    def credit_room(self) -> Optional[int]:
+    def credit_room(self) -> int | None:
         return None if self.max_credits is None else self.max_credits - self.possibly_billed
 
     def prepare_attempt(self) -> tuple[dict[str, Any], dict[str, str]]:
@@ -399,8 +404,8 @@ class _ClientCore:
         max_rate_limit_wait: float = 300.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_connections: int = 10,
-        verify: Union[bool, str] = True,
-        user_agent: Optional[str] = None,
+        verify: bool | str = True,
+        user_agent: str | None = None,
         transport: Any = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
@@ -438,9 +443,9 @@ class _ClientCore:
         self.timeout = float(timeout)
         self.max_response_bytes = max_response_bytes
         #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
-        self.last_balance: Optional[BalanceReading] = None
+        self.last_balance: BalanceReading | None = None
         #: last ``X-RateLimit-*`` headers seen.
-        self.last_rate_limit: Optional[RateLimitInfo] = None
+        self.last_rate_limit: RateLimitInfo | None = None
         #: credits the API confirmed charging (billing fields) over this client's life.
         self.credits_charged = 0
         #: worst-case credits of attempts whose billing is unknown, over this client's life.
@@ -456,7 +461,9 @@ class _ClientCore:
                 "User-Agent": user_agent or f"airflow-provider-unifapi/{__version__}",
             },
             "timeout": httpx.Timeout(self.timeout),
-            "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            "limits": httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             "verify": verify if urlsplit(self.base_url).scheme == "https" else _no_tls_context(),
             # Never follow redirects: a redirect would carry the Authorization header to another host.
             "follow_redirects": False,
@@ -485,10 +492,10 @@ class _ClientCore:
     def _videos_call(
         self,
         hashtag_id: Any,
-        cursor: Optional[str],
+        cursor: str | None,
         limit: int,
-        max_credits: Optional[int],
-        before_retry: Optional[Callable[[int], None]] = None,
+        max_credits: int | None,
+        before_retry: Callable[[int], None] | None = None,
     ) -> _Call:
         hashtag_id = validate_hashtag_id(hashtag_id)
         params: dict[str, Any] = {"limit": validate_limit(limit)}
@@ -505,7 +512,7 @@ class _ClientCore:
             before_retry=before_retry,
         )
 
-    def _hashtag_call(self, hashtag_id: Any, max_credits: Optional[int]) -> _Call:
+    def _hashtag_call(self, hashtag_id: Any, max_credits: int | None) -> _Call:
         hashtag_id = validate_hashtag_id(hashtag_id)
         return _Call(
             label=f"GET /tiktok/hashtags/{hashtag_id}",
@@ -516,9 +523,7 @@ class _ClientCore:
             max_credits=_validate_max_credits(max_credits),
         )
 
-    def _search_call(
-        self, query: Any, cursor: Optional[str], limit: int, max_credits: Optional[int]
-    ) -> _Call:
+    def _search_call(self, query: Any, cursor: str | None, limit: int, max_credits: int | None) -> _Call:
         if not isinstance(query, str) or not query.strip():
             raise UnifAPIInputError("query", f"must be a non-empty search keyword, got {query!r}")
         if len(query) > _MAX_NAME_LENGTH:
@@ -544,7 +549,9 @@ class _ClientCore:
 
     def _retry_predicate(self, call: _Call) -> Any:
         def _predicate(state: Any) -> bool:
-            return self.policy.tenacity_retry(state, call.rate_limited) and self._can_retry_within_budget(call)
+            return self.policy.tenacity_retry(state, call.rate_limited) and self._can_retry_within_budget(
+                call
+            )
 
         return _predicate
 
@@ -561,7 +568,9 @@ class _ClientCore:
         if isinstance(value, str) and self._secret in value:
             return value.replace(self._secret, "***")
         if isinstance(value, list):
-            return [self._redact(item) if isinstance(item, str) else self._redact(str(item)) for item in value]
+            return [
+                self._redact(item) if isinstance(item, str) else self._redact(str(item)) for item in value
+            ]
         return value
 
     def _failed(self, call: _Call, err: UnifAPIError) -> UnifAPIError:
@@ -583,7 +592,7 @@ class _ClientCore:
         call.last_error = err
         return err
 
-    def _remember_balance(self, balance: int, request_id: Optional[str]) -> None:
+    def _remember_balance(self, balance: int, request_id: str | None) -> None:
         self.last_balance = BalanceReading(
             balance=balance, seen_at=datetime.now(timezone.utc), request_id=request_id
         )
@@ -644,7 +653,7 @@ def _check_number(argument: str, value: Any, *, minimum: float) -> None:
         raise UnifAPIInputError(argument, f"must be a number >= {minimum:g}, got {value!r}")
 
 
-def _check_int(argument: str, value: Any, *, minimum: int, maximum: Optional[int] = None) -> None:
+def _check_int(argument: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -733,12 +742,12 @@ class UnifAPIClient(_ClientCore):
 
     def get_video_page(
         self,
-        hashtag_id: Union[str, int],
+        hashtag_id: str | int,
         *,
-        cursor: Optional[str] = None,
+        cursor: str | None = None,
         limit: int = 20,
-        max_credits: Optional[int] = None,
-        before_retry: Optional[Callable[[int], None]] = None,
+        max_credits: int | None = None,
+        before_retry: Callable[[int], None] | None = None,
     ) -> VideoPage:
         """Fetch one validated page of a hashtag's videos (``GET /tiktok/hashtags/{id}/videos``).
 
@@ -755,11 +764,11 @@ class UnifAPIClient(_ClientCore):
 
     def iter_video_pages(
         self,
-        hashtag_id: Union[str, int],
+        hashtag_id: str | int,
         *,
-        cursor: Optional[str] = None,
+        cursor: str | None = None,
         limit: int = 50,
-        max_pages: Optional[int] = None,
+        max_pages: int | None = None,
         max_empty_pages: int = 3,
     ) -> Iterator[VideoPage]:
         """Yield a hashtag's pages in order, one call per page, holding one page at a time.
@@ -779,12 +788,12 @@ class UnifAPIClient(_ClientCore):
             if pager.stop_reason == "balance_truncated":
                 raise _truncated(page, pager.cursor)
 
-    def get_hashtag(self, hashtag_id: Union[str, int], *, max_credits: Optional[int] = None) -> HashtagEnvelope:
+    def get_hashtag(self, hashtag_id: str | int, *, max_credits: int | None = None) -> HashtagEnvelope:
         """Fetch one hashtag by id (``GET /tiktok/hashtags/{id}``, 1 credit)."""
         return self._run(self._hashtag_call(hashtag_id, max_credits))
 
     def search_hashtags(
-        self, query: str, *, cursor: Optional[str] = None, limit: int = 20, max_credits: Optional[int] = None
+        self, query: str, *, cursor: str | None = None, limit: int = 20, max_credits: int | None = None
     ) -> HashtagPage:
         """Search hashtags by keyword (``GET /tiktok/search/hashtags``; 1 credit per result, 1 minimum)."""
         return self._run(self._search_call(query, cursor, limit, max_credits))
@@ -797,7 +806,9 @@ class UnifAPIClient(_ClientCore):
         """
         resolver = _NameResolver(name, limit=limit, max_pages=max_pages)
         while resolver.more:
-            resolver.consume(self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit))
+            resolver.consume(
+                self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit)
+            )
         return resolver.result()
 
 
@@ -851,23 +862,23 @@ class AsyncUnifAPIClient(_ClientCore):
 
     async def get_video_page(
         self,
-        hashtag_id: Union[str, int],
+        hashtag_id: str | int,
         *,
-        cursor: Optional[str] = None,
+        cursor: str | None = None,
         limit: int = 20,
-        max_credits: Optional[int] = None,
-        before_retry: Optional[Callable[[int], None]] = None,
+        max_credits: int | None = None,
+        before_retry: Callable[[int], None] | None = None,
     ) -> VideoPage:
         """Async :meth:`UnifAPIClient.get_video_page`."""
         return await self._run(self._videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
 
     async def iter_video_pages(
         self,
-        hashtag_id: Union[str, int],
+        hashtag_id: str | int,
         *,
-        cursor: Optional[str] = None,
+        cursor: str | None = None,
         limit: int = 50,
-        max_pages: Optional[int] = None,
+        max_pages: int | None = None,
         max_empty_pages: int = 3,
     ) -> AsyncIterator[VideoPage]:
         """Async :meth:`UnifAPIClient.iter_video_pages` (``async for``)."""
@@ -881,14 +892,12 @@ class AsyncUnifAPIClient(_ClientCore):
             if pager.stop_reason == "balance_truncated":
                 raise _truncated(page, pager.cursor)
 
-    async def get_hashtag(
-        self, hashtag_id: Union[str, int], *, max_credits: Optional[int] = None
-    ) -> HashtagEnvelope:
+    async def get_hashtag(self, hashtag_id: str | int, *, max_credits: int | None = None) -> HashtagEnvelope:
         """Async :meth:`UnifAPIClient.get_hashtag`."""
         return await self._run(self._hashtag_call(hashtag_id, max_credits))
 
     async def search_hashtags(
-        self, query: str, *, cursor: Optional[str] = None, limit: int = 20, max_credits: Optional[int] = None
+        self, query: str, *, cursor: str | None = None, limit: int = 20, max_credits: int | None = None
     ) -> HashtagPage:
         """Async :meth:`UnifAPIClient.search_hashtags`."""
         return await self._run(self._search_call(query, cursor, limit, max_credits))
@@ -903,7 +912,7 @@ class AsyncUnifAPIClient(_ClientCore):
         return resolver.result()
 
 
-def _truncated(page: VideoPage, resume_cursor: Optional[str]) -> UnifAPITruncatedByBalanceError:
+def _truncated(page: VideoPage, resume_cursor: str | None) -> UnifAPITruncatedByBalanceError:
     return UnifAPITruncatedByBalanceError(
         f"UnifAPI returned {len(page.data)} record(s) of a page truncated by the workspace balance "
         f"({page.billing.balance_remaining} credits left); top up, then resume from the same cursor",

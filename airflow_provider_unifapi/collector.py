@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any
 
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, VideoPager
 from airflow_provider_unifapi.exceptions import (
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 _VIDEO_JSON = Video.__pydantic_serializer__.to_json
 
 
-def check_budget_value(argument: str, value: Any, *, minimum: int) -> Optional[int]:
+def check_budget_value(argument: str, value: Any, *, minimum: int) -> int | None:
     """``None`` or an int >= ``minimum`` (templated strings of digits accepted), else a named error."""
     if value is None:
         return None
@@ -62,19 +63,21 @@ class Budget:
     :param min_balance: never let the last known workspace balance drop below this.
     """
 
-    max_records: Optional[int] = None
-    max_pages: Optional[int] = None
-    max_credits: Optional[int] = None
-    min_balance: Optional[int] = None
+    max_records: int | None = None
+    max_pages: int | None = None
+    max_credits: int | None = None
+    min_balance: int | None = None
 
-    def next_call(self, page_size: int, cp: Checkpoint, balance: Optional[int]) -> tuple[int, Optional[int], Optional[str]]:
+    def next_call(
+        self, page_size: int, cp: Checkpoint, balance: int | None
+    ) -> tuple[int, int | None, str | None]:
         """``(limit, credit cap for the call, stop reason)`` for the next page.
 
         A stop reason means no call may be made. With ``min_balance`` set and no balance known yet,
         the first call asks for one record to learn the balance.
         """
         limit = page_size
-        cap: Optional[int] = None
+        cap: int | None = None
         if self.max_records is not None:
             left = self.max_records - cp.records
             if left < 1:
@@ -106,7 +109,7 @@ class RunStopped(Exception):
     :param summary: the summary so far (records kept, credits, balance).
     """
 
-    def __init__(self, message: str, summary: dict[str, Any], cause: Optional[UnifAPIError] = None) -> None:
+    def __init__(self, message: str, summary: dict[str, Any], cause: UnifAPIError | None = None) -> None:
         super().__init__(message)
         self.summary = summary
         self.cause = cause
@@ -132,18 +135,18 @@ class HashtagVideoCollector:
         client: UnifAPIClient,
         hashtag_id: str,
         *,
-        folder: Optional[RunFolder],
+        folder: RunFolder | None,
         budget: Budget,
         page_size: int = MAX_PAGE_SIZE,
         records_per_part: int = 10_000,
         fail_on_low_balance: bool = True,
         max_empty_pages: int = 3,
-        hashtag_name: Optional[str] = None,
-        initial_balance: Optional[int] = None,
+        hashtag_name: str | None = None,
+        initial_balance: int | None = None,
         resolution_credits: int = 0,
-        output_path: Optional[str] = None,
-        logger: Optional[logging.Logger] = None,
-        on_page: Optional[Callable[[VideoPage, Checkpoint], None]] = None,
+        output_path: str | None = None,
+        logger: logging.Logger | None = None,
+        on_page: Callable[[VideoPage, Checkpoint], None] | None = None,
     ) -> None:
         self.client = client
         self.hashtag_id = hashtag_id
@@ -163,7 +166,7 @@ class HashtagVideoCollector:
         self.checkpoint = self._load_or_start(initial_balance, resolution_credits)
 
     # -- start and resume -------------------------------------------------------------------------
-    def _load_or_start(self, initial_balance: Optional[int], resolution_credits: int) -> Checkpoint:
+    def _load_or_start(self, initial_balance: int | None, resolution_credits: int) -> Checkpoint:
         if self.folder is not None:
             self.folder.prepare()
         existing = self.store.load() if self.store is not None else None
@@ -215,12 +218,12 @@ class HashtagVideoCollector:
         if self.store is not None:
             self.store.save(self.checkpoint)
 
-    def _balance(self) -> Optional[int]:
+    def _balance(self) -> int | None:
         # What min_balance is checked against: the last balance seen, less anything that may have
         # been billed since without the API telling us (a lost or unreadable response).
         return self.checkpoint.balance_worst_case
 
-    def _note_balance(self, balance: Optional[int]) -> None:
+    def _note_balance(self, balance: int | None) -> None:
         if balance is not None:
             self.checkpoint.balance_remaining = balance
             self.checkpoint.balance_seen_at = datetime.now(timezone.utc).isoformat()
@@ -242,7 +245,7 @@ class HashtagVideoCollector:
         pager.empty_run = cp.empty_pages_in_row
         started = time.monotonic()
         records_this_try = 0
-        stop_reason: Optional[str] = None
+        stop_reason: str | None = None
         while True:
             limit, cap, stop_reason = self.budget.next_call(self.page_size, cp, self._balance())
             if stop_reason is not None:
@@ -252,7 +255,11 @@ class HashtagVideoCollector:
                 self._save()
             try:
                 page = self.client.get_video_page(
-                    self.hashtag_id, cursor=cp.cursor, limit=limit, max_credits=cap, before_retry=self._before_retry
+                    self.hashtag_id,
+                    cursor=cp.cursor,
+                    limit=limit,
+                    max_credits=cap,
+                    before_retry=self._before_retry,
                 )
             except UnifAPIError as exc:
                 cp.pending_call_credits = 0
@@ -353,7 +360,7 @@ class HashtagVideoCollector:
         )
 
     # -- endings ----------------------------------------------------------------------------------
-    def _low_balance(self, exc: Optional[UnifAPIError], page: Optional[VideoPage] = None) -> dict[str, Any]:
+    def _low_balance(self, exc: UnifAPIError | None, page: VideoPage | None = None) -> dict[str, Any]:
         cp = self.checkpoint
         if not self.fail_on_low_balance:
             return self._finish("balance_truncated")

@@ -8,33 +8,33 @@ or a response body. Imports nothing from Airflow.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 __all__ = [
+    "ERROR_TYPES",
+    "UnifAPIAPIError",
     "UnifAPIError",
+    "UnifAPIHashtagNotFoundError",
     "UnifAPIInputError",
     "UnifAPIInsecureURLError",
-    "UnifAPIAPIError",
-    "UnifAPIValidationError",
-    "UnifAPIInvalidIdError",
-    "UnifAPIUnauthorizedError",
     "UnifAPIInsufficientCreditsError",
-    "UnifAPINotFoundError",
-    "UnifAPIRateLimitedError",
-    "UnifAPIServerError",
     "UnifAPIInternalError",
+    "UnifAPIInvalidIdError",
+    "UnifAPIInvalidResponseError",
+    "UnifAPINotFoundError",
+    "UnifAPIPaginationError",
+    "UnifAPIRateLimitedError",
     "UnifAPIResponseShapeError",
+    "UnifAPIResponseTooLargeError",
+    "UnifAPIServerError",
+    "UnifAPITimeoutError",
+    "UnifAPITransportError",
+    "UnifAPITruncatedByBalanceError",
+    "UnifAPIUnauthorizedError",
+    "UnifAPIUnexpectedStatusError",
     "UnifAPIUpstreamError",
     "UnifAPIUpstreamUnavailableError",
-    "UnifAPIUnexpectedStatusError",
-    "UnifAPITransportError",
-    "UnifAPITimeoutError",
-    "UnifAPIInvalidResponseError",
-    "UnifAPIResponseTooLargeError",
-    "UnifAPIHashtagNotFoundError",
-    "UnifAPIPaginationError",
-    "UnifAPITruncatedByBalanceError",
-    "ERROR_TYPES",
+    "UnifAPIValidationError",
     "error_from_response",
     "is_retryable",
     "max_attempts_for",
@@ -65,14 +65,14 @@ class UnifAPIError(Exception):
         self,
         message: str,
         *,
-        status: Optional[int] = None,
-        error_type: Optional[str] = None,
-        request_id: Optional[str] = None,
-        retry_after: Optional[float] = None,
-        issues: Optional[list[Any]] = None,
-        credits_required: Optional[int] = None,
-        balance_remaining: Optional[int] = None,
-        credits_charged: Optional[int] = None,
+        status: int | None = None,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        issues: list[Any] | None = None,
+        credits_required: int | None = None,
+        balance_remaining: int | None = None,
+        credits_charged: int | None = None,
         possibly_billed_credits: int = 0,
     ) -> None:
         super().__init__(message)
@@ -276,7 +276,7 @@ _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 def error_from_response(
     status: int,
-    error_type: Optional[str],
+    error_type: str | None,
     message: str,
     **fields: Any,
 ) -> UnifAPIAPIError:
@@ -289,7 +289,7 @@ def error_from_response(
     return cls(message, status=status, **fields)
 
 
-def max_attempts_for(exc: BaseException) -> Optional[int]:
+def max_attempts_for(exc: BaseException) -> int | None:
     """Per-type cap on attempts, where the spec sets one tighter than the client's own bound."""
     if isinstance(exc, UnifAPIResponseShapeError):
         return 3  # "retry once or twice at most"
@@ -330,6 +330,6 @@ class UnifAPITruncatedByBalanceError(UnifAPIInsufficientCreditsError):
 
     error_type = "balance_truncated"
 
-    def __init__(self, message: str, *, resume_cursor: Optional[str], **fields: Any) -> None:
+    def __init__(self, message: str, *, resume_cursor: str | None, **fields: Any) -> None:
         super().__init__(message, **fields)
         self.resume_cursor = resume_cursor

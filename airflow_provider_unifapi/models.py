@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "Author",
+    "BalanceReading",
     "Billing",
+    "CallStats",
     "ErrorBilling",
     "ErrorBody",
     "ErrorEnvelope",
@@ -23,11 +25,9 @@ __all__ = [
     "HashtagEnvelope",
     "HashtagPage",
     "Music",
-    "Pagination",
     "Page",
+    "Pagination",
     "RateLimitInfo",
-    "BalanceReading",
-    "CallStats",
     "StopReason",
     "Video",
     "VideoPage",
@@ -97,11 +97,11 @@ class Video(_ApiModel):
     share_count: int
     view_count: int
     author: Author
-    region: Optional[str]
+    region: str | None
     hashtags: list[str]
-    music: Optional[Music]
+    music: Music | None
     is_image_post: bool
-    play_url: Optional[str]
+    play_url: str | None
 
 
 class Hashtag(_ApiModel):
@@ -119,7 +119,7 @@ class Pagination(_ApiModel):
     """Cursor pagination; ``next_cursor`` is ``None`` when ``has_more`` is false."""
 
     has_more: bool
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
     @property
     def is_last(self) -> bool:
@@ -140,10 +140,10 @@ class ErrorBilling(_ApiModel):
     """Billing details an error may carry (a 402 always carries ``balance_remaining``)."""
 
     balance_remaining: int
-    credits_required: Optional[int] = None
-    credits_charged: Optional[int] = Field(default=None, ge=0)
-    records_charged: Optional[int] = Field(default=None, ge=0)
-    truncated_due_to_balance: Optional[bool] = None
+    credits_required: int | None = None
+    credits_charged: int | None = Field(default=None, ge=0)
+    records_charged: int | None = Field(default=None, ge=0)
+    truncated_due_to_balance: bool | None = None
 
 
 class ErrorBody(_ApiModel):
@@ -151,9 +151,9 @@ class ErrorBody(_ApiModel):
 
     type: str
     message: str
-    request_id: Optional[str] = None
-    issues: Optional[list[Any]] = None
-    billing: Optional[ErrorBilling] = None
+    request_id: str | None = None
+    issues: list[Any] | None = None
+    billing: ErrorBilling | None = None
 
 
 class ErrorEnvelope(_ApiModel):
@@ -211,9 +211,9 @@ class HashtagEnvelope(_Envelope):
 class RateLimitInfo(BaseModel):
     """The ``X-RateLimit-*`` headers of the last response that carried them (any may be missing)."""
 
-    limit: Optional[int] = None
-    remaining: Optional[int] = None
-    reset: Optional[int] = None  # Unix seconds
+    limit: int | None = None
+    remaining: int | None = None
+    reset: int | None = None  # Unix seconds
     seen_at: datetime
 
 
@@ -222,7 +222,7 @@ class BalanceReading(BaseModel):
 
     balance: int
     seen_at: datetime
-    request_id: Optional[str] = None
+    request_id: str | None = None
 
     def age_seconds(self, now: datetime) -> float:
         """Seconds between ``seen_at`` and ``now`` (both timezone-aware)."""

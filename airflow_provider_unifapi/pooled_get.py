@@ -18,7 +18,7 @@ here decodes; a body sent with another encoding anyway is refused as unreadable.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import httpcore
 import httpx
@@ -48,7 +48,7 @@ def as_httpx_error(exc: Exception) -> httpx.HTTPError:
 class PooledResponse:
     """The part of ``httpx.Response`` the client reads: status, headers, body chunks, close."""
 
-    __slots__ = ("status_code", "headers", "url", "_response")
+    __slots__ = ("_response", "headers", "status_code", "url")
 
     def __init__(self, response: httpcore.Response, url: str) -> None:
         self._response = response
@@ -94,7 +94,7 @@ class PooledGet:
         self._extensions = {"timeout": client.timeout.as_dict()}
 
     @classmethod
-    def for_client(cls, client: httpx.Client) -> Optional[PooledGet]:
+    def for_client(cls, client: httpx.Client) -> PooledGet | None:
         """A pooled GET for ``client``'s base URL, or ``None`` when its transport is not httpx's stock one."""
         try:
             transport = client._transport_for_url(client.base_url)

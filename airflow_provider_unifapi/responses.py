@@ -7,7 +7,7 @@ key and never a response body (bodies may be large and are the customer's paid d
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional, TypeVar
+from typing import TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -29,7 +29,7 @@ M = TypeVar("M")
 _ERROR_ENVELOPE: TypeAdapter[ErrorEnvelope] = TypeAdapter(ErrorEnvelope)
 
 
-def _int_header(headers: httpx.Headers, name: str) -> Optional[int]:
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
@@ -39,7 +39,7 @@ def _int_header(headers: httpx.Headers, name: str) -> Optional[int]:
         return None
 
 
-def rate_limit_from_headers(headers: httpx.Headers) -> Optional[RateLimitInfo]:
+def rate_limit_from_headers(headers: httpx.Headers) -> RateLimitInfo | None:
     """Read ``X-RateLimit-*`` leniently; ``None`` when the response carried none of them."""
     limit = _int_header(headers, "x-ratelimit-limit")
     remaining = _int_header(headers, "x-ratelimit-remaining")
@@ -58,13 +58,15 @@ def _validation_summary(exc: ValidationError, limit: int = 3) -> str:
 
 
 def decode_success(
-    adapter: TypeAdapter[M], body: bytes, *, status: int, request_id: Optional[str], billed_worst_case: int
+    adapter: TypeAdapter[M], body: bytes, *, status: int, request_id: str | None, billed_worst_case: int
 ) -> M:
     """Validate a 2xx body straight from bytes (pydantic parses and validates in one pass)."""
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
-        json_invalid = any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False))
+        json_invalid = any(
+            e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)
+        )
         if json_invalid:
             message = f"UnifAPI answered {status} with a body that is not valid JSON ({len(body)} bytes)"
         else:
@@ -79,7 +81,7 @@ def decode_success(
         raise err from None
 
 
-def _request_id_from_bytes(body: bytes) -> Optional[str]:
+def _request_id_from_bytes(body: bytes) -> str | None:
     # A cut or malformed body may still start with the request id; worth recovering for support.
     head = body[:200]
     marker = b'"request_id"'
@@ -140,7 +142,9 @@ def transport_error(exc: httpx.HTTPError, *, label: str, billed_worst_case: int)
     return err
 
 
-def body_too_large_error(*, status: int, limit: int, request_id: Optional[str], billed_worst_case: int) -> UnifAPIError:
+def body_too_large_error(
+    *, status: int, limit: int, request_id: str | None, billed_worst_case: int
+) -> UnifAPIError:
     err = UnifAPIResponseTooLargeError(
         f"UnifAPI response body exceeds max_response_bytes={limit}; refused",
         status=status,
@@ -152,7 +156,7 @@ def body_too_large_error(*, status: int, limit: int, request_id: Optional[str], 
 
 
 def truncated_body_error(
-    exc: httpx.HTTPError, *, status: int, request_id: Optional[str], billed_worst_case: int
+    exc: httpx.HTTPError, *, status: int, request_id: str | None, billed_worst_case: int
 ) -> UnifAPIError:
     """A 2xx whose body broke off mid-way: the call was billed but its records are lost."""
     err = UnifAPIInvalidResponseError(
@@ -163,4 +167,3 @@ def truncated_body_error(
     )
     err.may_have_been_billed = True
     return err
-

@@ -11,8 +11,8 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from tenacity import RetryCallState
 
@@ -26,7 +26,7 @@ from airflow_provider_unifapi.exceptions import (
 log = logging.getLogger("airflow_provider_unifapi.client")
 
 
-def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Parse a ``Retry-After`` header leniently: seconds (int or float) or an HTTP date.
 
     Returns ``None`` when missing or unreadable, and never a negative number.
@@ -95,9 +95,7 @@ class RetryPolicy:
             return False
         if is_retryable(exc):
             return True
-        return bool(
-            self.retry_billed_errors and isinstance(exc, UnifAPIError) and exc.may_have_been_billed
-        )
+        return bool(self.retry_billed_errors and isinstance(exc, UnifAPIError) and exc.may_have_been_billed)
 
     def backoff(self, attempt_number: int) -> float:
         """Exponential backoff with jitter for retry number ``attempt_number`` (1-based)."""
@@ -106,7 +104,7 @@ class RetryPolicy:
         # hammers the API with near-zero waits.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def wait_seconds(self, exc: Optional[BaseException], attempt_number: int) -> float:
+    def wait_seconds(self, exc: BaseException | None, attempt_number: int) -> float:
         """Seconds to wait before the next attempt: ``Retry-After`` when positive, else backoff."""
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None and retry_after > 0:

@@ -8,6 +8,7 @@ the harness sleeps meanwhile (it polls ``waitpid`` every 50 ms).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 
@@ -42,8 +43,8 @@ class Sample:
     round: int
     kind: str  # clean | killed | restart | profile | nodup
     ok: bool = False
-    problem: Optional[str] = None
-    exit_code: Optional[int] = None
+    problem: str | None = None
+    exit_code: int | None = None
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_kb: int = 0  # the whole process: start-up, window and tear-down
@@ -57,10 +58,10 @@ class Sample:
     records_served: int = 0
     #: the sandbox was restarted before its ledger was read: calls and credits are unknown, not 0
     ledger_lost: bool = False
-    killed_at_calls: Optional[int] = None
+    killed_at_calls: int | None = None
     elapsed_process_s: float = 0.0
     #: CPU seconds the sandbox process spent in the window (serving this run's calls)
-    sandbox_cpu_s: Optional[float] = None
+    sandbox_cpu_s: float | None = None
     profile: dict[str, Any] = field(default_factory=dict)
     log: str = ""
 
@@ -82,7 +83,7 @@ class Sample:
 
 
 def child_env(
-    base: dict[str, str], *, work: Path, run_dir: Path, code_path: Optional[Path], airflow_home: Path
+    base: dict[str, str], *, work: Path, run_dir: Path, code_path: Path | None, airflow_home: Path
 ) -> dict[str, str]:
     """Environment of every child (sandbox included): bytecode cache, import path, Airflow home."""
     env = dict(base)
@@ -141,9 +142,9 @@ class Harness:
         kind: str = "clean",
         reset: bool = True,
         fresh: bool = True,
-        kill_at_calls: Optional[int] = None,
+        kill_at_calls: int | None = None,
         profile: bool = False,
-        sandbox_settings: Optional[dict[str, Any]] = None,
+        sandbox_settings: dict[str, Any] | None = None,
     ) -> Sample:
         """One run of ``c``; ``kill_at_calls`` SIGKILLs it once the ledger shows that many calls.
 
@@ -255,10 +256,10 @@ class Harness:
         sample.problem = delivery.problem
 
     def _wait(
-        self, proc: subprocess.Popen[bytes], started: float, kill_at_calls: Optional[int]
-    ) -> tuple[int, Optional[int]]:
+        self, proc: subprocess.Popen[bytes], started: float, kill_at_calls: int | None
+    ) -> tuple[int, int | None]:
         """Wait for the child; poll the ledger meanwhile when a kill is due."""
-        killed_at: Optional[int] = None
+        killed_at: int | None = None
         while True:
             pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
@@ -299,13 +300,11 @@ class Harness:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def failure_reason(problem: Optional[str], log: Optional[str] = None) -> str:
+def failure_reason(problem: str | None, log: str | None = None) -> str:
     """One line for a failure: the root ``SomeError: message`` of its log when there is one.
 
     Among the exception lines of the log, one naming an OS error (``[Errno ...]``) wins, shortest
@@ -348,12 +347,12 @@ class KillOutcome:
     latency_ms: float
     clean_credits: int
     clean_calls: int
-    killed_at_calls: Optional[int]
+    killed_at_calls: int | None
     killed_credits: int
     total_credits: int
     correct_after_restart: bool
     duplicates_after_restart: int
-    problem: Optional[str] = None
+    problem: str | None = None
 
     @property
     def respent(self) -> int:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import importlib
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 #: (module, class or None for a module-level function, attribute, step label, phase)
 #: phase: "setup" runs once before the first page, "page" once per page, "finish" once at the end.
-STEPS: tuple[tuple[str, Optional[str], str, str, str], ...] = (
+STEPS: tuple[tuple[str, str | None, str, str, str], ...] = (
     (
         "airflow_provider_unifapi.hooks.unifapi",
         "UnifAPIHook",

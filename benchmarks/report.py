@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from benchmarks.contestants import Contestant
 from benchmarks.harness import NODUP_KIND, KillOutcome, Sample, failure_reason
@@ -22,7 +22,7 @@ PEERS = ("http-operator", "dlt")
 MB = 1024.0  # kB per MB (RSS figures are kB from the kernel; "MB" here means MiB)
 
 
-def _median(values: Iterable[float]) -> Optional[float]:
+def _median(values: Iterable[float]) -> float | None:
     data = list(values)
     return statistics.median(data) if data else None
 
@@ -36,13 +36,13 @@ class Cell:
     latency_ms: float
     runs: int = 0
     failed: int = 0
-    rps: Optional[float] = None
-    ratio: Optional[float] = None  # median over rounds of (records/s / the ceiling's in that round)
-    peak_rss_mb: Optional[float] = None
-    job_rss_mb: Optional[float] = None
-    cpu_per_1k: Optional[float] = None
-    credits_per_unique: Optional[float] = None
-    duplicates: Optional[int] = None
+    rps: float | None = None
+    ratio: float | None = None  # median over rounds of (records/s / the ceiling's in that round)
+    peak_rss_mb: float | None = None
+    job_rss_mb: float | None = None
+    cpu_per_1k: float | None = None
+    credits_per_unique: float | None = None
+    duplicates: int | None = None
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -72,7 +72,7 @@ def cells(samples: list[Sample]) -> dict[tuple[float, int, str], Cell]:
     return out
 
 
-def pair_ratio(samples: list[Sample], a: str, b: str, latency: float, size: int) -> Optional[float]:
+def pair_ratio(samples: list[Sample], a: str, b: str, latency: float, size: int) -> float | None:
     """Median over rounds of ``records/s of a / records/s of b``, each pair from the same round."""
     clean = [s for s in samples if s.kind == "clean" and s.ok and s.latency_ms == latency and s.size == size]
     by_round = {(s.contestant, s.round): s for s in clean}
@@ -442,7 +442,7 @@ def _ledger(sample: Sample, value: int) -> str:
     return "unknown" if sample.ledger_lost else f"{value:,}"
 
 
-def _failures(samples: list[Sample], contestants: list[Contestant], limit: Optional[int] = None) -> str:
+def _failures(samples: list[Sample], contestants: list[Contestant], limit: int | None = None) -> str:
     failed = [s for s in samples if not s.ok]
     if not failed:
         return ""
@@ -492,9 +492,7 @@ def _credits_table(samples: list[Sample], contestants: list[Contestant]) -> str:
     return "\n".join(rows)
 
 
-def _kill_table(
-    kills: list[KillOutcome], contestants: list[Contestant], kill: Optional[dict[str, Any]]
-) -> str:
+def _kill_table(kills: list[KillOutcome], contestants: list[Contestant], kill: dict[str, Any] | None) -> str:
     if not kills:
         return "Not run."
     labels = {c.name: c for c in contestants}
@@ -526,12 +524,20 @@ def _kill_table(
     return "\n".join(rows)
 
 
-def cpu_per_page(samples: list[Sample], latency_ms: float = 0.0) -> dict[tuple[int, str], tuple[float, float, float]]:
+def cpu_per_page(
+    samples: list[Sample], latency_ms: float = 0.0
+) -> dict[tuple[int, str], tuple[float, float, float]]:
     """``(size, contestant) -> (wall, own CPU, sandbox CPU)`` in µs per call: medians of the clean runs
     at ``latency_ms`` whose sandbox CPU is known."""
     groups: dict[tuple[int, str], list[Sample]] = {}
     for s in samples:
-        if s.kind == "clean" and s.ok and s.latency_ms == latency_ms and s.calls and s.sandbox_cpu_s is not None:
+        if (
+            s.kind == "clean"
+            and s.ok
+            and s.latency_ms == latency_ms
+            and s.calls
+            and s.sandbox_cpu_s is not None
+        ):
             groups.setdefault((s.size, s.contestant), []).append(s)
     out: dict[tuple[int, str], tuple[float, float, float]] = {}
     for key, group in groups.items():
@@ -591,7 +597,7 @@ def _cpu_budget(samples: list[Sample], contestants: list[Contestant], cores: int
     )
 
 
-def _profile(profile: Optional[Sample], verdicts: list[Verdict]) -> str:
+def _profile(profile: Sample | None, verdicts: list[Verdict]) -> str:
     if profile is None:
         return ""
     missed = [v.target for v in verdicts if v.verdict == "missed"]
@@ -656,7 +662,7 @@ def write(
     contestants: list[Contestant],
     samples: list[Sample],
     kills: list[KillOutcome],
-    profile: Optional[Sample],
+    profile: Sample | None,
 ) -> None:
     table = cells(samples)
     verdicts = targets(samples, table, kills)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from benchmarks import airflow_env, report
 from benchmarks.contestants import BY_NAME, CONTESTANTS, select
@@ -163,7 +163,7 @@ def _git(*args: str) -> str:
         return ""
 
 
-def code_snapshot(work: Path, mode: str) -> tuple[Optional[Path], str]:
+def code_snapshot(work: Path, mode: str) -> tuple[Path | None, str]:
     """Where the provider is imported from, and a description for the report.
 
     ``head`` exports ``airflow_provider_unifapi`` of git HEAD under the work dir and puts it first on
@@ -295,7 +295,7 @@ def execute(args: argparse.Namespace) -> int:
     profile_size = kill_size
     samples: list[Sample] = []
     kills: list[KillOutcome] = []
-    profile: Optional[Sample] = None
+    profile: Sample | None = None
     started = time.monotonic()
     with SandboxProcess(sorted({*sizes, kill_size, profile_size}), env, run_dir / "sandbox.log") as sb:
         h = Harness(sb, env, run_dir, timeout_s=args.timeout, verbose=not args.quiet)
@@ -333,9 +333,7 @@ def execute(args: argparse.Namespace) -> int:
                     None,
                 ) or h.run(c, kill_size, kill_latency, 0, kind="reference")
                 kills.append(kill_test(h, c, kill_size, kill_latency, clean))
-        say(
-            f"credits on a duplicate-free feed: {kill_size:,} records @ 0 ms, sandbox duplicate_rate=0"
-        )
+        say(f"credits on a duplicate-free feed: {kill_size:,} records @ 0 ms, sandbox duplicate_rate=0")
         for c in contestants:
             # The API bills every record it sends, repeats included (~2% in the sandbox): with none,
             # credits per unique record show what a tool itself adds (1.00 = nothing).
@@ -383,7 +381,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def verdict(
-    samples: list[Sample], kills: list[KillOutcome], profile: Optional[Sample], *, smoke: bool, say: Any
+    samples: list[Sample], kills: list[KillOutcome], profile: Sample | None, *, smoke: bool, say: Any
 ) -> int:
     """The exit code. The smoke fails on any contestant's crash or wrong data; a full run fails when
     ours or the ceiling did (a peer that fails is a result, reported in BENCHMARKS.md)."""
@@ -405,7 +403,7 @@ def verdict(
     return 1 if failures or broken_kills else 0
 
 
-def render(results: Path, output_md: Optional[Path]) -> int:
+def render(results: Path, output_md: Path | None) -> int:
     """Rewrite BENCHMARKS.md and the chart from a ``results.json`` of an earlier run (no measuring):
     for report changes after a long run. The report names the measuring command and this one."""
     data = json.loads(results.read_text())
@@ -428,7 +426,7 @@ def render(results: Path, output_md: Optional[Path]) -> int:
     return verdict(samples, kills, profile, smoke=bool(info.get("smoke")), say=lambda text: None)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -438,10 +436,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def smoke(
-    run_dir: Optional[Path] = None,
+    run_dir: Path | None = None,
     *,
-    contestants: Optional[list[str]] = None,
-    airflow_home: Optional[Path] = None,
+    contestants: list[str] | None = None,
+    airflow_home: Path | None = None,
 ) -> int:
     """The CI smoke, callable in-process: returns the exit code (0 = every contestant delivered the truth).
 

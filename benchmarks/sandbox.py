@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 
@@ -29,11 +29,11 @@ class SandboxProcess:
         self.sizes = sizes
         self.env = env
         self.log_path = log_path
-        self.proc: Optional[subprocess.Popen[str]] = None
+        self.proc: subprocess.Popen[str] | None = None
         self.url = ""
-        self._admin: Optional[httpx.Client] = None
+        self._admin: httpx.Client | None = None
         self._truth: dict[int, list[str]] = {}
-        self._log: Optional[Any] = None
+        self._log: Any | None = None
 
     def start(self, port: int = 0) -> SandboxProcess:
         cmd = [

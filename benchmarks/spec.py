@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 PAGE_SIZE = 50
 #: Any Bearer key works against the sandbox; this one is obviously fake.
@@ -57,8 +57,8 @@ class RunResult:
     startup_hwm_kb: int = 0  # peak RSS before the window (start-up)
     final_hwm_kb: int = 0  # peak RSS from the window's start to the process's end (read by benchmarks.child)
     hwm_reset: bool = False
-    sandbox_cpu_s: Optional[float] = None  # CPU of the sandbox process during the window
-    error: Optional[str] = None
+    sandbox_cpu_s: float | None = None  # CPU of the sandbox process during the window
+    error: str | None = None
     profile: dict[str, Any] = field(default_factory=dict)
 
     def dump(self, path: str | Path) -> None:

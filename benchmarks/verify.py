@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 try:  # orjson is in the bench environment (dlt brings it); the test environments use json
     import orjson
@@ -29,7 +29,7 @@ class Delivery:
     unique: int  # distinct ids written
     duplicates: int
     correct: bool
-    problem: Optional[str] = None
+    problem: str | None = None
 
 
 def _open(path: Path) -> Any:
@@ -99,9 +99,9 @@ def check(output: str, out: Path, truth: list[str], *, dedupes: bool, ordered: b
     seen: dict[str, None] = dict.fromkeys(ids)
     unique = list(seen)
     delivery = Delivery(rows=len(ids), unique=len(unique), duplicates=len(ids) - len(unique), correct=True)
-    if dedupes and ids != truth:
-        delivery.correct = False
-    elif not dedupes and (unique != truth if ordered else set(unique) != set(truth)):
+    if (dedupes and ids != truth) or (
+        not dedupes and (unique != truth if ordered else set(unique) != set(truth))
+    ):
         delivery.correct = False
     if not delivery.correct:
         truth_set = set(truth)

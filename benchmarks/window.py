@@ -13,7 +13,6 @@ import resource
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Optional
 
 from benchmarks.spec import RunResult, RunSpec
 
@@ -44,7 +43,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def process_cpu_seconds(pid: int) -> Optional[float]:
+def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of another process (all its threads), ``None`` where unreadable."""
     if pid <= 0:
         return None
@@ -66,7 +65,7 @@ class Window:
         self.pages = 0
         self._t0 = 0.0
         self._cpu0 = 0.0
-        self._sandbox_cpu0: Optional[float] = None
+        self._sandbox_cpu0: float | None = None
 
     def __enter__(self) -> Window:
         r = self.result
@@ -80,9 +79,9 @@ class Window:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         r = self.result
         r.wall_s = time.perf_counter() - self._t0

@@ -76,7 +76,9 @@ with DAG(
             f"{summary['credits_charged']} credits, stop reason {summary['stop_reason']}"
         )
         for rank, video in enumerate(top, 1):
-            print(f"{rank:2d}. {video['view_count']:>14,d} views  @{video['author']['username']}  {video['share_url']}")
+            print(
+                f"{rank:2d}. {video['view_count']:>14,d} views  @{video['author']['username']}  {video['share_url']}"
+            )
         return [{"id": v["id"], "view_count": v["view_count"], "share_url": v["share_url"]} for v in top]
 
     wait_for_credits >> collect

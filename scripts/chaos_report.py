@@ -78,10 +78,16 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
     for key, label in ZERO:
         lines.append(f"| **{label}** | **{totals[key]}** |")
     lines += ["", "Faults injected, by kind:", "", "| Kind | Count |", "|---|---|"]
-    lines += [f"| {kind} | {count:,} |" for kind, count in sorted(totals["faults"].items(), key=lambda kv: -kv[1])]
-    lines += ["", "By suite:", "",
-              "| Suite | Runs | Tries | Kills | Faults | Records | Lost | Duplicates | Budget breaches | Credits unaccounted |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {kind} | {count:,} |" for kind, count in sorted(totals["faults"].items(), key=lambda kv: -kv[1])
+    ]
+    lines += [
+        "",
+        "By suite:",
+        "",
+        "| Suite | Runs | Tries | Kills | Faults | Records | Lost | Duplicates | Budget breaches | Credits unaccounted |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for suite, t in report["suites"].items():
         lines.append(
             f"| {SUITES.get(suite, suite)} | {t['runs']} | {t['tries']} | {t['kills_sigkill'] + t['kills_simulated']} | "
@@ -90,21 +96,31 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
         )
     for run in report["runs"]:
         if run["suite"] == "soak":
-            lines += ["", f"Soak: {run.get('records', 0):,} records in {run.get('calls', 0):,} calls and {run['tries']} tries "
-                      f"({run.get('kills_sigkill', 0)} SIGKILL); task-process RSS {run.get('rss_first_try_mb')} MB early in the first try, "
-                      f"{run.get('rss_run_peak_mb')} MB at the highest point of the run (growth "
-                      f"{run.get('rss_run_growth_mb')} MB; within the longest try {run.get('rss_growth_mb')} MB over "
-                      f"{run.get('rss_samples')} samples of 100 pages)."]
+            lines += [
+                "",
+                f"Soak: {run.get('records', 0):,} records in {run.get('calls', 0):,} calls and {run['tries']} tries "
+                f"({run.get('kills_sigkill', 0)} SIGKILL); task-process RSS {run.get('rss_first_try_mb')} MB early in the first try, "
+                f"{run.get('rss_run_peak_mb')} MB at the highest point of the run (growth "
+                f"{run.get('rss_run_growth_mb')} MB; within the longest try {run.get('rss_growth_mb')} MB over "
+                f"{run.get('rss_samples')} samples of 100 pages).",
+            ]
         if run["suite"] == "concurrency":
-            lines += ["", f"Concurrency ({run.get('mode')}): {run.get('tasks')} tasks, burst {run.get('burst')}, "
-                      f"{run.get('rate_limited_retries')} answers 429 retried, {run.get('failed_tasks')} tasks failed "
-                      f"on the first try, wall time {run.get('wall_s')} s."]
+            lines += [
+                "",
+                f"Concurrency ({run.get('mode')}): {run.get('tasks')} tasks, burst {run.get('burst')}, "
+                f"{run.get('rate_limited_retries')} answers 429 retried, {run.get('failed_tasks')} tasks failed "
+                f"on the first try, wall time {run.get('wall_s')} s.",
+            ]
     total, failures, names = junit_results(junit)
     if total:
         lines += ["", f"Tests of the run (chaos suite, fuzzers, security): {total}, failed: {failures}."]
         if names:
-            lines += ["", "Failing tests — each one shows a package bug, reported to the package owner and kept failing "
-                      "until it is fixed:", ""]
+            lines += [
+                "",
+                "Failing tests — each one shows a package bug, reported to the package owner and kept failing "
+                "until it is fixed:",
+                "",
+            ]
             lines += [f"- `{name}`" for name in names]
     lines += ["", END]
     return "\n".join(lines)

@@ -26,7 +26,9 @@ def findings(path: Path) -> list[str]:
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             length = (node.end_lineno or node.lineno) - first + 1
             if length > MAX_FUNCTION_LINES:
-                found.append(f"{path}:{node.lineno}: {node.name}() is {length} lines (at most {MAX_FUNCTION_LINES})")
+                found.append(
+                    f"{path}:{node.lineno}: {node.name}() is {length} lines (at most {MAX_FUNCTION_LINES})"
+                )
     return found
 
 

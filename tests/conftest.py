@@ -32,7 +32,7 @@ import json  # noqa: E402
 import textwrap  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Any, Optional  # noqa: E402
+from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
@@ -93,7 +93,7 @@ class Sandbox:
     def ledger(self, since: int = 0) -> dict[str, Any]:
         return self.admin.get("/_sandbox/ledger", params={"since": since}).raise_for_status().json()
 
-    def calls(self, endpoint: Optional[str] = None) -> list[dict[str, Any]]:
+    def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         calls = self.ledger()["calls"]
         return [c for c in calls if endpoint is None or c["endpoint"] == endpoint]
 
@@ -191,7 +191,9 @@ class DagRunner:
         path.write_text(header + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    "))
         return path
 
-    def run(self, path: Path, *, logical_date: Any = None, capsys: Any = None, caplog: Any = None) -> DagResult:
+    def run(
+        self, path: Path, *, logical_date: Any = None, capsys: Any = None, caplog: Any = None
+    ) -> DagResult:
         import importlib.util
 
         import pendulum
@@ -212,7 +214,7 @@ class DagRunner:
         for task_id, ti in tis.items():
             try:
                 xcoms[task_id] = ti.xcom_pull(task_ids=task_id)
-            except Exception:  # noqa: BLE001 - a failed task has none
+            except Exception:
                 xcoms[task_id] = None
         text = ""
         if capsys is not None:
@@ -239,7 +241,7 @@ def assert_no_key(*texts: Any) -> None:
         assert API_KEY[8:] not in text, "the secret part of the API key leaked"
 
 
-def read_variable(key: str) -> Optional[str]:
+def read_variable(key: str) -> str | None:
     """A Variable's stored value, read from the metadata DB (the Task SDK reads it only inside tasks)."""
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pytest
 
@@ -38,7 +38,7 @@ def set_remembered(balance: int, age_seconds: float, conn_id: str = CONN_ID) -> 
     )
 
 
-def get_remembered(conn_id: str = CONN_ID) -> Optional[dict[str, Any]]:
+def get_remembered(conn_id: str = CONN_ID) -> dict[str, Any] | None:
     from airflow.models import Variable
 
     raw = Variable.get(variable_name(conn_id), default_var=None)
@@ -60,7 +60,7 @@ class WhenCalls:
     """
 
     def __init__(
-        self, sandbox: Sandbox, calls: int, action: Callable[[], Any], again: Optional[float] = None
+        self, sandbox: Sandbox, calls: int, action: Callable[[], Any], again: float | None = None
     ) -> None:
         self.sandbox, self.calls, self.action, self.again = sandbox, calls, action, again
         self.fired = threading.Event()

@@ -50,7 +50,12 @@ def test_next_cursor_none_ends_even_if_has_more(monkeypatch):
         "request_id": "unif_x",
         "data": [],
         "pagination": {"has_more": True, "next_cursor": None},
-        "billing": {"credits_charged": 1, "records_charged": 0, "balance_remaining": 5, "truncated_due_to_balance": False},
+        "billing": {
+            "credits_charged": 1,
+            "records_charged": 0,
+            "balance_remaining": 5,
+            "truncated_due_to_balance": False,
+        },
     }
     calls = []
 
@@ -88,7 +93,10 @@ def test_empty_hashtag_is_one_paid_empty_page(sandbox):
 )
 def test_every_error_type_maps_to_its_exception(sandbox, tag, status, error_type, cls):
     sandbox.faults({"kind": "error", "status": status, "type": error_type})  # every call fails
-    with sandbox_client(sandbox, max_retries=2, max_rate_limit_wait=0.1) as client, pytest.raises(cls) as caught:
+    with (
+        sandbox_client(sandbox, max_retries=2, max_rate_limit_wait=0.1) as client,
+        pytest.raises(cls) as caught,
+    ):
         client.get_video_page(tag)
     err = caught.value
     assert err.status == status and err.error_type == error_type
@@ -178,7 +186,10 @@ def test_429s_are_bounded_by_time_not_by_max_retries(sandbox, tag):
 
 def test_retry_attempts_are_bounded(sandbox, tag):
     sandbox.faults({"kind": "error", "status": 503, "type": "upstream_unavailable"})
-    with sandbox_client(sandbox, max_retries=4) as client, pytest.raises(ex.UnifAPIUpstreamUnavailableError) as caught:
+    with (
+        sandbox_client(sandbox, max_retries=4) as client,
+        pytest.raises(ex.UnifAPIUpstreamUnavailableError) as caught,
+    ):
         client.get_video_page(tag)
     assert caught.value.attempts == 5
     assert len(sandbox.calls()) == 5
@@ -309,7 +320,13 @@ def test_bad_arguments_are_refused_before_any_request(sandbox, kwargs, argument)
 
 
 @pytest.mark.parametrize(
-    "url", ["http://api.unifapi.com", "http://10.0.0.5:8080", "ftp://api.unifapi.com", "https://user:pw@api.unifapi.com"]
+    "url",
+    [
+        "http://api.unifapi.com",
+        "http://10.0.0.5:8080",
+        "ftp://api.unifapi.com",
+        "https://user:pw@api.unifapi.com",
+    ],
 )
 def test_insecure_or_odd_base_urls_are_refused(url):
     with pytest.raises(ex.UnifAPIInputError) as caught:
@@ -356,7 +373,10 @@ def test_key_never_in_logs_or_errors_even_when_requests_fail(sandbox, tag, caplo
 
 
 def test_response_body_cap(sandbox, tag):
-    with sandbox_client(sandbox, max_response_bytes=2048) as client, pytest.raises(ex.UnifAPIResponseTooLargeError):
+    with (
+        sandbox_client(sandbox, max_response_bytes=2048) as client,
+        pytest.raises(ex.UnifAPIResponseTooLargeError),
+    ):
         client.get_video_page(tag, limit=50)
 
 
@@ -375,7 +395,9 @@ def test_redirects_are_not_followed(monkeypatch):
 
 
 def test_remembers_balance_and_rate_limit_headers(sandbox, tag):
-    sandbox.reset(rate_limit_per_minute=600, balance=5000, hashtags=[{"id": tag, "name": "cats", "video_count": 230}])
+    sandbox.reset(
+        rate_limit_per_minute=600, balance=5000, hashtags=[{"id": tag, "name": "cats", "video_count": 230}]
+    )
     with sandbox_client(sandbox) as client:
         page = client.get_video_page(tag, limit=5)
         assert client.last_balance.balance == page.billing.balance_remaining == sandbox.balance()
@@ -385,7 +407,11 @@ def test_remembers_balance_and_rate_limit_headers(sandbox, tag):
 
 
 def test_rate_limited_workspace_waits_instead_of_failing(sandbox, tag):
-    sandbox.reset(rate_limit_per_minute=600, rate_limit_burst=2, hashtags=[{"id": tag, "name": "cats", "video_count": 230}])
+    sandbox.reset(
+        rate_limit_per_minute=600,
+        rate_limit_burst=2,
+        hashtags=[{"id": tag, "name": "cats", "video_count": 230}],
+    )
     with sandbox_client(sandbox, max_retry_wait=1.0, max_retries=10) as client:
         pages = list(client.iter_video_pages(tag, limit=50))
     statuses = [c["status"] for c in sandbox.calls()]

@@ -19,8 +19,12 @@ def _page(cursor_out, data=(), balance=1000):
         "request_id": f"unif_{cursor_out}",
         "data": list(data),
         "pagination": {"has_more": cursor_out is not None, "next_cursor": cursor_out},
-        "billing": {"credits_charged": max(1, len(data)), "records_charged": len(data),
-                    "balance_remaining": balance, "truncated_due_to_balance": False},
+        "billing": {
+            "credits_charged": max(1, len(data)),
+            "records_charged": len(data),
+            "balance_remaining": balance,
+            "truncated_due_to_balance": False,
+        },
     }
 
 

@@ -51,5 +51,7 @@ def test_lineage_names_the_endpoint_and_the_folder(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("http://127.0.0.1:8377"))
     op = TikTokHashtagVideosOperator(task_id="x", hashtag_id="123", output_path="s3://lake/tiktok/day=1/")
     lineage = op.get_openlineage_facets_on_start()
-    assert [(d.namespace, d.name) for d in lineage.inputs] == [("http://127.0.0.1:8377", "/tiktok/hashtags/123/videos")]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("http://127.0.0.1:8377", "/tiktok/hashtags/123/videos")
+    ]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://lake", "tiktok/day=1")]

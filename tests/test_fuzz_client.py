@@ -13,8 +13,9 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,9 @@ FAST = {"backoff_base": 0.0, "max_retry_wait": 0.0, "max_retries": 2, "max_respo
 MAX_REQUESTS = 250
 
 
-def recording(respond: Callable[[httpx.Request], httpx.Response], seen: list[httpx.Request]) -> httpx.MockTransport:
+def recording(
+    respond: Callable[[httpx.Request], httpx.Response], seen: list[httpx.Request]
+) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if len(seen) > MAX_REQUESTS:
@@ -86,7 +89,9 @@ def only_videos_paths(seen: list[httpx.Request]) -> None:
 @example(response=HostileResponse(200, [], b"[" * 100_000 + b"]" * 100_000))
 def test_hostile_response_ends_in_a_page_or_a_typed_error(response: HostileResponse) -> None:
     seen: list[httpx.Request] = []
-    with UnifAPIClient(API_KEY, BASE, transport=recording(lambda r: response.build(), seen), **FAST) as client:
+    with UnifAPIClient(
+        API_KEY, BASE, transport=recording(lambda r: response.build(), seen), **FAST
+    ) as client:
         try:
             page = client.get_video_page("7106594312292", limit=5)
         except UnifAPIError as exc:
@@ -107,8 +112,12 @@ def test_a_server_that_always_answers_429_is_given_up_on(retry_after: bytes | No
     headers = [(b"retry-after", retry_after)] if retry_after is not None else []
     body = json.dumps({"error": {"type": "rate_limited", "message": "slow down"}}).encode()
     seen: list[httpx.Request] = []
-    with UnifAPIClient(API_KEY, BASE, transport=recording(lambda r: httpx.Response(429, headers=headers, content=body), seen),
-                       **FAST) as client:
+    with UnifAPIClient(
+        API_KEY,
+        BASE,
+        transport=recording(lambda r: httpx.Response(429, headers=headers, content=body), seen),
+        **FAST,
+    ) as client:
         with pytest.raises(UnifAPIRateLimitedError):
             client.get_video_page("1", limit=1)
     assert len(seen) <= MAX_REQUESTS
@@ -117,7 +126,15 @@ def test_a_server_that_always_answers_429_is_given_up_on(retry_after: bytes | No
 @pytest.mark.parametrize(
     "value",
     ["²".encode(), b"\xb9", "١٢".encode(), "１２".encode(), b"12 ", b"-12", b"1" * 40],
-    ids=["superscript-2-utf8", "superscript-1-latin1", "arabic-indic-12", "fullwidth-12", "trailing-space", "negative", "40-digits"],
+    ids=[
+        "superscript-2-utf8",
+        "superscript-1-latin1",
+        "arabic-indic-12",
+        "fullwidth-12",
+        "trailing-space",
+        "negative",
+        "40-digits",
+    ],
 )
 def test_content_length_that_is_not_plain_digits_is_a_typed_error_or_ignored(value: bytes) -> None:
     # Content-Length is read to refuse big bodies before reading them. str.isdigit() is true for
@@ -131,9 +148,14 @@ def test_content_length_that_is_not_plain_digits_is_a_typed_error_or_ignored(val
 
 
 @FUZZ
-@given(body=hostile_error_body(), status=st.sampled_from([400, 401, 402, 404, 429, 500, 502, 503]),
-       headers=hostile_headers())
-def test_hostile_error_envelopes_end_in_a_typed_error(body: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+@given(
+    body=hostile_error_body(),
+    status=st.sampled_from([400, 401, 402, 404, 429, 500, 502, 503]),
+    headers=hostile_headers(),
+)
+def test_hostile_error_envelopes_end_in_a_typed_error(
+    body: bytes, status: int, headers: list[tuple[bytes, bytes]]
+) -> None:
     response = HostileResponse(status, headers, body)
     with UnifAPIClient(API_KEY, BASE, transport=recording(lambda r: response.build(), []), **FAST) as client:
         with pytest.raises(UnifAPIError) as caught:
@@ -182,8 +204,12 @@ def test_collector_over_hostile_pages_ends_typed(pages: list[Any], max_credits: 
     try:
         client = UnifAPIClient(API_KEY, BASE, transport=recording(respond, seen), **FAST)
         collector = HashtagVideoCollector(
-            client, "42", folder=RunFolder(UPath(f"file://{root}/out"), "jsonl"),
-            budget=Budget(max_pages=8, max_credits=max_credits), page_size=3, records_per_part=2,
+            client,
+            "42",
+            folder=RunFolder(UPath(f"file://{root}/out"), "jsonl"),
+            budget=Budget(max_pages=8, max_credits=max_credits),
+            page_size=3,
+            records_per_part=2,
         )
         try:
             summary = collector.run()
@@ -208,7 +234,9 @@ def test_async_client_types_hostile_responses_too(response: HostileResponse) -> 
     seen: list[httpx.Request] = []
 
     async def call() -> None:
-        async with AsyncUnifAPIClient(API_KEY, BASE, transport=recording(lambda r: response.build(), seen), **FAST) as client:
+        async with AsyncUnifAPIClient(
+            API_KEY, BASE, transport=recording(lambda r: response.build(), seen), **FAST
+        ) as client:
             try:
                 check_page(await client.get_video_page("7", limit=2))
             except UnifAPIError as exc:
@@ -234,9 +262,17 @@ def test_hostile_search_results_never_steer_the_next_request(item: Any) -> None:
 
     def respond(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/tiktok/search/hashtags":
-            body = {"request_id": "unif_2", "data": [item], "pagination": {"has_more": False, "next_cursor": None},
-                    "billing": {"credits_charged": 1, "records_charged": 1, "balance_remaining": 9,
-                                "truncated_due_to_balance": False}}
+            body = {
+                "request_id": "unif_2",
+                "data": [item],
+                "pagination": {"has_more": False, "next_cursor": None},
+                "billing": {
+                    "credits_charged": 1,
+                    "records_charged": 1,
+                    "balance_remaining": 9,
+                    "truncated_due_to_balance": False,
+                },
+            }
             return httpx.Response(200, content=json.dumps(body, allow_nan=True).encode())
         return httpx.Response(200, content=json.dumps(valid_page(1, has_more=False)).encode())
 
@@ -247,4 +283,6 @@ def test_hostile_search_results_never_steer_the_next_request(item: Any) -> None:
         except UnifAPIError as exc:
             check_error(exc)
     for request in seen:
-        assert request.url.path == "/tiktok/search/hashtags" or VIDEOS_PATH.fullmatch(request.url.path), request.url
+        assert request.url.path == "/tiktok/search/hashtags" or VIDEOS_PATH.fullmatch(request.url.path), (
+            request.url
+        )

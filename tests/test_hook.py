@@ -24,7 +24,9 @@ def test_reads_env_var_connection_in_json_form(unifapi_conn):
 
 
 def test_default_base_url_is_the_real_api(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", json.dumps({"conn_type": "unifapi", "password": API_KEY}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_UNIFAPI_DEFAULT", json.dumps({"conn_type": "unifapi", "password": API_KEY})
+    )
     assert UnifAPIHook().client_kwargs()["base_url"] == "https://api.unifapi.com"
 
 
@@ -53,14 +55,16 @@ def test_async_conn(unifapi_conn):
 def test_bad_extras_give_clear_errors(monkeypatch, extra, field):
     monkeypatch.setenv(
         "AIRFLOW_CONN_UNIFAPI_DEFAULT",
-        json.dumps({"conn_type": "unifapi", "host": "http://127.0.0.1:1", "password": API_KEY, "extra": extra}),
+        json.dumps(
+            {"conn_type": "unifapi", "host": "http://127.0.0.1:1", "password": API_KEY, "extra": extra}
+        ),
     )
     with pytest.raises(UnifAPIInputError) as caught:
         UnifAPIClientFromHook()
     assert field in str(caught.value)
 
 
-def UnifAPIClientFromHook():  # noqa: N802 - reads like the constructor it stands for
+def UnifAPIClientFromHook():
     return UnifAPIHook().get_conn()
 
 
@@ -68,7 +72,9 @@ def test_ui_strings_and_prefixed_extras_are_accepted(monkeypatch):
     extra = {"extra__unifapi__timeout": "12.5", "max_retries": "3", "retry_billed_errors": "true"}
     monkeypatch.setenv(
         "AIRFLOW_CONN_UNIFAPI_DEFAULT",
-        json.dumps({"conn_type": "unifapi", "host": "http://127.0.0.1:1", "password": API_KEY, "extra": extra}),
+        json.dumps(
+            {"conn_type": "unifapi", "host": "http://127.0.0.1:1", "password": API_KEY, "extra": extra}
+        ),
     )
     client = UnifAPIHook().get_conn()
     assert client.timeout == 12.5
@@ -76,7 +82,9 @@ def test_ui_strings_and_prefixed_extras_are_accepted(monkeypatch):
 
 
 def test_missing_key_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", json.dumps({"conn_type": "unifapi", "host": "http://127.0.0.1:1"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_UNIFAPI_DEFAULT", json.dumps({"conn_type": "unifapi", "host": "http://127.0.0.1:1"})
+    )
     with pytest.raises(UnifAPIInputError) as caught:
         UnifAPIHook().get_conn()
     assert "password" in str(caught.value) and "API key" in str(caught.value)
@@ -94,7 +102,9 @@ def test_test_connection_success_says_what_it_cost(unifapi_conn, caplog):
 
 def test_test_connection_never_raises(sandbox, monkeypatch, caplog):
     sandbox.reset(api_keys=[API_KEY])
-    monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json(sandbox.url, key="sk_test_wrongwrongwrong"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json(sandbox.url, key="sk_test_wrongwrongwrong")
+    )
     ok, message = UnifAPIHook().test_connection()
     assert not ok and "unauthorized" in message
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("http://127.0.0.1:1"))

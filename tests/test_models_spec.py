@@ -6,6 +6,7 @@ import json
 import typing
 
 import pytest
+from jsonschema import exceptions as jsonschema_exceptions
 from openapi_schema_validator import OAS30Validator
 
 from airflow_provider_unifapi import models
@@ -77,5 +78,5 @@ def test_model_output_validates_against_the_schema(sandbox):
 def test_a_schema_violation_fails_validation():
     # the check above can fail: a record without its id is refused
     bad = {"id": 1}
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema_exceptions.ValidationError):
         validator("Video").validate(bad)

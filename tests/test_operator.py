@@ -85,8 +85,18 @@ def test_full_run_writes_parts_manifest_and_summary(sb, dag_runner, tmp_path, ca
     assert all(100 <= p["records"] < 150 for p in manifest["parts"][:-1])
     assert sum(p["records"] for p in manifest["parts"]) == VIDEOS
     summary = result.xcoms["collect"]
-    for key in ("output_path", "files", "records", "pages", "credits_charged", "balance_remaining",
-                "duplicates_dropped", "stop_reason", "next_cursor", "resumed"):
+    for key in (
+        "output_path",
+        "files",
+        "records",
+        "pages",
+        "credits_charged",
+        "balance_remaining",
+        "duplicates_dropped",
+        "stop_reason",
+        "next_cursor",
+        "resumed",
+    ):
         assert key in summary
     assert summary["stop_reason"] == "exhausted" and summary["resumed"] is False
     assert summary["records"] == VIDEOS and summary["next_cursor"] is None
@@ -116,7 +126,7 @@ def test_budget_stop_reasons_are_exact(sb, dag_runner, tmp_path, kwargs, reason,
     assert result.state == "success"
     summary = result.xcoms["collect"]
     assert summary["stop_reason"] == reason
-    manifest, written = read_output(out)
+    _manifest, written = read_output(out)
     assert len(written) == summary["records"] == len({r["id"] for r in written})
     if records is not None:
         assert summary["records"] == records
@@ -131,7 +141,9 @@ def test_budget_stop_reasons_are_exact(sb, dag_runner, tmp_path, kwargs, reason,
 
 def test_min_balance_is_never_crossed(sb, dag_runner, tmp_path):
     sb.set_balance(1000)
-    path = op_dag(dag_runner, "op_min_balance", hashtag_id=TAG, output_path=f"file://{tmp_path}/o", min_balance=900)
+    path = op_dag(
+        dag_runner, "op_min_balance", hashtag_id=TAG, output_path=f"file://{tmp_path}/o", min_balance=900
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     summary = result.xcoms["collect"]
@@ -157,8 +169,14 @@ def test_xcom_mode_returns_records_and_its_cap_is_checked_before_paying(sb, dag_
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_other_formats_are_readable(sb, dag_runner, tmp_path, fmt):
     out = tmp_path / fmt
-    path = op_dag(dag_runner, f"op_fmt_{fmt.replace('.', '_')}", hashtag_id=TAG, output_path=f"file://{out}",
-                  output_format=fmt, records_per_part=200)
+    path = op_dag(
+        dag_runner,
+        f"op_fmt_{fmt.replace('.', '_')}",
+        hashtag_id=TAG,
+        output_path=f"file://{out}",
+        output_format=fmt,
+        records_per_part=200,
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     manifest = json.loads((out / "_manifest.json").read_text())
@@ -188,13 +206,19 @@ def test_gzip_parts_are_standard_gzip(sb, dag_runner, tmp_path):
 def test_resume_after_an_exception_mid_run(sb, dag_runner, tmp_path, monkeypatch):
     # page 4 fails for good within one try (client retries exhausted), then works again
     sb.faults({"kind": "error", "status": 503, "type": "upstream_unavailable", "at": list(range(4, 11))})
-    path = op_dag(dag_runner, "op_resume_exc", retries=1, hashtag_id=TAG, output_path=f"file://{tmp_path}/r",
-                  records_per_part=100)
+    path = op_dag(
+        dag_runner,
+        "op_resume_exc",
+        retries=1,
+        hashtag_id=TAG,
+        output_path=f"file://{tmp_path}/r",
+        records_per_part=100,
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     summary = result.xcoms["collect"]
     assert summary["resumed"] is True and summary["tries"] == 2
-    manifest, records = read_output(tmp_path / "r")
+    _manifest, records = read_output(tmp_path / "r")
     assert [r["id"] for r in records] == sb.truth(TAG)
     assert_no_page_paid_twice(sb)
     assert summary["credits_charged"] == sb.credits_charged()
@@ -226,8 +250,13 @@ def test_truncation_then_top_up_then_retry_completes(sb, dag_runner, tmp_path, c
 
 def test_balance_truncated_can_succeed_when_asked(sb, dag_runner, tmp_path):
     sb.set_balance(0)
-    path = op_dag(dag_runner, "op_trunc_ok", hashtag_id=TAG, output_path=f"file://{tmp_path}/t",
-                  fail_on_low_balance=False)
+    path = op_dag(
+        dag_runner,
+        "op_trunc_ok",
+        hashtag_id=TAG,
+        output_path=f"file://{tmp_path}/t",
+        fail_on_low_balance=False,
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     assert result.xcoms["collect"]["stop_reason"] == "balance_truncated"
@@ -241,8 +270,14 @@ def test_budget_holds_under_retries_and_faults(sb, dag_runner, tmp_path):
         {"kind": "malformed", "at": [6]},
         {"kind": "error", "status": 500, "type": "internal_error", "at": [7]},
     )
-    path = op_dag(dag_runner, "op_budget_faults", retries=3, hashtag_id=TAG, output_path=f"file://{tmp_path}/b",
-                  max_credits=260)
+    path = op_dag(
+        dag_runner,
+        "op_budget_faults",
+        retries=3,
+        hashtag_id=TAG,
+        output_path=f"file://{tmp_path}/b",
+        max_credits=260,
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     summary = result.xcoms["collect"]
@@ -251,14 +286,21 @@ def test_budget_holds_under_retries_and_faults(sb, dag_runner, tmp_path):
     assert charged <= 260
     assert summary["credits_charged"] + summary["credits_unconfirmed"] <= 260
     # the ledger sits between what was confirmed and the worst case
-    assert summary["credits_charged"] <= charged <= summary["credits_charged"] + summary["credits_unconfirmed"]
-    manifest, records = read_output(tmp_path / "b")
+    assert (
+        summary["credits_charged"] <= charged <= summary["credits_charged"] + summary["credits_unconfirmed"]
+    )
+    _manifest, records = read_output(tmp_path / "b")
     assert [r["id"] for r in records] == sb.truth(TAG)[: len(records)]
 
 
 def test_hashtag_name_is_resolved_and_its_cost_counted(sb, dag_runner, tmp_path):
-    path = op_dag(dag_runner, "op_by_name", hashtag_name="operatortest", output_path=f"file://{tmp_path}/n",
-                  max_records=50)
+    path = op_dag(
+        dag_runner,
+        "op_by_name",
+        hashtag_name="operatortest",
+        output_path=f"file://{tmp_path}/n",
+        max_records=50,
+    )
     result = dag_runner.run(path)
     assert result.state == "success"
     summary = result.xcoms["collect"]
@@ -276,7 +318,9 @@ def test_complete_folder_is_reused_for_free_and_overwrite_refetches(sb, dag_runn
     second = dag_runner.run(path)
     assert second.state == "success" and len(sb.calls()) == calls  # no call, no credit
     assert second.xcoms["collect"]["records"] == first.xcoms["collect"]["records"] == 100
-    path = op_dag(dag_runner, "op_overwrite", hashtag_id=TAG, output_path=out, max_records=100, overwrite=True)
+    path = op_dag(
+        dag_runner, "op_overwrite", hashtag_id=TAG, output_path=out, max_records=100, overwrite=True
+    )
     assert dag_runner.run(path).state == "success"
     assert len(sb.calls()) > calls
 
@@ -284,7 +328,9 @@ def test_complete_folder_is_reused_for_free_and_overwrite_refetches(sb, dag_runn
 def test_operator_remembers_the_balance_for_the_sensor(sb, dag_runner, tmp_path):
     from datetime import datetime
 
-    path = op_dag(dag_runner, "op_balance_var", hashtag_id=TAG, output_path=f"file://{tmp_path}/v", max_records=10)
+    path = op_dag(
+        dag_runner, "op_balance_var", hashtag_id=TAG, output_path=f"file://{tmp_path}/v", max_records=10
+    )
     assert dag_runner.run(path).state == "success"
     stored = json.loads(read_variable("unifapi_balance__unifapi_default"))
     assert stored["balance"] == sb.balance()
@@ -365,6 +411,6 @@ def test_bytes_a_dead_try_appended_after_its_last_commit_are_cut_on_resume(sb, d
     sb.clear_faults()
     result = dag_runner.run(path)
     assert result.state == "success" and result.xcoms["collect"]["resumed"]
-    manifest, records = read_output(out)
+    _manifest, records = read_output(out)
     assert [r["id"] for r in records] == sb.truth(TAG)
     assert_no_page_paid_twice(sb)

@@ -23,7 +23,9 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
     sb = unifapi_conn
     sb.reset(latency_ms=25, hashtags=[{"id": TAG, "name": "killtest", "video_count": VIDEOS}])
     out = tmp_path / "kill"
-    path = op_dag(dag_runner, "op_sigkill", retries=0, hashtag_id=TAG, output_path=f"file://{out}", records_per_part=100)
+    path = op_dag(
+        dag_runner, "op_sigkill", retries=0, hashtag_id=TAG, output_path=f"file://{out}", records_per_part=100
+    )
     code = (
         "import importlib.util, pendulum, sys;"
         f"spec = importlib.util.spec_from_file_location('killdag', {str(path)!r});"
@@ -32,8 +34,11 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
         "dag_test(m.dag, pendulum.datetime(2024, 1, 1, tz='UTC'))"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=os.environ.copy(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", code],
+        env=os.environ.copy(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
@@ -57,7 +62,9 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
     checkpoint = read_checkpoint(out)
     assert checkpoint["pages"] >= 1
 
-    sb.reset(latency_ms=0, hashtags=[{"id": TAG, "name": "killtest", "video_count": VIDEOS}], balance=sb.balance())
+    sb.reset(
+        latency_ms=0, hashtags=[{"id": TAG, "name": "killtest", "video_count": VIDEOS}], balance=sb.balance()
+    )
     before = {(c["offset"] or 0) for c in sb.calls("videos")}  # ledger restarted by reset: empty
     assert before == set()
     result = dag_runner.run(path, capsys=capfd)
@@ -113,8 +120,13 @@ def test_writes_to_s3_like_to_files(unifapi_conn, dag_runner, moto_s3):
     sb.add_hashtag(TAG, "s3test", 300)
     sb.faults({"kind": "error", "status": 503, "type": "upstream_unavailable", "at": list(range(3, 10))})
     path = op_dag(
-        dag_runner, "op_s3", retries=1, hashtag_id=TAG, output_path="s3://lake/tiktok/{{ ds }}/",
-        output_conn_id="aws_unifapi_test", records_per_part=100,
+        dag_runner,
+        "op_s3",
+        retries=1,
+        hashtag_id=TAG,
+        output_path="s3://lake/tiktok/{{ ds }}/",
+        output_conn_id="aws_unifapi_test",
+        records_per_part=100,
     )
     result = dag_runner.run(path)
     assert result.state == "success"

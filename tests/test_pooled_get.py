@@ -12,8 +12,8 @@ import gzip
 import json
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpcore
 import httpx
@@ -232,7 +232,7 @@ def _outcome(make: Callable[..., UnifAPIClient], url: str) -> tuple[str, Any]:
 def test_any_answer_ends_the_same_on_both_paths(response: HostileResponse) -> None:
     body, headers = response.body, [h for h in response.headers if h[0].lower() != b"content-length"]
     if response.gzip:
-        body, headers = gzip.compress(body), headers + [(b"content-encoding", b"gzip")]
+        body, headers = gzip.compress(body), [*headers, (b"content-encoding", b"gzip")]
     server = ScriptedServer(lambda n, head: raw_response(response.status, headers, body))
     try:
         plain_outcome = _outcome(plain, server.url)

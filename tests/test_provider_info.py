@@ -15,7 +15,11 @@ from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
 
 def test_entry_point_and_schema():
-    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_unifapi")]
+    eps = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_unifapi")
+    ]
     assert len(eps) == 1
     info = eps[0].load()()
     assert info["package-name"] == "airflow-provider-unifapi"  # must equal the distribution name
@@ -59,7 +63,10 @@ def test_form_declarations_agree_with_hook_methods():
 
 def test_airflow_lists_the_provider_and_connection_type():
     out = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     names = [p["package_name"] for p in json.loads(out[out.index("[") :])]
     assert "airflow-provider-unifapi" in names

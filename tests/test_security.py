@@ -49,7 +49,7 @@ class Recorded(BaseHTTPRequestHandler):
 
     server: Any
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.server.seen.append({"path": self.path, "headers": dict(self.headers.items())})
         status, headers, body = self.server.reply(self)
         self.send_response(status)
@@ -76,7 +76,9 @@ class LoopbackServer:
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def seen(self) -> list[dict[str, Any]]:
@@ -103,18 +105,27 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     folder = tmp_path_factory.mktemp("tls")
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -133,14 +144,18 @@ def test_tls_verification_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) 
     from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
     for value in (False, "false", "False", " FALSE "):
-        monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("https://api.unifapi.com", verify=value))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("https://api.unifapi.com", verify=value)
+        )
         with pytest.raises(UnifAPIInputError) as caught:
             UnifAPIHook().get_conn()
         assert "verify" in str(caught.value)
 
 
 @pytest.mark.parametrize("where", ["client", "connection"])
-def test_a_missing_ca_bundle_is_a_typed_error(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_ca_bundle_is_a_typed_error(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # verify takes a CA bundle path; a path that does not exist (or "0", "no", "off" typed into the
     # form, which are read as paths) must fail as UnifAPIInputError naming verify, not FileNotFoundError.
     missing = str(tmp_path / "no-such-ca.pem")
@@ -150,7 +165,9 @@ def test_a_missing_ca_bundle_is_a_typed_error(where: str, tmp_path: Path, monkey
         else:
             from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
-            monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("https://api.unifapi.com", verify="0"))
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("https://api.unifapi.com", verify="0")
+            )
             UnifAPIHook().get_conn()
     assert "verify" in str(caught.value)
 
@@ -174,7 +191,9 @@ def test_self_signed_certificate_is_refused_before_the_key_is_sent(self_signed: 
 async def test_async_client_refuses_a_self_signed_certificate(self_signed: tuple[Path, Path]) -> None:
     cert, key = self_signed
     with LoopbackServer(tls=tls_context(cert, key)) as server:
-        async with AsyncUnifAPIClient(API_KEY, f"https://127.0.0.1:{server.port}", max_retries=0, timeout=5) as client:
+        async with AsyncUnifAPIClient(
+            API_KEY, f"https://127.0.0.1:{server.port}", max_retries=0, timeout=5
+        ) as client:
             with pytest.raises(UnifAPITransportError):
                 await client.get_video_page("1", limit=1)
         assert server.seen == []
@@ -190,7 +209,9 @@ def test_redirect_to_another_host_never_carries_the_key(status: int) -> None:
             return status, [("Location", target)], b""
 
         with LoopbackServer(redirect) as api:
-            with UnifAPIClient(API_KEY, f"http://127.0.0.1:{api.port}", max_retries=2, backoff_base=0.0) as client:
+            with UnifAPIClient(
+                API_KEY, f"http://127.0.0.1:{api.port}", max_retries=2, backoff_base=0.0
+            ) as client:
                 with pytest.raises(UnifAPIUnexpectedStatusError) as caught:
                     client.get_video_page("1", limit=1)
             assert caught.value.status == status
@@ -230,8 +251,13 @@ def test_oversized_bodies_are_refused_without_reading_them(shape: str) -> None:
         bomb = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)  # 256 MiB in ~250 KB
         return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=bomb)
 
-    with UnifAPIClient(API_KEY, "https://api.unifapi.test", transport=httpx.MockTransport(handler),
-                       max_response_bytes=cap, max_retries=0) as client:
+    with UnifAPIClient(
+        API_KEY,
+        "https://api.unifapi.test",
+        transport=httpx.MockTransport(handler),
+        max_response_bytes=cap,
+        max_retries=0,
+    ) as client:
         with pytest.raises(UnifAPIResponseTooLargeError):
             client.get_video_page("1", limit=1)
     # stopped at the cap (plus a chunk or two), not after reading everything
@@ -243,17 +269,29 @@ def test_sandbox_cli_listens_on_loopback_only() -> None:
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0", "--verbose"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0", "--verbose"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url = line.rsplit(" ", 1)[-1].strip()
         port = int(url.rsplit(":", 1)[1])
-        listening = [c for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+        ]
         assert listening and all(ipaddress.ip_address(c.laddr.ip).is_loopback for c in listening), listening
-        for address in {a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                        if a.family == socket.AF_INET and not ipaddress.ip_address(a.address).is_loopback}:
+        for address in {
+            a.address
+            for addrs in psutil.net_if_addrs().values()
+            for a in addrs
+            if a.family == socket.AF_INET and not ipaddress.ip_address(a.address).is_loopback
+        }:
             with pytest.raises(OSError), socket.create_connection((address, port), timeout=1):
                 pass
         # its access log (stderr) and ledger, after calls carrying the key, never hold it
@@ -294,8 +332,9 @@ def metadata_rows(dag_ids: set[str]) -> list[str]:
 
 
 @pytest.mark.airflow
-def test_no_artifact_of_failing_or_succeeding_runs_holds_the_key(sandbox, dag_runner, tmp_path, capfd, caplog,
-                                                                 monkeypatch) -> None:
+def test_no_artifact_of_failing_or_succeeding_runs_holds_the_key(
+    sandbox, dag_runner, tmp_path, capfd, caplog, monkeypatch
+) -> None:
     from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 
     tag = "4343"
@@ -316,14 +355,18 @@ def test_no_artifact_of_failing_or_succeeding_runs_holds_the_key(sandbox, dag_ru
     sandbox.add_balance(1_000_000)
     sandbox.faults({"kind": "error", "status": 401, "at": [2]})
     run()  # fails: 401 (fatal)
-    sandbox.faults({"kind": "truncated", "at": [1]}, {"kind": "error", "status": 503, "at": [2, 3, 4, 5, 6, 7]})
+    sandbox.faults(
+        {"kind": "truncated", "at": [1]}, {"kind": "error", "status": 503, "at": [2, 3, 4, 5, 6, 7]}
+    )
     run()  # fails: a billed page cut short, then 503s past the retries
     sandbox.clear_faults()
     run()  # succeeds, resuming
     assert states == ["failed", "failed", "failed", "success"]
     # a run that cannot even connect: the error names the URL, never the key
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json("http://127.0.0.1:9", max_retries=0))
-    bad = op_dag(dag_runner, "sec_leak_unreachable", hashtag_id=tag, output_path=f"file://{tmp_path}/unreachable")
+    bad = op_dag(
+        dag_runner, "sec_leak_unreachable", hashtag_id=tag, output_path=f"file://{tmp_path}/unreachable"
+    )
     unreachable = dag_runner.run(bad, capsys=capfd, caplog=caplog)
     assert unreachable.state == "failed"
     texts.append(unreachable.log_text)
@@ -334,8 +377,14 @@ def test_no_artifact_of_failing_or_succeeding_runs_holds_the_key(sandbox, dag_ru
     texts += [json.dumps(sandbox.ledger()), json.dumps(sandbox.admin.get("/_sandbox/faults").json())]
     texts += metadata_rows({"sec_leak", "sec_leak_unreachable"})
     logs = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-    texts += [p.read_bytes() for p in logs.rglob("*") if p.is_file() and "sec_leak" in str(p)] if logs.exists() else []
-    assert any("Top up" in str(t) for t in texts) and any("unauthorized" in str(t) for t in texts)  # real failures
+    texts += (
+        [p.read_bytes() for p in logs.rglob("*") if p.is_file() and "sec_leak" in str(p)]
+        if logs.exists()
+        else []
+    )
+    assert any("Top up" in str(t) for t in texts) and any(
+        "unauthorized" in str(t) for t in texts
+    )  # real failures
     assert str(lineage[0].inputs[0].name).endswith(f"/tiktok/hashtags/{tag}/videos")
     hits = [str(t)[:200] for t in texts if key_hits(API_KEY, [t])]
     assert hits == [], f"the API key appears in {len(hits)} artifact(s): {hits}"
@@ -346,8 +395,14 @@ def test_a_server_echoing_the_key_does_not_put_it_in_errors(caplog: pytest.LogCa
     # or validation issues: what the client raises and logs must still not hold the key.
     def handler(request: httpx.Request) -> httpx.Response:
         echoed = request.headers["authorization"]
-        body = {"error": {"type": "unauthorized", "message": f"key {echoed} is revoked", "request_id": echoed,
-                          "issues": [echoed]}}
+        body = {
+            "error": {
+                "type": "unauthorized",
+                "message": f"key {echoed} is revoked",
+                "request_id": echoed,
+                "issues": [echoed],
+            }
+        }
         return httpx.Response(401, json=body, headers={"X-Request-Id": echoed})
 
     with UnifAPIClient(API_KEY, "https://api.unifapi.test", transport=httpx.MockTransport(handler)) as client:

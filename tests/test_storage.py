@@ -36,7 +36,9 @@ def test_checkpoint_journal_survives_a_torn_last_line(tmp_path):
         store.save(Checkpoint(hashtag_id="1", output_format="jsonl", pages=pages))
     store.close()
     with open(tmp_path / "_checkpoint.json", "ab") as handle:
-        handle.write(b'{"version": 1, "hashtag_id": "1", "output_format": "jsonl", "pages": 99')  # killed mid-append
+        handle.write(
+            b'{"version": 1, "hashtag_id": "1", "output_format": "jsonl", "pages": 99'
+        )  # killed mid-append
     assert CheckpointStore(io).load().pages == 3
     store = CheckpointStore(io)
     store.compact(Checkpoint(hashtag_id="1", output_format="jsonl", pages=4))

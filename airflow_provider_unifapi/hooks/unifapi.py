@@ -57,7 +57,8 @@ class UnifAPIHook(BaseHook):
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional as OptionalValidator
+        from wtforms.validators import NumberRange
+        from wtforms.validators import Optional as OptionalValidator
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
@@ -215,7 +216,9 @@ def _coerce(conn_id: str, name: str, kind: str, value: Any) -> Any:
                 return True
             if isinstance(value, str) and value.strip() and value.strip().lower() != "false":
                 return value.strip()
-            raise UnifAPIInputError(where, "TLS verification cannot be turned off; give a CA bundle path instead")
+            raise UnifAPIInputError(
+                where, "TLS verification cannot be turned off; give a CA bundle path instead"
+            )
     except UnifAPIError:
         raise
     except (TypeError, ValueError, OverflowError):
@@ -223,4 +226,3 @@ def _coerce(conn_id: str, name: str, kind: str, value: Any) -> Any:
     else:
         return value
     raise UnifAPIInputError(where, f"must be a{'n' if kind[0] in 'aeiou' else ''} {kind}, got {value!r}")
-

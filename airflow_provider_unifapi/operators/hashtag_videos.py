@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, Optional
+from typing import Any
 
 from airflow_provider_unifapi._compat import (
     AirflowException,
@@ -78,16 +78,16 @@ class TikTokHashtagVideosOperator(BaseOperator):
     def __init__(
         self,
         *,
-        hashtag_id: Optional[str] = None,
-        hashtag_name: Optional[str] = None,
+        hashtag_id: str | None = None,
+        hashtag_name: str | None = None,
         unifapi_conn_id: str = UnifAPIHook.default_conn_name,
         page_size: int = MAX_PAGE_SIZE,
-        max_records: Optional[int] = None,
-        max_pages: Optional[int] = None,
-        max_credits: Optional[int] = None,
-        min_balance: Optional[int] = None,
-        output_path: Optional[str] = None,
-        output_conn_id: Optional[str] = None,
+        max_records: int | None = None,
+        max_pages: int | None = None,
+        max_credits: int | None = None,
+        min_balance: int | None = None,
+        output_path: str | None = None,
+        output_conn_id: str | None = None,
         output_format: str = "jsonl.gz",
         records_per_part: int = 10_000,
         fail_on_low_balance: bool = True,
@@ -124,13 +124,17 @@ class TikTokHashtagVideosOperator(BaseOperator):
             return rendered or not _is_template(value)
 
         if self.hashtag_id in (None, "") and self.hashtag_name in (None, ""):
-            raise UnifAPIInputError("hashtag_id", "give hashtag_id (numeric id) or hashtag_name (name without #)")
+            raise UnifAPIInputError(
+                "hashtag_id", "give hashtag_id (numeric id) or hashtag_name (name without #)"
+            )
         if self.hashtag_id not in (None, "") and self.hashtag_name not in (None, ""):
             raise UnifAPIInputError("hashtag_name", "give hashtag_id or hashtag_name, not both")
         if self.hashtag_id not in (None, "") and ready(self.hashtag_id):
             self.hashtag_id = validate_hashtag_id(self.hashtag_id)
         if ready(self.page_size):
-            self.page_size = validate_limit(check_budget_value("page_size", self.page_size, minimum=1), "page_size")
+            self.page_size = validate_limit(
+                check_budget_value("page_size", self.page_size, minimum=1), "page_size"
+            )
         for name, minimum in (("max_records", 1), ("max_pages", 1), ("max_credits", 1), ("min_balance", 0)):
             value = getattr(self, name)
             if ready(value):
@@ -218,7 +222,7 @@ class TikTokHashtagVideosOperator(BaseOperator):
             return collector.records_in_memory
         return summary
 
-    def _run_folder(self) -> Optional[RunFolder]:
+    def _run_folder(self) -> RunFolder | None:
         if self.output_path in (None, ""):
             return None
         try:
@@ -231,7 +235,7 @@ class TikTokHashtagVideosOperator(BaseOperator):
             ) from None
         return RunFolder(path, self.output_format, gzip_level=self.gzip_level)
 
-    def _hashtag_id(self, client: Any, folder: Optional[RunFolder]) -> tuple[str, int]:
+    def _hashtag_id(self, client: Any, folder: RunFolder | None) -> tuple[str, int]:
         """The id to page, resolving ``hashtag_name`` once (a resumed run reads it from the checkpoint)."""
         if self.hashtag_id not in (None, ""):
             return str(self.hashtag_id), 0

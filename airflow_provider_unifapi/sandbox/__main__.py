@@ -27,18 +27,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit-burst", type=int, help="bucket size (default max(1, per_minute // 6))")
     p.add_argument("--latency-ms", type=float, help="sleep before answering each API call")
     # action="extend" + nargs="+": both "--api-key A B" and "--api-key A --api-key B" work.
-    p.add_argument("--api-key", action="extend", nargs="+", dest="api_keys", metavar="KEY",
-                   help="accept only these keys (default: any non-empty key)")
-    p.add_argument("--hashtag", action="extend", nargs="+", dest="hashtags", metavar="ID:NAME:COUNT",
-                   help="add catalogue hashtags (the defaults stay unless replaced by id)")
+    p.add_argument(
+        "--api-key",
+        action="extend",
+        nargs="+",
+        dest="api_keys",
+        metavar="KEY",
+        help="accept only these keys (default: any non-empty key)",
+    )
+    p.add_argument(
+        "--hashtag",
+        action="extend",
+        nargs="+",
+        dest="hashtags",
+        metavar="ID:NAME:COUNT",
+        help="add catalogue hashtags (the defaults stay unless replaced by id)",
+    )
     p.add_argument("--seed", type=int, help="data seed (default 0)")
     p.add_argument("--duplicate-rate", type=float, help="share of positions repeating an earlier video")
     p.add_argument("--short-page-rate", type=float, help="share of pages shorter than limit")
     p.add_argument("--no-extra-fields", action="store_true", help="do not add unknown fields to records")
-    p.add_argument("--not-found-id", action="extend", nargs="+", dest="not_found_ids", metavar="ID",
-                   help="these hashtag ids answer 404 not_found")
-    p.add_argument("--invalid-id", action="extend", nargs="+", dest="invalid_ids", metavar="ID",
-                   help="these hashtag ids answer 400 invalid_id")
+    p.add_argument(
+        "--not-found-id",
+        action="extend",
+        nargs="+",
+        dest="not_found_ids",
+        metavar="ID",
+        help="these hashtag ids answer 404 not_found",
+    )
+    p.add_argument(
+        "--invalid-id",
+        action="extend",
+        nargs="+",
+        dest="invalid_ids",
+        metavar="ID",
+        help="these hashtag ids answer 400 invalid_id",
+    )
     p.add_argument("--verbose", action="store_true", help="one access-log line per request on stderr")
     return p
 
@@ -46,8 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn parsed options into ``SandboxServer`` settings."""
     out: dict[str, Any] = {}
-    for name in ("balance", "rate_limit_per_minute", "rate_limit_burst", "latency_ms", "api_keys", "seed",
-                 "duplicate_rate", "short_page_rate", "not_found_ids", "invalid_ids"):
+    for name in (
+        "balance",
+        "rate_limit_per_minute",
+        "rate_limit_burst",
+        "latency_ms",
+        "api_keys",
+        "seed",
+        "duplicate_rate",
+        "short_page_rate",
+        "not_found_ids",
+        "invalid_ids",
+    ):
         value = getattr(args, name)
         if value is not None:
             out[name] = value

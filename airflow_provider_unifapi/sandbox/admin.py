@@ -43,8 +43,9 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def handle_admin(state: SandboxState, method: str, path: str, query: dict[str, str],
-                 body: bytes) -> tuple[int, bytes]:
+def handle_admin(
+    state: SandboxState, method: str, path: str, query: dict[str, str], body: bytes
+) -> tuple[int, bytes]:
     """Serve one admin request; returns ``(status, JSON body)``."""
     try:
         return 200, _dispatch(state, method, path.rstrip("/"), query, body)
@@ -144,4 +145,7 @@ def _truth(state: SandboxState, hashtag_id: str) -> bytes:
         raise AdminError(404 if str(exc) == "not_found" else 400, f"hashtag {hashtag_id}: {exc}") from None
     # Built by hand: 1M ids through json.dumps would take several times longer.
     return b'{"hashtag_id":"%s","count":%d,"ids":[%s]}' % (
-        hashtag_id.encode(), len(ids), ",".join(f'"{i}"' for i in ids).encode())
+        hashtag_id.encode(),
+        len(ids),
+        ",".join(f'"{i}"' for i in ids).encode(),
+    )

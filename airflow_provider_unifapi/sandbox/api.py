@@ -55,10 +55,19 @@ _SINGLE = (
     b'"balance_remaining":%d,"truncated_due_to_balance":false}}'
 )
 _REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 # Request ids: a per-process random prefix plus a counter, so they are unique without a syscall.
@@ -154,8 +163,10 @@ def error_body(request_id: str, etype: str, message: str, **extra: Any) -> bytes
 def html_body(status: int) -> bytes:
     """The kind of page a proxy in front of the API sends."""
     title = f"{status} {reason(status)}"
-    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1>"
-            f"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode("ascii")
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1>"
+        f"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    ).encode("ascii")
 
 
 class ApiService:
@@ -173,8 +184,14 @@ class ApiService:
         self._pages_lock = threading.Lock()
 
     # --- entry point ------------------------------------------------------------------------------
-    def handle(self, method: str, target: str, header_pairs: list[tuple[str, str]],
-               headers: dict[str, str], client_alive: Callable[[], bool]) -> Reply:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        header_pairs: list[tuple[str, str]],
+        headers: dict[str, str],
+        client_alive: Callable[[], bool],
+    ) -> Reply:
         """Answer one API call (anything outside ``/_sandbox``).
 
         :param header_pairs: request headers, names lower-cased, in order (for the ledger).
@@ -183,8 +200,9 @@ class ApiService:
         """
         path, _, query = target.partition("?")
         endpoint, hashtag_id = route(method, path)
-        call = Call(new_request_id(), method, path, endpoint, hashtag_id, parse_query(query),
-                    headers, header_pairs)
+        call = Call(
+            new_request_id(), method, path, endpoint, hashtag_id, parse_query(query), headers, header_pairs
+        )
         state = self.state
         with state.lock:
             _, call.fault = state.begin_call(endpoint)
@@ -218,8 +236,12 @@ class ApiService:
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer" or not key or key != key.strip() or " " in key:
             call.rate_headers = _peek_rate_headers(state)
-            return self._error(call, 401, "unauthorized",
-                               "missing or malformed Authorization header; expected 'Bearer <API key>'")
+            return self._error(
+                call,
+                401,
+                "unauthorized",
+                "missing or malformed Authorization header; expected 'Bearer <API key>'",
+            )
         with state.lock:
             refused = state.check_key(key)
             verdict = None if refused else state.take_token()
@@ -229,9 +251,13 @@ class ApiService:
         if verdict is not None:
             call.rate_headers = verdict.headers()
             if not verdict.allowed:
-                return self._error(call, 429, "rate_limited",
-                                   f"workspace rate limit of {verdict.limit} requests/minute exceeded; "
-                                   f"retry after {verdict.retry_after}s")
+                return self._error(
+                    call,
+                    429,
+                    "rate_limited",
+                    f"workspace rate limit of {verdict.limit} requests/minute exceeded; "
+                    f"retry after {verdict.retry_after}s",
+                )
         issues = self._validate(call)
         if issues:
             return self._error(call, 400, "validation_error", "request validation failed", issues=issues)
@@ -240,8 +266,9 @@ class ApiService:
         status, hashtag = state.lookup(call.hashtag_id or "")
         if hashtag is None:
             if status == "invalid_id":
-                return self._error(call, 400, "invalid_id",
-                                   f"hashtag id {call.hashtag_id} was refused by the source")
+                return self._error(
+                    call, 400, "invalid_id", f"hashtag id {call.hashtag_id} was refused by the source"
+                )
             return self._error(call, 404, "not_found", f"hashtag {call.hashtag_id} not found")
         if call.endpoint == "hashtag":
             return self._hashtag(call, hashtag)
@@ -295,11 +322,19 @@ class ApiService:
         with state.lock:
             balance = state.balance
             if balance < 1:
-                billing = {"balance_remaining": balance, "credits_required": max(1, want),
-                           "credits_charged": 0, "records_charged": 0, "truncated_due_to_balance": False}
-                body = error_body(call.request_id, "insufficient_credits",
-                                  f"insufficient credits: balance {balance}, this call needs at least "
-                                  f"{max(1, want)}", billing=billing)
+                billing = {
+                    "balance_remaining": balance,
+                    "credits_required": max(1, want),
+                    "credits_charged": 0,
+                    "records_charged": 0,
+                    "truncated_due_to_balance": False,
+                }
+                body = error_body(
+                    call.request_id,
+                    "insufficient_credits",
+                    f"insufficient credits: balance {balance}, this call needs at least {max(1, want)}",
+                    billing=billing,
+                )
                 self._log_locked(call, 402, "insufficient_credits", 0, 0)
                 return Reply(402, body, call.request_id, headers=list(call.rate_headers))
             truncated = balance < want
@@ -324,14 +359,28 @@ class ApiService:
         # Truncated: the cursor jumps past the unpaid records (the worst case the spec allows).
         next_start = start + want
         has_more = truncated or next_start < feed.length
-        next_cursor = b'"%s"' % encode_video_cursor(feed.hashtag_id, next_start).encode() if has_more \
-            else b"null"
-        body = _PAGE % (call.request_id.encode(), b",".join(page), b"true" if has_more else b"false",
-                        next_cursor, credits, records, balance, b"true" if truncated else b"false")
+        next_cursor = (
+            b'"%s"' % encode_video_cursor(feed.hashtag_id, next_start).encode() if has_more else b"null"
+        )
+        body = _PAGE % (
+            call.request_id.encode(),
+            b",".join(page),
+            b"true" if has_more else b"false",
+            next_cursor,
+            credits,
+            records,
+            balance,
+            b"true" if truncated else b"false",
+        )
         prefetch = None
         if has_more and not truncated:
-            prefetch = (generation, feed, next_start, limit, call.max_credits
-                        if isinstance(call.max_credits, int) else None)
+            prefetch = (
+                generation,
+                feed,
+                next_start,
+                limit,
+                call.max_credits if isinstance(call.max_credits, int) else None,
+            )
         return Reply(200, body, call.request_id, headers=list(call.rate_headers), prefetch=prefetch)
 
     def _hashtag(self, call: Call, hashtag: Any) -> Reply:
@@ -339,8 +388,10 @@ class ApiService:
         if isinstance(charged, Reply):
             return charged
         records, credits, balance, _ = charged
-        data = json.dumps(hashtag_object(self.state.settings.seed, hashtag.id, hashtag.name,
-                                         hashtag.video_count), separators=(",", ":")).encode()
+        data = json.dumps(
+            hashtag_object(self.state.settings.seed, hashtag.id, hashtag.name, hashtag.video_count),
+            separators=(",", ":"),
+        ).encode()
         body = _SINGLE % (call.request_id.encode(), data, credits, records, balance)
         return Reply(200, body, call.request_id, headers=list(call.rate_headers))
 
@@ -356,14 +407,25 @@ class ApiService:
             return charged
         records, credits, balance, truncated = charged
         seed = self.state.settings.seed
-        items = [json.dumps(hashtag_object(seed, h.id, h.name, h.video_count),
-                            ensure_ascii=False, separators=(",", ":")).encode()
-                 for h in hits[start:start + records]]
+        items = [
+            json.dumps(
+                hashtag_object(seed, h.id, h.name, h.video_count), ensure_ascii=False, separators=(",", ":")
+            ).encode()
+            for h in hits[start : start + records]
+        ]
         next_start = start + want
         has_more = truncated or next_start < len(hits)
         next_cursor = b'"%s"' % encode_search_cursor(query, next_start).encode() if has_more else b"null"
-        body = _PAGE % (call.request_id.encode(), b",".join(items), b"true" if has_more else b"false",
-                        next_cursor, credits, records, balance, b"true" if truncated else b"false")
+        body = _PAGE % (
+            call.request_id.encode(),
+            b",".join(items),
+            b"true" if has_more else b"false",
+            next_cursor,
+            credits,
+            records,
+            balance,
+            b"true" if truncated else b"false",
+        )
         return Reply(200, body, call.request_id, headers=list(call.rate_headers))
 
     # --- pages rendered ahead ---------------------------------------------------------------------
@@ -396,8 +458,12 @@ class ApiService:
     # --- errors and the ledger ---------------------------------------------------------------------
     def _error(self, call: Call, status: int, etype: str, message: str, **extra: Any) -> Reply:
         self._log(call, status, etype, 0, 0)
-        return Reply(status, error_body(call.request_id, etype, message, **extra), call.request_id,
-                     headers=list(call.rate_headers))
+        return Reply(
+            status,
+            error_body(call.request_id, etype, message, **extra),
+            call.request_id,
+            headers=list(call.rate_headers),
+        )
 
     def _fault_error(self, call: Call, rule: FaultRule) -> Reply:
         state = self.state
@@ -408,36 +474,61 @@ class ApiService:
             headers.append(("Retry-After", text))
         if rule.html:
             self._log(call, rule.status, None, 0, 0)
-            return Reply(rule.status, html_body(rule.status), call.request_id,
-                         content_type="text/html; charset=utf-8", headers=headers)
+            return Reply(
+                rule.status,
+                html_body(rule.status),
+                call.request_id,
+                content_type="text/html; charset=utf-8",
+                headers=headers,
+            )
         extra: dict[str, Any] = {}
         if rule.error_type == "insufficient_credits":
-            extra["billing"] = {"balance_remaining": state.balance, "credits_required": 1,
-                                "credits_charged": 0, "records_charged": 0,
-                                "truncated_due_to_balance": False}
+            extra["billing"] = {
+                "balance_remaining": state.balance,
+                "credits_required": 1,
+                "credits_charged": 0,
+                "records_charged": 0,
+                "truncated_due_to_balance": False,
+            }
         if rule.error_type == "validation_error":
             extra["issues"] = ["sandbox fault: injected validation error"]
         etype = rule.error_type or "internal_error"
         message = rule.message or f"sandbox fault: injected {rule.status} {etype}"
         self._log(call, rule.status, etype, 0, 0)
-        return Reply(rule.status, error_body(call.request_id, etype, message, **extra), call.request_id,
-                     headers=headers)
+        return Reply(
+            rule.status,
+            error_body(call.request_id, etype, message, **extra),
+            call.request_id,
+            headers=headers,
+        )
 
     def _log(self, call: Call, status: int | None, etype: str | None, records: int, credits: int) -> None:
         with self.state.lock:
             self._log_locked(call, status, etype, records, credits)
 
-    def _log_locked(self, call: Call, status: int | None, etype: str | None, records: int,
-                    credits: int) -> None:
+    def _log_locked(
+        self, call: Call, status: int | None, etype: str | None, records: int, credits: int
+    ) -> None:
         state = self.state
         if call.fault is not None and call.fault.kind == "reset":
             status = None  # the connection is reset: nothing reaches the client
         state.ledger.append(
-            ts=time.time(), method=call.method, endpoint=call.endpoint, path=call.path,
-            hashtag_id=call.hashtag_id, cursor=call.cursor, offset=call.offset, limit=call.limit,
-            max_credits=call.max_credits, status=status, error_type=etype,
-            fault=call.fault.kind if call.fault is not None else None, records=records,
-            credits_charged=credits, balance_after=state.balance, request_id=call.request_id,
+            ts=time.time(),
+            method=call.method,
+            endpoint=call.endpoint,
+            path=call.path,
+            hashtag_id=call.hashtag_id,
+            cursor=call.cursor,
+            offset=call.offset,
+            limit=call.limit,
+            max_credits=call.max_credits,
+            status=status,
+            error_type=etype,
+            fault=call.fault.kind if call.fault is not None else None,
+            records=records,
+            credits_charged=credits,
+            balance_after=state.balance,
+            request_id=call.request_id,
             headers=call.header_pairs,
         )
 

@@ -277,10 +277,21 @@ class VideoRenderer:
         else:
             image_post, (width, height) = b"false", _DIMENSIONS[(h2 >> 56) & 7]
         return _VIDEO_TEMPLATE % (
-            vid, description, description, create_time, _DURATIONS[(h2 >> 42) & 1023],
-            vid, username, vid, vid,
-            width, height, likes, likes * (1 + ((h2 >> 31) & 31)) // 1000,
-            likes * (1 + ((h2 >> 36) & 63)) // 1000, views,
+            vid,
+            description,
+            description,
+            create_time,
+            _DURATIONS[(h2 >> 42) & 1023],
+            vid,
+            username,
+            vid,
+            vid,
+            width,
+            height,
+            likes,
+            likes * (1 + ((h2 >> 31) & 31)) // 1000,
+            likes * (1 + ((h2 >> 36) & 63)) // 1000,
+            views,
             author,
             b"null" if region_pick < 102 else self._regions[region_pick % self._region_count],
             self._tag_lists[(h1 >> 24) & 15],
@@ -288,5 +299,6 @@ class VideoRenderer:
             image_post,
             b"null" if (h1 >> 48) & 1023 < 102 else _PLAY_URL % vid,
             b',"x_source_rank":%d' % (1 + (h1 >> 40) % 500)
-            if self._extra_fields and (h1 >> 58) & 7 == 0 else b"",
+            if self._extra_fields and (h1 >> 58) & 7 == 0
+            else b"",
         )

@@ -17,12 +17,24 @@ from typing import Any
 KINDS = ("error", "reset", "malformed", "truncated", "slow", "shape")
 ENDPOINTS = ("videos", "hashtag", "search", "unknown")
 #: Kinds whose default is to charge the page before breaking the response.
-BILLED_BY_DEFAULT = {"error": False, "reset": False, "malformed": True, "truncated": True,
-                     "slow": True, "shape": True}
+BILLED_BY_DEFAULT = {
+    "error": False,
+    "reset": False,
+    "malformed": True,
+    "truncated": True,
+    "slow": True,
+    "shape": True,
+}
 #: Default ``error.type`` per status for ``error`` rules that give none (``null`` means HTML).
 DEFAULT_ERROR_TYPES = {
-    400: "validation_error", 401: "unauthorized", 402: "insufficient_credits", 404: "not_found",
-    429: "rate_limited", 500: "internal_error", 502: "upstream_error", 503: "upstream_unavailable",
+    400: "validation_error",
+    401: "unauthorized",
+    402: "insufficient_credits",
+    404: "not_found",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "upstream_unavailable",
 }
 SHAPE_VARIANTS = ("missing_id", "missing_pagination")
 

@@ -14,9 +14,24 @@ from collections.abc import Iterable
 from typing import Any
 
 FIELDS = (
-    "seq", "ts", "method", "endpoint", "path", "hashtag_id", "cursor", "offset", "limit",
-    "max_credits", "status", "error_type", "fault", "records", "credits_charged", "balance_after",
-    "request_id", "headers",
+    "seq",
+    "ts",
+    "method",
+    "endpoint",
+    "path",
+    "hashtag_id",
+    "cursor",
+    "offset",
+    "limit",
+    "max_credits",
+    "status",
+    "error_type",
+    "fault",
+    "records",
+    "credits_charged",
+    "balance_after",
+    "request_id",
+    "headers",
 )
 _HEADERS_INDEX = FIELDS.index("headers")
 _STATUS_INDEX = FIELDS.index("status")
@@ -86,7 +101,7 @@ class Ledger:
         for row in reversed(self._entries):
             if row[0] <= seq:
                 break
-            item = dict(zip(FIELDS, row))
+            item = dict(zip(FIELDS, row, strict=False))
             item["headers"] = dict(row[_HEADERS_INDEX])
             out.append(item)
         out.reverse()

@@ -47,7 +47,9 @@ def _raw_round(base: str, limit: int) -> tuple[int, int, float]:
     started = time.perf_counter()
     try:
         while True:
-            target = f"/tiktok/hashtags/{HASHTAG_ID}/videos?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            target = f"/tiktok/hashtags/{HASHTAG_ID}/videos?limit={limit}" + (
+                f"&cursor={cursor}" if cursor else ""
+            )
             conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
@@ -66,8 +68,17 @@ def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float
     """Page through the hashtag ``rounds`` times in each mode; returns ``(mode, pages, records, seconds)``."""
     import httpx  # local import: the sandbox package itself must not need httpx
 
-    cmd = [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0",
-           "--hashtag", f"{HASHTAG_ID}:selfbench:{videos}", "--balance", str(videos * 6 * rounds + 1000)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "airflow_provider_unifapi.sandbox",
+        "--port",
+        "0",
+        "--hashtag",
+        f"{HASHTAG_ID}:selfbench:{videos}",
+        "--balance",
+        str(videos * 6 * rounds + 1000),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -91,7 +102,9 @@ def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float
                         if mode == "json":
                             doc = json.loads(resp.content)
                             records += len(doc["data"])
-                            cursor = doc["pagination"]["next_cursor"] if doc["pagination"]["has_more"] else None
+                            cursor = (
+                                doc["pagination"]["next_cursor"] if doc["pagination"]["has_more"] else None
+                            )
                         else:
                             count, cursor = _cursor_by_scan(resp.content)
                             records += count
@@ -115,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.videos, args.limit, args.rounds)
     summary: dict[str, object] = {"videos": args.videos, "limit": args.limit}
     for mode, pages, records, seconds in results:
-        print(f"{mode:4s}: {pages} pages, {records} records in {seconds:.2f}s = "
-              f"{pages / seconds:,.0f} pages/s, {records / seconds:,.0f} records/s")
+        print(
+            f"{mode:4s}: {pages} pages, {records} records in {seconds:.2f}s = "
+            f"{pages / seconds:,.0f} pages/s, {records / seconds:,.0f} records/s"
+        )
     for mode in ("scan", "json", "raw"):
         _, pages, records, seconds = min((r for r in results if r[0] == mode), key=lambda r: r[3])
         summary[f"{mode}_pages_per_s"] = round(pages / seconds)

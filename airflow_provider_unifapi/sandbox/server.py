@@ -13,6 +13,7 @@ access log (``verbose``) prints method, target, status, size, time and request i
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import socketserver
@@ -49,10 +50,8 @@ MAX_OPEN_CONNECTIONS = 1024
 def _shutdown_all(socks: list[socket.socket]) -> None:
     """Shut both directions of each socket (one already closed is skipped)."""
     for sock in socks:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class _BadRequest(Exception):
@@ -140,10 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.track(self.connection, False)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the stock per-request stderr log (``verbose`` has its own access log)."""
@@ -211,8 +208,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (TimeoutError, ConnectionError, OSError):
             return
         except _BadRequest as exc:
-            self._send(400, b'{"error":{"type":"validation_error","message":"%s"}}' % str(exc).encode(),
-                       "application/json", [], new_request_id())
+            self._send(
+                400,
+                b'{"error":{"type":"validation_error","message":"%s"}}' % str(exc).encode(),
+                "application/json",
+                [],
+                new_request_id(),
+            )
             return
         finally:
             self.server.mark_idle(self.connection, False)
@@ -222,13 +224,20 @@ class _Handler(BaseHTTPRequestHandler):
         method, target, version, pairs = head
         headers = dict(pairs)
         connection = headers.get("connection", "").lower()
-        self.close_connection = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+        self.close_connection = "close" in connection or (
+            version == "HTTP/1.0" and "keep-alive" not in connection
+        )
         try:
             body = self._read_body(headers)
         except _BadRequest as exc:
             self.close_connection = True
-            self._send(400, error_body(new_request_id(), "validation_error", str(exc)), "application/json",
-                       [], new_request_id())
+            self._send(
+                400,
+                error_body(new_request_id(), "validation_error", str(exc)),
+                "application/json",
+                [],
+                new_request_id(),
+            )
             return
         except OSError:
             self.close_connection = True
@@ -238,21 +247,26 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if target == "/_sandbox" or target.startswith(("/_sandbox/", "/_sandbox?")):
                 path, _, query = target.partition("?")
-                status, payload = handle_admin(service.state, "GET" if method == "HEAD" else method, path,
-                                               parse_query(query), body)
+                status, payload = handle_admin(
+                    service.state, "GET" if method == "HEAD" else method, path, parse_query(query), body
+                )
                 reply = Reply(status, payload, new_request_id())
             else:
                 reply = service.handle(method, target, pairs, headers, self._client_alive)
-        except Exception:  # noqa: BLE001  # a sandbox bug must still get an answer, and a trace for its author
+        except Exception:  # a sandbox bug must still get an answer, and a trace for its author
             print("unifapi-sandbox: internal error while serving a request:", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
             rid = new_request_id()
             reply = Reply(500, error_body(rid, "internal_error", "sandbox bug; see server stderr"), rid)
         self._deliver(reply)
         if self.server.verbose:
-            print(f"{self.client_address[0]} \"{method} {target}\" {reply.status or '-'} {len(reply.body)} "
-                  f"{(time.perf_counter() - started) * 1000:.1f}ms {reply.request_id}"
-                  f"{' fault=' + reply.action if reply.action else ''}", file=sys.stderr, flush=True)
+            print(
+                f'{self.client_address[0]} "{method} {target}" {reply.status or "-"} {len(reply.body)} '
+                f"{(time.perf_counter() - started) * 1000:.1f}ms {reply.request_id}"
+                f"{' fault=' + reply.action if reply.action else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
         if reply.prefetch is not None and not self.close_connection:
             service.prefetch(reply.prefetch)
 
@@ -274,13 +288,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif reply.action == "truncate":
             self.close_connection = True
-            self._send(reply.status, reply.body, reply.content_type, reply.headers, reply.request_id,
-                       send_bytes=len(reply.body) // 2)
+            self._send(
+                reply.status,
+                reply.body,
+                reply.content_type,
+                reply.headers,
+                reply.request_id,
+                send_bytes=len(reply.body) // 2,
+            )
         else:
             self._send(reply.status, reply.body, reply.content_type, reply.headers, reply.request_id)
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]],
-              request_id: str, send_bytes: int | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: list[tuple[str, str]],
+        request_id: str,
+        send_bytes: int | None = None,
+    ) -> None:
         lines = [
             f"HTTP/1.1 {status} {reason(status)}",
             f"Content-Type: {content_type}",
@@ -326,8 +353,9 @@ class SandboxServer:
         ``hashtags``, ``duplicate_rate``, ...). ``reset`` starts again from these.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False,
-                 **settings: Any) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False, **settings: Any
+    ) -> None:
         self.host, self.port, self.verbose = host, port, verbose
         self.state = SandboxState(Settings().updated(settings))
         self.service = ApiService(self.state)
@@ -340,8 +368,11 @@ class SandboxServer:
         if self._httpd is None:
             raise RuntimeError("SandboxServer is not started")
         host = self._httpd.server_name
-        return f"http://[{host}]:{self._httpd.server_port}" if ":" in host else \
-            f"http://{host}:{self._httpd.server_port}"
+        return (
+            f"http://[{host}]:{self._httpd.server_port}"
+            if ":" in host
+            else f"http://{host}:{self._httpd.server_port}"
+        )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -355,8 +386,12 @@ class SandboxServer:
         if self._httpd is not None:
             return self
         self._httpd = _HTTPServer((self.host, self.port), self.service, self.verbose)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="unifapi-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="unifapi-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -372,7 +407,7 @@ class SandboxServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> SandboxServer:  # noqa: PYI034
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -131,8 +131,18 @@ class Settings:
 
 
 _FIELDS = {
-    "balance", "rate_limit_per_minute", "rate_limit_burst", "latency_ms", "api_keys", "seed",
-    "duplicate_rate", "short_page_rate", "extra_fields", "hashtags", "not_found_ids", "invalid_ids",
+    "balance",
+    "rate_limit_per_minute",
+    "rate_limit_burst",
+    "latency_ms",
+    "api_keys",
+    "seed",
+    "duplicate_rate",
+    "short_page_rate",
+    "extra_fields",
+    "hashtags",
+    "not_found_ids",
+    "invalid_ids",
     "ledger_cap",
 }
 
@@ -149,8 +159,11 @@ def parse_hashtag(value: Any) -> HashtagDef:
     name = value.get("name")
     if not isinstance(name, str) or not name or name.startswith("#"):
         raise SettingsError("hashtag.name: must be a non-empty string without '#'")
-    return HashtagDef(_id("hashtag.id", value.get("id")), name,
-                      _int("hashtag.video_count", value.get("video_count", 1000), minimum=0))
+    return HashtagDef(
+        _id("hashtag.id", value.get("id")),
+        name,
+        _int("hashtag.video_count", value.get("video_count", 1000), minimum=0),
+    )
 
 
 def parse_hashtag_spec(spec: str) -> HashtagDef:

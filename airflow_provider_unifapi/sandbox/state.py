@@ -96,8 +96,9 @@ class SandboxState:
             return "not_found", None
         found = self.catalogue.get(hashtag_id)
         if found is None:
-            found = HashtagDef(hashtag_id, default_hashtag_name(hashtag_id),
-                               default_video_count(settings.seed, hashtag_id))
+            found = HashtagDef(
+                hashtag_id, default_hashtag_name(hashtag_id), default_video_count(settings.seed, hashtag_id)
+            )
         return "ok", found
 
     def feed(self, hashtag: HashtagDef) -> tuple[int, Feed]:
@@ -106,8 +107,15 @@ class SandboxState:
         key = (generation, hashtag.id)
         found = self._feeds.get(key)
         if found is None:
-            found = Feed(settings.seed, hashtag.id, hashtag.name, hashtag.video_count,
-                         settings.duplicate_rate, settings.short_page_rate, settings.extra_fields)
+            found = Feed(
+                settings.seed,
+                hashtag.id,
+                hashtag.name,
+                hashtag.video_count,
+                settings.duplicate_rate,
+                settings.short_page_rate,
+                settings.extra_fields,
+            )
             if len(self._feeds) >= _FEED_CACHE_SIZE:
                 self._feeds.clear()
             self._feeds[key] = found
@@ -117,8 +125,9 @@ class SandboxState:
         """Catalogue hashtags whose name contains ``query`` (case-insensitive), exact match first."""
         q = query.lower()
         hits = [h for h in self.catalogue.values() if q in h.name.lower()]
-        return sorted(hits, key=lambda h: (h.name.lower() != q, not h.name.lower().startswith(q),
-                                           h.name.lower(), h.id))
+        return sorted(
+            hits, key=lambda h: (h.name.lower() != q, not h.name.lower().startswith(q), h.name.lower(), h.id)
+        )
 
     # --- per-call bookkeeping (callers hold the lock) ---------------------------------------------
     def begin_call(self, endpoint: str) -> tuple[int, FaultRule | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Optional, Union
+from typing import Any
 
 from airflow_provider_unifapi._compat import (
     AirflowException,
@@ -18,9 +18,6 @@ from airflow_provider_unifapi._compat import (
     default_deferrable,
 )
 from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
-from airflow_provider_unifapi.exceptions import UnifAPIError
-from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
-from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
 from airflow_provider_unifapi.balance_probe import (
     DEFAULT_MAX_BALANCE_AGE,
     ProbeOutcome,
@@ -36,6 +33,9 @@ from airflow_provider_unifapi.balance_probe import (
     spent_by,
     start_probe,
 )
+from airflow_provider_unifapi.exceptions import UnifAPIError
+from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
+from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
 
 # Extra time the triggerer grants a deferred sensor past its own end_time, so the trigger's
 # ``timeout`` event (which says what was seen and spent) normally wins over Airflow's bare deferral
@@ -85,11 +85,11 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        min_balance: Union[int, str],
+        min_balance: int | str,
         unifapi_conn_id: str = UnifAPIHook.default_conn_name,
-        max_balance_age: Optional[float] = None,
-        probe_hashtag_id: Optional[Union[str, int]] = None,
-        deferrable: Optional[bool] = None,
+        max_balance_age: float | None = None,
+        probe_hashtag_id: str | int | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,7 +116,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         return self._check(hook, min_balance, probe_hashtag_id, self._max_age(hook))
 
     def _check(
-        self, hook: UnifAPIHook, min_balance: int, probe_hashtag_id: Optional[str], max_age: float
+        self, hook: UnifAPIHook, min_balance: int, probe_hashtag_id: str | None, max_age: float
     ) -> PokeReturnValue:
         remembered = recall_balance(self.unifapi_conn_id)
         if fresh_enough(remembered, min_balance, max_age):
@@ -130,7 +130,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
             raise AirflowFailException(f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}") from None
         try:
             spent, seen = spent_by(client), client.last_balance
-            error: Optional[UnifAPIError] = None
+            error: UnifAPIError | None = None
             try:
                 start_probe(client, probe_hashtag_id)
             except UnifAPIError as exc:
@@ -151,7 +151,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         self.log.info("%s", message)
         return PokeReturnValue(outcome.reading.balance >= min_balance, result_value(outcome.reading, "live"))
 
-    def _rendered(self) -> tuple[int, Optional[str]]:
+    def _rendered(self) -> tuple[int, str | None]:
         try:
             return check_min_balance(self.min_balance), check_probe_hashtag_id(self.probe_hashtag_id)
         except (TypeError, ValueError) as exc:
@@ -197,7 +197,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout + self.poke_interval + _DEFERRAL_GRACE),
         )
 
-    def execute_complete(self, context: Context, event: Optional[dict[str, Any]] = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger's event: return the balance, or fail / time out with its message.
 
         ``soft_fail`` turns a failure or a timeout here into a skip (Airflow's sensor base does it).

@@ -8,7 +8,7 @@ here: a resumed try rebuilds them from the committed parts and staged pages, whi
 from __future__ import annotations
 
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -32,8 +32,8 @@ class PartInfo(BaseModel):
     pages: int = 0
     #: committed length of a part being appended to; bytes past it are from a try that died
     bytes: int = 0
-    first_request_id: Optional[str] = None
-    last_request_id: Optional[str] = None
+    first_request_id: str | None = None
+    last_request_id: str | None = None
 
 
 class Checkpoint(BaseModel):
@@ -41,12 +41,12 @@ class Checkpoint(BaseModel):
 
     version: int = CHECKPOINT_VERSION
     hashtag_id: str
-    hashtag_name: Optional[str] = None
+    hashtag_name: str | None = None
     output_format: str
     #: cursor of the next page to fetch (``None`` with ``pages == 0`` means "from the start").
-    cursor: Optional[str] = None
+    cursor: str | None = None
     finished: bool = False
-    stop_reason: Optional[str] = None
+    stop_reason: str | None = None
     pages: int = 0
     records: int = 0
     duplicates_dropped: int = 0
@@ -58,17 +58,17 @@ class Checkpoint(BaseModel):
     #: worst-case cost of the call about to be made; counted as unconfirmed if the try dies in it.
     pending_call_credits: int = 0
     resolution_credits: int = 0
-    balance_remaining: Optional[int] = None
-    balance_seen_at: Optional[str] = None
+    balance_remaining: int | None = None
+    balance_seen_at: str | None = None
     #: possibly billed credits since ``balance_remaining`` was seen: the balance may be that much lower
     unconfirmed_since_balance: int = 0
     tries: int = 0
     staged: list[StagedPage] = Field(default_factory=list)
     #: the part pages are appended to (append mode only), with its committed length
-    open_part: Optional[PartInfo] = None
+    open_part: PartInfo | None = None
     parts: list[PartInfo] = Field(default_factory=list)
     notable_request_ids: list[str] = Field(default_factory=list)
-    last_request_id: Optional[str] = None
+    last_request_id: str | None = None
 
     def add_unconfirmed(self, credits: int) -> None:
         """Count credits that may have been billed without the API saying so (budgets and floor)."""
@@ -76,7 +76,7 @@ class Checkpoint(BaseModel):
         self.unconfirmed_since_balance += credits
 
     @property
-    def balance_worst_case(self) -> Optional[int]:
+    def balance_worst_case(self) -> int | None:
         """The lowest the workspace balance may be now, given what may have been billed since."""
         if self.balance_remaining is None:
             return None
@@ -87,7 +87,7 @@ class Checkpoint(BaseModel):
         """What budgets count: confirmed credits plus everything that may have been billed."""
         return self.credits_charged + self.credits_unconfirmed
 
-    def note_request_id(self, request_id: Optional[str], limit: int = 50) -> None:
+    def note_request_id(self, request_id: str | None, limit: int = 50) -> None:
         """Remember a request id worth giving support (errors, truncation), bounded."""
         if request_id and request_id not in self.notable_request_ids:
             self.notable_request_ids.append(request_id)
@@ -101,7 +101,7 @@ _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "a
 _JOURNAL_EXCLUDE = frozenset({"parts"})
 
 
-def _first_valid(lines: Any) -> Optional[Checkpoint]:
+def _first_valid(lines: Any) -> Checkpoint | None:
     """The first of ``lines`` that parses as a checkpoint."""
     for line in lines:
         try:
@@ -133,7 +133,7 @@ class CheckpointStore:
         self.tmp_name = f"{CHECKPOINT_NAME}.{uuid.uuid4().hex}.tmp"
         self._handle: Any = None
 
-    def load(self) -> Optional[Checkpoint]:
+    def load(self) -> Checkpoint | None:
         if not self.io.exists(CHECKPOINT_NAME):
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.

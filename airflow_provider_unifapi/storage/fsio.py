@@ -8,14 +8,15 @@ go through the folder's own fsspec filesystem with string paths, which is what t
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 from fsspec.implementations.local import LocalFileSystem
 from upath import UPath
 
 
-def local_folder(url: Any) -> Optional[Any]:
+def local_folder(url: Any) -> Any | None:
     """A ``file://`` URL as a plain universal-pathlib path, else ``None``.
 
     The first ``ObjectStoragePath(...).fs`` of a process imports every installed provider's
@@ -62,7 +63,7 @@ class FolderIO:
 
     def open(self, name: str, mode: str) -> IO[bytes]:
         if self.local:
-            return open(self.path(name), mode)  # noqa: SIM115 - the caller closes it
+            return open(self.path(name), mode)
         return self.fs.open(self.path(name), mode)
 
     def replace(self, source: str, target: str) -> None:
@@ -92,14 +93,14 @@ class FolderIO:
         try:
             if self.local:
                 return os.listdir(self.path(name))
-            return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self.path(name), detail=False)]
+            return [
+                entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self.path(name), detail=False)
+            ]
         except FileNotFoundError:
             return []
 
     def rmdir(self, name: str) -> None:
         """Remove an empty sub-folder (object stores have none to remove)."""
         if self.local:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(self.path(name))
-            except OSError:
-                pass

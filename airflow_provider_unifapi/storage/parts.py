@@ -27,7 +27,9 @@ _COPY_CHUNK = 1 << 20
 def check_format(output_format: Any) -> str:
     """Return ``output_format`` when supported, else raise naming the argument and the choices."""
     if output_format not in FORMATS:
-        raise UnifAPIInputError("output_format", f"must be one of {', '.join(FORMATS)}; got {output_format!r}")
+        raise UnifAPIInputError(
+            "output_format", f"must be one of {', '.join(FORMATS)}; got {output_format!r}"
+        )
     if output_format == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -43,7 +45,14 @@ def part_name(index: int, output_format: str) -> str:
     return f"part-{index:05d}.{output_format}"
 
 
-def write_part(folder_io: Any, target: str, staged: Sequence[str], output_format: str, *, gzip_level: int = DEFAULT_GZIP_LEVEL) -> None:
+def write_part(
+    folder_io: Any,
+    target: str,
+    staged: Sequence[str],
+    output_format: str,
+    *,
+    gzip_level: int = DEFAULT_GZIP_LEVEL,
+) -> None:
     """Write the staged page files ``staged`` (names in the folder, in order) as one part ``target``."""
     if output_format == "parquet":
         _write_parquet(folder_io, target, staged)

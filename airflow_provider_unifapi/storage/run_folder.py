@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
 from airflow_provider_unifapi.storage.compression import gzip_member
@@ -60,10 +60,10 @@ class RunFolder:
         #: append pages to the open part (local disks) instead of staging them (see module doc)
         self.append_mode = self.io.local and output_format in ("jsonl", "jsonl.gz")
         self._part_handle: Any = None
-        self._part_handle_name: Optional[str] = None
+        self._part_handle_name: str | None = None
 
     # -- state of the folder ----------------------------------------------------------------------
-    def read_manifest(self) -> Optional[dict[str, Any]]:
+    def read_manifest(self) -> dict[str, Any] | None:
         if not self.io.exists(MANIFEST_NAME):
             return None
         return json.loads(self.io.read(MANIFEST_NAME))
@@ -161,7 +161,7 @@ class RunFolder:
         self.io.write(f"{STAGING_DIR}/{name}", payload)
         return StagedPage(name=name, records=records, request_id=request_id)
 
-    def compact(self, checkpoint: Checkpoint) -> Optional[PartInfo]:
+    def compact(self, checkpoint: Checkpoint) -> PartInfo | None:
         """Write the staged pages as the next part; the caller commits the checkpoint, then drops them."""
         if not checkpoint.staged:
             return None

@@ -14,7 +14,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Optional, Union
+from typing import Any
 
 from airflow_provider_unifapi._compat import BaseTrigger, TriggerEvent
 from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
@@ -22,6 +22,7 @@ from airflow_provider_unifapi.balance_probe import (
     DEFAULT_MAX_BALANCE_AGE,
     PROBE_CREDITS,
     PROBE_QUERY,
+    ProbeOutcome,
     check_conn_id,
     check_min_balance,
     check_probe_hashtag_id,
@@ -32,7 +33,6 @@ from airflow_provider_unifapi.balance_probe import (
     fatal_message,
     fresh_enough,
     probe_label,
-    ProbeOutcome,
     result_value,
     spent_by,
     start_probe,
@@ -85,8 +85,8 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         *,
         unifapi_conn_id: str = UnifAPIHook.default_conn_name,
         poll_interval: float = 60.0,
-        end_time: Optional[float] = None,
-        probe_hashtag_id: Optional[Union[str, int]] = None,
+        end_time: float | None = None,
+        probe_hashtag_id: str | int | None = None,
         max_balance_age: float = DEFAULT_MAX_BALANCE_AGE,
     ) -> None:
         super().__init__()
@@ -99,7 +99,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             if not math.isfinite(end_time):
                 raise ValueError(f"end_time must be a finite Unix timestamp, got {end_time!r}")
             end_time = float(end_time)
-        self.end_time: Optional[float] = end_time
+        self.end_time: float | None = end_time
         self.probe_hashtag_id = check_probe_hashtag_id(probe_hashtag_id)
         self.max_balance_age = check_seconds(max_balance_age, "max_balance_age", allow_zero=True)
 
@@ -140,7 +140,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
     async def _poll(self, client: Any) -> dict[str, Any]:
         polls = 0
         spent_at_start = spent_by(client)
-        last_balance: Optional[int] = None
+        last_balance: int | None = None
         while True:
             await asyncio.sleep(self._next_wait())
             polls += 1
@@ -153,7 +153,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
                     remembered, "remembered", message, spent_by(client) - spent_at_start, polls
                 )
             spent, seen = spent_by(client), client.last_balance
-            error: Optional[UnifAPIError] = None
+            error: UnifAPIError | None = None
             try:
                 await start_probe(client, self.probe_hashtag_id)
             except UnifAPIError as exc:
@@ -206,4 +206,3 @@ class UnifAPIBalanceTrigger(BaseTrigger):
     @staticmethod
     def _error(exc: UnifAPIError, message: str) -> dict[str, Any]:
         return {"status": "error", "message": message, "error": exc.to_dict()}
-

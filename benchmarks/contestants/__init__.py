@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Contestant:
     option: str = ""
     restart: str = ""
 
-    def missing(self) -> Optional[str]:
+    def missing(self) -> str | None:
         """Why this contestant cannot run in this environment, or ``None`` when it can."""
         for dist, minimum in self.needs:
             try:
@@ -109,7 +108,7 @@ CONTESTANTS: tuple[Contestant, ...] = (
 BY_NAME = {c.name: c for c in CONTESTANTS}
 
 
-def select(names: Optional[list[str]] = None) -> tuple[list[Contestant], dict[str, str]]:
+def select(names: list[str] | None = None) -> tuple[list[Contestant], dict[str, str]]:
     """The contestants to run (all by default) that this environment has; and why others are left out."""
     wanted = [BY_NAME[n] for n in names] if names else list(CONTESTANTS)
     chosen: list[Contestant] = []

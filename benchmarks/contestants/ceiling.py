@@ -16,18 +16,18 @@ from benchmarks.window import Window
 
 def run(spec: RunSpec) -> None:
     path = f"/tiktok/hashtags/{spec.hashtag_id}/videos"
-    with Window(spec) as window:
-        with httpx.Client(
-            base_url=spec.base_url, headers={"Authorization": f"Bearer {spec.api_key}"}
-        ) as client:
-            params: dict[str, str | int] = {"limit": spec.page_size}
-            while True:
-                response = client.get(path, params=params)
-                response.raise_for_status()
-                body = json.loads(response.content)
-                window.records += len(body["data"])
-                window.pages += 1
-                pagination = body["pagination"]
-                if not pagination["has_more"] or not pagination["next_cursor"]:
-                    break
-                params = {"limit": spec.page_size, "cursor": pagination["next_cursor"]}
+    with (
+        Window(spec) as window,
+        httpx.Client(base_url=spec.base_url, headers={"Authorization": f"Bearer {spec.api_key}"}) as client,
+    ):
+        params: dict[str, str | int] = {"limit": spec.page_size}
+        while True:
+            response = client.get(path, params=params)
+            response.raise_for_status()
+            body = json.loads(response.content)
+            window.records += len(body["data"])
+            window.pages += 1
+            pagination = body["pagination"]
+            if not pagination["has_more"] or not pagination["next_cursor"]:
+                break
+            params = {"limit": spec.page_size, "cursor": pagination["next_cursor"]}

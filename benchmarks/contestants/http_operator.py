@@ -9,7 +9,7 @@ starts from the first page: the operator keeps no state.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from benchmarks import airflow_env
 from benchmarks.spec import RunSpec
@@ -19,7 +19,7 @@ OUTPUT_NAME = "videos.jsonl"
 _SPEC: RunSpec | None = None
 
 
-def next_page(response: Any) -> Optional[dict[str, Any]]:
+def next_page(response: Any) -> dict[str, Any] | None:
     """The docs' cursor example: the next call's parameters, or ``None`` on the last page."""
     pagination = response.json()["pagination"]
     if pagination.get("has_more") and pagination.get("next_cursor"):

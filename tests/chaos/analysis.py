@@ -6,17 +6,18 @@ Pure functions over plain data (ledger calls, truth ids, output ids, the summary
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 PREFIX_STOPS = ("max_credits", "max_records", "max_pages", "balance_truncated", "min_balance")
 
 
-def output_figures(ids: list[str], truth: list[str], stop_reason: Optional[str]) -> dict[str, int]:
+def output_figures(ids: list[str], truth: list[str], stop_reason: str | None) -> dict[str, int]:
     """Records lost, duplicated, foreign or out of order in ``ids`` against ``truth``.
 
     A run that ended on ``exhausted`` must hold every truth id; one that ended on a budget may hold
@@ -71,7 +72,7 @@ def money_figures(
     summary: dict[str, Any],
     committed: set[str],
     truncated: set[str],
-    max_credits: Optional[int],
+    max_credits: int | None,
 ) -> dict[str, Any]:
     """Ledger credits against the summary, the budget, and which pages were paid twice.
 
@@ -123,7 +124,7 @@ def fault_counts(view: dict[str, Any], calls: Iterable[dict[str, Any]]) -> dict[
     """Faults injected by kind: the plan's per-rule ``fired`` counters (by the rule's ``note``), plus
     the sandbox's own rate-limit 429s and 402s (ledger calls with no fault)."""
     counts: dict[str, int] = {}
-    for rule, fired in zip(view.get("plan", []), view.get("fired", [])):
+    for rule, fired in zip(view.get("plan", []), view.get("fired", []), strict=False):
         if fired:
             label = rule.get("note") or rule.get("kind")
             counts[label] = counts.get(label, 0) + int(fired)
@@ -158,9 +159,8 @@ def folder_texts(folder: Path) -> list[bytes]:
             continue
         data = path.read_bytes()
         if path.name.endswith(".gz"):
-            try:
+            # a part cut by a kill is scanned as it is
+            with contextlib.suppress(OSError, EOFError):
                 data = gzip.decompress(data)
-            except (OSError, EOFError):
-                pass  # a part cut by a kill is scanned as it is
         out.append(data)
     return out

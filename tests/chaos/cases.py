@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 #: Client settings of chaos tries: fast retries (the waits are not what is tested here), and a
 #: timeout well under the ``slow`` fault's delay so every slow answer is a client timeout.
@@ -33,7 +33,7 @@ class ChaosCase:
     page_size: int
     records_per_part: int
     output_format: str
-    max_credits: Optional[int]
+    max_credits: int | None
     fail_on_low_balance: bool
     start_balance: int
     top_ups: list[int]
@@ -43,9 +43,9 @@ class ChaosCase:
     #: extra ``POST /_sandbox/reset`` settings (e.g. ``short_page_rate`` for exact scenarios).
     sandbox_settings: dict[str, Any] = field(default_factory=dict)
     #: never let the workspace balance drop below this (``Budget.min_balance``)
-    min_balance: Optional[int] = None
+    min_balance: int | None = None
     #: stop after exactly this many unique records (``Budget.max_records``)
-    max_records: Optional[int] = None
+    max_records: int | None = None
 
     @classmethod
     def from_seed(cls, seed: int, *, sigkills: bool = True) -> ChaosCase:
@@ -54,7 +54,9 @@ class ChaosCase:
         page_size = rng.choice([7, 10, 20, 33, 50, 50])
         pages = -(-video_count // page_size)
         fmt = rng.choices(["jsonl.gz", "jsonl", "parquet"], weights=[6, 3, 1])[0]
-        max_credits = rng.randint(video_count // 4, video_count + video_count // 4) if rng.random() < 0.35 else None
+        max_credits = (
+            rng.randint(video_count // 4, video_count + video_count // 4) if rng.random() < 0.35 else None
+        )
         squeezed = rng.random() < 0.45
         start_balance = rng.randint(video_count // 5, (video_count * 4) // 5) if squeezed else 10_000_000
         # Each stop for lack of credits is followed by one top-up; the last one always suffices.
@@ -62,7 +64,11 @@ class ChaosCase:
         faults, labels = fault_plan(rng, intensity=rng.uniform(0.6, 1.4))
         # a floor a few pages below the starting balance (only when the balance is not squeezed: a
         # squeeze is about running dry, a floor about never getting there)
-        min_balance = start_balance - rng.randint(video_count // 4, video_count) if not squeezed and rng.random() < 0.2 else None
+        min_balance = (
+            start_balance - rng.randint(video_count // 4, video_count)
+            if not squeezed and rng.random() < 0.2
+            else None
+        )
         max_records = rng.randint(1, video_count) if rng.random() < 0.15 else None
         kills: list[Kill] = []
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
@@ -108,11 +114,23 @@ def fault_plan(rng: random.Random, *, intensity: float) -> tuple[list[dict[str, 
         ("timeout (slow answer)", 0.012, {"kind": "slow", "delay_s": SLOW_DELAY_S}),
         ("malformed body (billed)", 0.025, {"kind": "malformed"}),
         ("truncated body (billed)", 0.025, {"kind": "truncated"}),
-        ("schema-breaking body (billed)", 0.01, {"kind": "shape", "variant": rng.choice(["missing_id", "missing_pagination"])}),
+        (
+            "schema-breaking body (billed)",
+            0.01,
+            {"kind": "shape", "variant": rng.choice(["missing_id", "missing_pagination"])},
+        ),
         ("402 injected", 0.008, {"kind": "error", "status": 402}),
     ]
     rules, labels = [], []
     for label, rate, rule in table:
-        rules.append({**rule, "path": "videos", "rate": min(1.0, rate * intensity), "seed": rng.randrange(2**31), "note": label})
+        rules.append(
+            {
+                **rule,
+                "path": "videos",
+                "rate": min(1.0, rate * intensity),
+                "seed": rng.randrange(2**31),
+                "note": label,
+            }
+        )
         labels.append(label)
     return rules, labels

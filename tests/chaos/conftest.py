@@ -18,7 +18,8 @@ from tests.chaos import report
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "chaos: reliability suite (fault plans, kills, concurrency, soak); short by default, long under make chaos"
+        "markers",
+        "chaos: reliability suite (fault plans, kills, concurrency, soak); short by default, long under make chaos",
     )
 
 

@@ -20,9 +20,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from tests.chaos.analysis import fault_counts, folder_texts, key_hits, money_figures, output_figures, read_known
+from tests.chaos.analysis import (
+    fault_counts,
+    folder_texts,
+    key_hits,
+    money_figures,
+    output_figures,
+    read_known,
+)
 from tests.chaos.cases import CLIENT, ChaosCase, Kill
 from tests.chaos.runner import KillAt, TryOutcome, TrySpec, run_try
 
@@ -39,7 +46,7 @@ class CaseRun:
     kills_simulated: int = 0
     balance_stops: int = 0
     texts: list[Any] = field(default_factory=list)  # everything to scan for the key
-    final: Optional[TryOutcome] = None
+    final: TryOutcome | None = None
 
 
 def child_env(api_key: str) -> dict[str, str]:
@@ -49,7 +56,9 @@ def child_env(api_key: str) -> dict[str, str]:
     return env
 
 
-def start_child(spec: TrySpec, workdir: Path, name: str, api_key: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+def start_child(
+    spec: TrySpec, workdir: Path, name: str, api_key: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """Start ``python -m tests.chaos.child`` on ``spec``; returns the process, its result and log paths."""
     spec_path = workdir / f"{name}.spec.json"
     result_path = workdir / f"{name}.result.json"
@@ -67,9 +76,11 @@ def start_child(spec: TrySpec, workdir: Path, name: str, api_key: str) -> tuple[
     return proc, result_path, log_path
 
 
-def sigkill_try(sandbox: Any, spec: TrySpec, workdir: Path, name: str, api_key: str, nth: int,
-                rng: random.Random) -> tuple[TryOutcome, bool]:
+def sigkill_try(
+    sandbox: Any, spec: TrySpec, workdir: Path, name: str, api_key: str, nth: int, rng: random.Random
+) -> tuple[TryOutcome, bool]:
     """Run a try in a child and SIGKILL it after its ``nth`` video call reached the sandbox."""
+
     def api_calls() -> int:
         # totals only (cheap at any ledger size); every API call of a chaos run is a video call
         return int(sandbox.ledger(since=10**12)["totals"]["calls"])
@@ -103,7 +114,7 @@ def sigkill_try(sandbox: Any, spec: TrySpec, workdir: Path, name: str, api_key: 
     return outcome, False
 
 
-def read_checkpoint(folder: Path) -> Optional[dict[str, Any]]:
+def read_checkpoint(folder: Path) -> dict[str, Any] | None:
     """The last complete commit of ``_checkpoint.json`` (one JSON document, or a journal of JSON
     lines whose torn last line a kill may have left), or ``None``."""
     path = folder / "_checkpoint.json"
@@ -122,7 +133,7 @@ def read_checkpoint(folder: Path) -> Optional[dict[str, Any]]:
     return None
 
 
-def checkpoint_request_id(folder: Path) -> Optional[str]:
+def checkpoint_request_id(folder: Path) -> str | None:
     """``last_request_id`` of the checkpoint on disk: a page committed just before a kill, whose
     ``on_page`` line may not have been written."""
     checkpoint = read_checkpoint(folder)
@@ -201,7 +212,9 @@ def run_case(case: ChaosCase, sandbox: Any, workdir: Path, api_key: str) -> tupl
     return run, spec
 
 
-def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec: TrySpec, api_key: str) -> dict[str, Any]:
+def check_case(
+    case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec: TrySpec, api_key: str
+) -> dict[str, Any]:
     """Figures of a finished case (see :mod:`tests.chaos.analysis` for what each one means)."""
     from upath import UPath
 
@@ -230,7 +243,7 @@ def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec:
         "unfinished": int(run.final is None),
     }
     out = workdir / "out"
-    texts = list(run.texts) + [json.dumps(ledger)]
+    texts = [*list(run.texts), json.dumps(ledger)]
     if run.final is None or run.final.summary is None:
         figures.update({"records_lost": 0, "duplicates": 0, "key_hits": key_hits(api_key, texts)})
         return figures
@@ -243,7 +256,9 @@ def check_case(case: ChaosCase, sandbox: Any, workdir: Path, run: CaseRun, spec:
     figures.update(money_figures(calls, summary, committed, truncated, case.max_credits))
     # max_records is exact: a run that stopped on it holds exactly that many records
     figures["max_records"] = case.max_records
-    figures["records_lost"] += int(summary["stop_reason"] == "max_records" and figures["records"] != case.max_records)
+    figures["records_lost"] += int(
+        summary["stop_reason"] == "max_records" and figures["records"] != case.max_records
+    )
     if case.min_balance is not None:
         # the workspace balance after every charge, straight from the ledger, against the floor
         lowest = min((c["balance_after"] for c in calls if (c["credits_charged"] or 0) > 0), default=None)
@@ -271,4 +286,6 @@ PROMISES = (
 
 def assert_promises(figures: dict[str, Any]) -> None:
     broken = [f"{message} ({name}={figures.get(name)})" for name, message in PROMISES if figures.get(name)]
-    assert not broken, f"seed {figures.get('seed')}: " + "; ".join(broken) + f"\nfigures: {json.dumps(figures, default=str)}"
+    assert not broken, (
+        f"seed {figures.get('seed')}: " + "; ".join(broken) + f"\nfigures: {json.dumps(figures, default=str)}"
+    )

@@ -17,11 +17,17 @@ def main(argv: list[str]) -> int:
     hashtag_id, output_url, result_path = argv[1], argv[2], argv[3]
     from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 
-    operator = TikTokHashtagVideosOperator(task_id=f"collect_{hashtag_id}", hashtag_id=hashtag_id, output_path=output_url)
+    operator = TikTokHashtagVideosOperator(
+        task_id=f"collect_{hashtag_id}", hashtag_id=hashtag_id, output_path=output_url
+    )
     try:
         result = {"outcome": "done", "summary": operator.execute({})}
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
-        result = {"outcome": "failed", "error_type": type(exc).__name__, "error_text": "".join(traceback.format_exception(exc))}
+    except Exception as exc:
+        result = {
+            "outcome": "failed",
+            "error_type": type(exc).__name__,
+            "error_text": "".join(traceback.format_exception(exc)),
+        }
     Path(result_path).write_text(json.dumps(result, default=str), encoding="utf-8")
     return 0
 

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pendulum
 
@@ -26,8 +26,9 @@ UNKNOWN_BILLED_FAULTS = ("malformed", "truncated", "shape", "reset", "slow")
 DONE_LINE = re.compile(r"(\d+) credits charged \(\+(\d+) possibly billed\)")
 
 
-def kill_task_process(sandbox: Any, dag_file: Path, nth_call: int, logical_date: Any, rng: random.Random,
-                      log_path: Path) -> Optional[int]:
+def kill_task_process(
+    sandbox: Any, dag_file: Path, nth_call: int, logical_date: Any, rng: random.Random, log_path: Path
+) -> int | None:
     """Run the DAG's task in a child process (``dag_test``) and SIGKILL its process group once the
     sandbox has seen ``nth_call`` more video calls. Returns the ledger seq at the kill, or ``None``
     when the run ended first."""
@@ -40,8 +41,13 @@ def kill_task_process(sandbox: Any, dag_file: Path, nth_call: int, logical_date:
         f"dag_test(m.dag, pendulum.parse({logical_date.isoformat()!r}))"
     )
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(), start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=os.environ.copy(),
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 240
     try:
         while proc.poll() is None:
@@ -60,8 +66,9 @@ def kill_task_process(sandbox: Any, dag_file: Path, nth_call: int, logical_date:
     return None
 
 
-def coarse_money(calls: list[dict[str, Any]], summary: dict[str, Any], max_credits: Optional[int],
-                 kill_seqs: list[int]) -> dict[str, Any]:
+def coarse_money(
+    calls: list[dict[str, Any]], summary: dict[str, Any], max_credits: int | None, kill_seqs: list[int]
+) -> dict[str, Any]:
     """Money checks from the ledger alone (the operator has no per-page hook to say what it committed).
 
     ``credits_charged <= ledger <= credits_charged + credits_unconfirmed``; equality when no call
@@ -88,8 +95,11 @@ def coarse_money(calls: list[dict[str, Any]], summary: dict[str, Any], max_credi
     for group in groups.values():
         for earlier in group[:-1]:
             refetched += 1
-            justified = (earlier["fault"] in UNKNOWN_BILLED_FAULTS or earlier["seq"] in in_flight
-                         or earlier["balance_after"] == 0)
+            justified = (
+                earlier["fault"] in UNKNOWN_BILLED_FAULTS
+                or earlier["seq"] in in_flight
+                or earlier["balance_after"] == 0
+            )
             unjustified += not justified
     return {
         "ledger_credits": ledger,
@@ -102,7 +112,7 @@ def coarse_money(calls: list[dict[str, Any]], summary: dict[str, Any], max_credi
     }
 
 
-def done_line_credits(log_text: str) -> Optional[tuple[int, int]]:
+def done_line_credits(log_text: str) -> tuple[int, int] | None:
     """(charged, possibly billed) of the last "Done with hashtag" line of a task log."""
     found = DONE_LINE.findall(log_text)
     return (int(found[-1][0]), int(found[-1][1])) if found else None

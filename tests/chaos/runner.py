@@ -22,7 +22,7 @@ import os
 import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 KILL_POINTS = ("before_call", "after_call", "on_page")
 
@@ -49,13 +49,13 @@ class TrySpec:
     output_format: str = "jsonl.gz"
     page_size: int = 50
     records_per_part: int = 10_000
-    max_credits: Optional[int] = None
-    max_records: Optional[int] = None
-    min_balance: Optional[int] = None
+    max_credits: int | None = None
+    max_records: int | None = None
+    min_balance: int | None = None
     fail_on_low_balance: bool = True
     client: dict[str, Any] = field(default_factory=dict)
-    known_path: Optional[str] = None
-    rss_path: Optional[str] = None
+    known_path: str | None = None
+    rss_path: str | None = None
     rss_every: int = 100
 
     def to_json(self) -> str:
@@ -71,8 +71,8 @@ class TryOutcome:
     """How a try ended: ``done``, ``stopped`` (RunStopped: balance), ``api_error``, ``killed`` or ``untyped``."""
 
     outcome: str
-    summary: Optional[dict[str, Any]] = None
-    error_type: Optional[str] = None
+    summary: dict[str, Any] | None = None
+    error_type: str | None = None
     #: str(), repr() and the traceback of the exception, kept for the key scan.
     error_text: str = ""
 
@@ -104,8 +104,9 @@ def _rss_kb() -> tuple[int, int]:
     return rss, hwm
 
 
-def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
-            logger: Optional[logging.Logger] = None) -> TryOutcome:
+def run_try(
+    spec: TrySpec, api_key: str, kill: KillAt | None = None, logger: logging.Logger | None = None
+) -> TryOutcome:
     """Run one try of the collector on ``spec`` and say how it ended; never raises (a
     :class:`SimulatedKill` ends the try as ``killed``)."""
     from upath import UPath
@@ -162,7 +163,9 @@ def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
             client,
             spec.hashtag_id,
             folder=folder,
-            budget=Budget(max_records=spec.max_records, max_credits=spec.max_credits, min_balance=spec.min_balance),
+            budget=Budget(
+                max_records=spec.max_records, max_credits=spec.max_credits, min_balance=spec.min_balance
+            ),
             page_size=spec.page_size,
             records_per_part=spec.records_per_part,
             fail_on_low_balance=spec.fail_on_low_balance,
@@ -180,7 +183,7 @@ def run_try(spec: TrySpec, api_key: str, kill: Optional[KillAt] = None,
         return TryOutcome("stopped", summary=stop.summary, error_type=cause, error_text=_describe(stop))
     except UnifAPIError as exc:
         return TryOutcome("api_error", error_type=exc.error_type, error_text=_describe(exc))
-    except Exception as exc:  # noqa: BLE001 - exactly what the suite looks for: an untyped crash
+    except Exception as exc:
         return TryOutcome("untyped", error_type=type(exc).__name__, error_text=_describe(exc))
     finally:
         for handle in (known, rss_out):

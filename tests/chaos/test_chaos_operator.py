@@ -27,22 +27,35 @@ MAX_DAG_RUNS = 12
 # A SIGKILLed operator run starts Airflow in a fresh process (~25 s on 2 cores): only under
 # make chaos. The default run still kills the real task process in test_operator_kill_and_s3.py,
 # and kills collector child processes here.
-@pytest.mark.parametrize("sigkill", [False, True] if settings.long_mode() else [False], ids=lambda k: "faults+sigkill" if k else "faults")
-def test_operator_chaos_run(seed: int, sigkill: bool, sandbox, dag_runner, tmp_path, capfd, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "sigkill",
+    [False, True] if settings.long_mode() else [False],
+    ids=lambda k: "faults+sigkill" if k else "faults",
+)
+def test_operator_chaos_run(
+    seed: int, sigkill: bool, sandbox, dag_runner, tmp_path, capfd, monkeypatch
+) -> None:
     seed += 500 * sigkill
     rng = random.Random(seed)
     video_count = rng.randint(300, 700)
     hashtag_id = str(700_000 + seed)
     squeezed = rng.random() < 0.5
     max_credits = rng.randint(video_count // 2, video_count + 100) if rng.random() < 0.4 else None
-    sandbox.reset(seed=seed, balance=rng.randint(video_count // 4, video_count // 2) if squeezed else 10_000_000,
-                  hashtags=[{"id": hashtag_id, "name": f"opchaos{seed}", "video_count": video_count}])
+    sandbox.reset(
+        seed=seed,
+        balance=rng.randint(video_count // 4, video_count // 2) if squeezed else 10_000_000,
+        hashtags=[{"id": hashtag_id, "name": f"opchaos{seed}", "video_count": video_count}],
+    )
     faults, _ = fault_plan(rng, intensity=1.0)
     sandbox.faults(*faults)
     monkeypatch.setenv("AIRFLOW_CONN_UNIFAPI_DEFAULT", conn_uri_json(sandbox.url, **CLIENT))
     out = tmp_path / "out"
-    kwargs = {"hashtag_id": hashtag_id, "output_path": f"file://{out}", "page_size": rng.choice([20, 50]),
-              "records_per_part": rng.choice([60, 150, 10_000])}
+    kwargs = {
+        "hashtag_id": hashtag_id,
+        "output_path": f"file://{out}",
+        "page_size": rng.choice([20, 50]),
+        "records_per_part": rng.choice([60, 150, 10_000]),
+    }
     if max_credits is not None:
         kwargs["max_credits"] = max_credits
     dag_id = f"chaos_op_{seed}"
@@ -67,7 +80,9 @@ def test_operator_chaos_run(seed: int, sigkill: bool, sandbox, dag_runner, tmp_p
             break
         if sandbox.balance() < 50:  # the run failed for lack of credits: top up, then "clear" the task
             sandbox.add_balance(10_000_000)
-    assert result is not None and result.state == "success", f"seed {seed}: no successful run in {MAX_DAG_RUNS}"
+    assert result is not None and result.state == "success", (
+        f"seed {seed}: no successful run in {MAX_DAG_RUNS}"
+    )
     summary = result.xcoms["collect"]
     calls = sandbox.ledger()["calls"]
     view = sandbox.admin.get("/_sandbox/faults").raise_for_status().json()
@@ -84,7 +99,9 @@ def test_operator_chaos_run(seed: int, sigkill: bool, sandbox, dag_runner, tmp_p
         "untyped_errors": 0,
         "unfinished": 0,
     }
-    figures.update(output_figures([str(r["id"]) for r in records], sandbox.truth(hashtag_id), summary["stop_reason"]))
+    figures.update(
+        output_figures([str(r["id"]) for r in records], sandbox.truth(hashtag_id), summary["stop_reason"])
+    )
     figures.update(coarse_money(calls, summary, max_credits, kill_seqs))
     # the last "Done" line of the task logs reports the same money as the summary (a killed task
     # process may have written it just before dying; the next run then reuses the complete folder)

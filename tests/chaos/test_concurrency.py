@@ -35,7 +35,9 @@ PAGE = 50
 
 def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(log, "wb") as handle:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 @pytest.mark.timeout(600)
@@ -52,9 +54,16 @@ def test_twenty_tasks_share_a_60_per_minute_workspace(sandbox, tmp_path) -> None
     )
     env = child_env(API_KEY)
     # the connection with no extras: default timeout, retries and Retry-After cap
-    env["AIRFLOW_CONN_UNIFAPI_DEFAULT"] = json.dumps({"conn_type": "unifapi", "host": sandbox.url, "password": API_KEY})
+    env["AIRFLOW_CONN_UNIFAPI_DEFAULT"] = json.dumps(
+        {"conn_type": "unifapi", "host": sandbox.url, "password": API_KEY}
+    )
+
     def launch(tag: str, wave: int) -> tuple[subprocess.Popen[bytes], Path, Path]:
-        out, result, log = tmp_path / tag, tmp_path / f"{tag}.{wave}.result.json", tmp_path / f"{tag}.{wave}.log"
+        out, result, log = (
+            tmp_path / tag,
+            tmp_path / f"{tag}.{wave}.result.json",
+            tmp_path / f"{tag}.{wave}.log",
+        )
         if full:
             cmd = [sys.executable, "-m", "tests.chaos.operator_child", tag, f"file://{out}", str(result)]
         else:
@@ -87,7 +96,10 @@ def test_twenty_tasks_share_a_60_per_minute_workspace(sandbox, tmp_path) -> None
             if outcome.get("outcome") != "done":
                 pending.append(tag)
                 if wave == 0:
-                    first_wave_failures[tag] = (outcome.get("error_type"), (outcome.get("error_text") or "")[-200:])
+                    first_wave_failures[tag] = (
+                        outcome.get("error_type"),
+                        (outcome.get("error_text") or "")[-200:],
+                    )
     wall = time.monotonic() - started
 
     from upath import UPath

@@ -18,9 +18,18 @@ pytestmark = pytest.mark.chaos
 CLEAN_FEED = {"short_page_rate": 0.0, "duplicate_rate": 0.0}
 
 
-def exact_case(seed: int, *, kills: list[Kill], faults: list[dict], max_credits: int | None = None,
-               video_count: int = 430, page_size: int = 50, records_per_part: int = 100,
-               start_balance: int = 10_000_000, min_balance: int | None = None) -> ChaosCase:
+def exact_case(
+    seed: int,
+    *,
+    kills: list[Kill],
+    faults: list[dict],
+    max_credits: int | None = None,
+    video_count: int = 430,
+    page_size: int = 50,
+    records_per_part: int = 100,
+    start_balance: int = 10_000_000,
+    min_balance: int | None = None,
+) -> ChaosCase:
     return ChaosCase(
         seed=seed,
         hashtag_id=str(800_000 + seed),
@@ -68,7 +77,15 @@ def test_kill_after_a_retried_billed_attempt_keeps_the_budget(sandbox, tmp_path)
     case = exact_case(
         40,
         kills=[Kill("after_call", 4)],
-        faults=[{"kind": "reset", "billed": True, "at": [4], "path": "videos", "note": "connection reset (billed)"}],
+        faults=[
+            {
+                "kind": "reset",
+                "billed": True,
+                "at": [4],
+                "path": "videos",
+                "note": "connection reset (billed)",
+            }
+        ],
         max_credits=300,
     )
     run, spec = run_case(case, sandbox, tmp_path, API_KEY)
@@ -111,7 +128,11 @@ def test_min_balance_holds_after_a_billed_page_the_try_could_not_read(fault: str
     # unreadable (cut short, garbled, or its connection reset after billing) and the try fails; its
     # charge is unknown but possible. The next try must count it against the floor, not spend another
     # 50 from a balance it last saw at 950: the workspace must never go below 900.
-    label = {"truncated": "truncated body (billed)", "malformed": "malformed body (billed)", "reset": "connection reset (billed)"}
+    label = {
+        "truncated": "truncated body (billed)",
+        "malformed": "malformed body (billed)",
+        "reset": "connection reset (billed)",
+    }
     rule = {"kind": fault, "at": [2], "path": "videos", "note": label[fault]}
     if fault == "reset":
         rule["billed"] = True
@@ -138,8 +159,13 @@ def test_a_fresh_run_over_leftover_parts_writes_each_record_once(sandbox, tmp_pa
     out = tmp_path / "out"
     for fmt in ("jsonl", "jsonl.gz"):
         folder = out / fmt.replace(".", "_")
-        spec = TrySpec(base_url=sandbox.url, hashtag_id="4545", folder_url=f"file://{folder}", output_format=fmt,
-                       page_size=50)
+        spec = TrySpec(
+            base_url=sandbox.url,
+            hashtag_id="4545",
+            folder_url=f"file://{folder}",
+            output_format=fmt,
+            page_size=50,
+        )
         assert run_try(spec, API_KEY).outcome == "done"
         (folder / "_manifest.json").unlink()
         again = run_try(spec, API_KEY)

@@ -50,8 +50,10 @@ def soak_faults(rng: random.Random) -> list[dict[str, Any]]:
         ("malformed body (billed)", 0.0005, {"kind": "malformed", "times": 3}),
         ("truncated body (billed)", 0.0005, {"kind": "truncated", "times": 3}),
     ]
-    return [{**rule, "path": "videos", "rate": rate, "seed": rng.randrange(2**31), "note": label}
-            for label, rate, rule in table]
+    return [
+        {**rule, "path": "videos", "rate": rate, "seed": rng.randrange(2**31), "note": label}
+        for label, rate, rule in table
+    ]
 
 
 def fast_ids(folder: Path) -> list[str]:
@@ -73,26 +75,42 @@ def run_rss(folder: Path) -> dict[str, float]:
     for n in range(1, 100):
         path = folder / f"rss{n}.txt"
         if path.exists():
-            rows = [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines() if len(line.split()) == 3]
+            rows = [
+                tuple(int(v) for v in line.split())
+                for line in path.read_text().splitlines()
+                if len(line.split()) == 3
+            ]
             if rows:
                 tries.append(rows)
     if not tries:
         return {}
     first = tries[0][len(tries[0]) // 4][1]
     peak = max(row[2] for rows in tries for row in rows)
-    return {"rss_first_try_mb": round(first / 1024, 1), "rss_run_peak_mb": round(peak / 1024, 1),
-            "rss_run_growth_mb": round((peak - first) / 1024, 1)}
+    return {
+        "rss_first_try_mb": round(first / 1024, 1),
+        "rss_run_peak_mb": round(peak / 1024, 1),
+        "rss_run_growth_mb": round((peak - first) / 1024, 1),
+    }
 
 
 def rss_growth(path: Path) -> dict[str, float]:
     """RSS of the longest try: at a quarter of its pages, its peak after that, and the growth."""
-    samples = [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines() if len(line.split()) == 3]
+    samples = [
+        tuple(int(v) for v in line.split())
+        for line in path.read_text().splitlines()
+        if len(line.split()) == 3
+    ]
     if len(samples) < 8:
         return {"rss_samples": len(samples)}
     settled = samples[len(samples) // 4][1]
-    peak = max(s[1] for s in samples[len(samples) // 4:])
-    return {"rss_samples": len(samples), "rss_settled_mb": round(settled / 1024, 1), "rss_peak_mb": round(peak / 1024, 1),
-            "rss_growth_mb": round((peak - settled) / 1024, 1), "hwm_mb": round(max(s[2] for s in samples) / 1024, 1)}
+    peak = max(s[1] for s in samples[len(samples) // 4 :])
+    return {
+        "rss_samples": len(samples),
+        "rss_settled_mb": round(settled / 1024, 1),
+        "rss_peak_mb": round(peak / 1024, 1),
+        "rss_growth_mb": round((peak - settled) / 1024, 1),
+        "hwm_mb": round(max(s[2] for s in samples) / 1024, 1),
+    }
 
 
 if settings.long_mode():
@@ -107,9 +125,16 @@ if settings.long_mode():
         kills = 0
         best_rss: dict[str, float] = {}
         for attempt in range(1, 31):
-            spec = TrySpec(base_url=sandbox.url, hashtag_id=HASHTAG, folder_url=f"file://{out}", page_size=50,
-                           client=dict(CLIENT), known_path=str(tmp_path / "committed.txt"),
-                           rss_path=str(tmp_path / f"rss{attempt}.txt"), rss_every=100)
+            spec = TrySpec(
+                base_url=sandbox.url,
+                hashtag_id=HASHTAG,
+                folder_url=f"file://{out}",
+                page_size=50,
+                client=dict(CLIENT),
+                known_path=str(tmp_path / "committed.txt"),
+                rss_path=str(tmp_path / f"rss{attempt}.txt"),
+                rss_every=100,
+            )
             # one SIGKILL, in the first try that starts past 30 % of the records, 500 calls into it
             progress = (read_checkpoint(out) or {}).get("records", 0)
             kill_at = 500 if kills == 0 and progress >= RECORDS * 3 // 10 else 10**9
@@ -121,7 +146,11 @@ if settings.long_mode():
                 if last:
                     with open(tmp_path / "committed.txt", "a", encoding="utf-8") as known:
                         known.write(f"{last} 0\n")
-            rss = rss_growth(tmp_path / f"rss{attempt}.txt") if (tmp_path / f"rss{attempt}.txt").exists() else {}
+            rss = (
+                rss_growth(tmp_path / f"rss{attempt}.txt")
+                if (tmp_path / f"rss{attempt}.txt").exists()
+                else {}
+            )
             if rss.get("rss_samples", 0) > best_rss.get("rss_samples", 0):
                 best_rss = rss
             if outcome.outcome == "done":
@@ -149,9 +178,15 @@ if settings.long_mode():
         report.record("soak", figures)
         print(f"soak figures: {json.dumps(figures)}")
         assert figures["unfinished"] == 0 and figures["untyped_errors"] == 0, figures
-        assert figures["records"] == RECORDS and figures["records_lost"] == 0 and figures["duplicates"] == 0, figures
+        assert (
+            figures["records"] == RECORDS and figures["records_lost"] == 0 and figures["duplicates"] == 0
+        ), figures
         assert figures["credits_unaccounted"] == 0 and figures["unjustified_refetches"] == 0, figures
         assert kills == 1
         assert figures.get("rss_samples", 0) >= 8, "no try ran long enough to judge its memory"
-        assert figures["rss_growth_mb"] <= MAX_GROWTH_MB, f"memory grew with the records within a try: {figures}"
-        assert figures["rss_run_growth_mb"] <= MAX_GROWTH_MB, f"memory grew with the records over the run: {figures}"
+        assert figures["rss_growth_mb"] <= MAX_GROWTH_MB, (
+            f"memory grew with the records within a try: {figures}"
+        )
+        assert figures["rss_run_growth_mb"] <= MAX_GROWTH_MB, (
+            f"memory grew with the records over the run: {figures}"
+        )

@@ -65,8 +65,9 @@ def admin_client(server: SandboxServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=30)
 
 
-def page_all(client: httpx.Client, hashtag_id: str, limit: int, check: bool = False
-             ) -> tuple[list[str], list[dict[str, Any]]]:
+def page_all(
+    client: httpx.Client, hashtag_id: str, limit: int, check: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Follow cursors from the start; returns (unique ids in order of first appearance, pages)."""
     ids: list[str] = []
     seen: set[str] = set()

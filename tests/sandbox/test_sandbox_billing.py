@@ -25,8 +25,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=HASHTAGS, duplicate_rate=0.0, short_page_rate=0.0)
 
 
-
-
 def _page(client: httpx.Client, cursor: str | None = None, limit: int = 50, **headers: str) -> httpx.Response:
     params: dict[str, Any] = {"limit": limit}
     if cursor:
@@ -43,8 +41,12 @@ def test_one_credit_per_record_and_the_ledger_agrees(client: httpx.Client, admin
     for limit in (1, 7, 50):
         billing = _page(client, limit=limit).json()["billing"]
         balance -= limit
-        assert billing == {"credits_charged": limit, "records_charged": limit, "balance_remaining": balance,
-                           "truncated_due_to_balance": False}
+        assert billing == {
+            "credits_charged": limit,
+            "records_charged": limit,
+            "balance_remaining": balance,
+            "truncated_due_to_balance": False,
+        }
     assert client.get("/tiktok/hashtags/5050").json()["billing"]["credits_charged"] == 1
     empty = client.get("/tiktok/hashtags/404040/videos").json()["billing"]
     assert empty["credits_charged"] == 1 and empty["records_charged"] == 0
@@ -67,8 +69,12 @@ def test_truncated_page_skips_the_unpaid_records(client: httpx.Client, admin: ht
     validate(PAGE_SCHEMA, resp.json())
     doc = resp.json()
     assert _ids(resp) == truth[:30]
-    assert doc["billing"] == {"credits_charged": 30, "records_charged": 30, "balance_remaining": 0,
-                              "truncated_due_to_balance": True}
+    assert doc["billing"] == {
+        "credits_charged": 30,
+        "records_charged": 30,
+        "balance_remaining": 0,
+        "truncated_due_to_balance": True,
+    }
     assert doc["pagination"]["has_more"] is True
     admin.post("/_sandbox/balance", json={"add": 1000})
     # Worst case on purpose: the next cursor jumps past records 30..49, which are lost to a client
@@ -83,9 +89,13 @@ def test_402_when_the_minimum_cannot_be_paid(client: httpx.Client, admin: httpx.
     assert resp.status_code == 402
     validate(ERROR_SCHEMA, resp.json())
     assert resp.json()["error"]["type"] == "insufficient_credits"
-    assert resp.json()["error"]["billing"] == {"balance_remaining": 0, "credits_required": 42,
-                                               "credits_charged": 0, "records_charged": 0,
-                                               "truncated_due_to_balance": False}
+    assert resp.json()["error"]["billing"] == {
+        "balance_remaining": 0,
+        "credits_required": 42,
+        "credits_charged": 0,
+        "records_charged": 0,
+        "truncated_due_to_balance": False,
+    }
     empty = client.get("/tiktok/hashtags/404040/videos")
     assert empty.status_code == 402 and empty.json()["error"]["billing"]["credits_required"] == 1
     assert client.get("/tiktok/hashtags/5050").status_code == 402
@@ -130,7 +140,7 @@ def test_concurrent_clients_are_charged_exactly(server: SandboxServer, admin: ht
         try:
             with api_client(server) as c:
                 page_all(c, "5050", 50)
-        except BaseException as exc:  # noqa: BLE001  # reported by the assert below
+        except BaseException as exc:  # reported by the assert below
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]

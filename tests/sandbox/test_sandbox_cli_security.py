@@ -25,8 +25,14 @@ LINE_PREFIX = "UnifAPI sandbox listening on http://127.0.0.1:"
 
 def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith(LINE_PREFIX):
@@ -42,13 +48,17 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, 
 
 
 def test_cli_prints_its_url_serves_and_exits_0_on_sigterm() -> None:
-    proc, url = _start_cli("--balance", "123", "--hashtag", "31337:elite:42", "--seed", "5",
-                            "--short-page-rate", "0")
+    proc, url = _start_cli(
+        "--balance", "123", "--hashtag", "31337:elite:42", "--seed", "5", "--short-page-rate", "0"
+    )
     try:
         assert httpx.get(f"{url}/_sandbox/health").json() == {"ok": True}
         assert httpx.get(f"{url}/_sandbox/balance").json() == {"balance": 123}
-        page = httpx.get(f"{url}/tiktok/hashtags/31337/videos", params={"limit": 50},
-                         headers={"Authorization": f"Bearer {KEY}"}).json()
+        page = httpx.get(
+            f"{url}/tiktok/hashtags/31337/videos",
+            params={"limit": 50},
+            headers={"Authorization": f"Bearer {KEY}"},
+        ).json()
         assert page["pagination"]["has_more"] is False
         assert len({v["id"] for v in page["data"]}) == 42
     finally:
@@ -57,8 +67,20 @@ def test_cli_prints_its_url_serves_and_exits_0_on_sigterm() -> None:
 
 
 def test_cli_exits_0_on_sigint_and_accepts_keys_and_limits() -> None:
-    proc, url = _start_cli("--api-key", "cli-key-1", "cli-key-2", "--api-key", "cli-key-3",
-                           "--rate-limit-per-minute", "600", "--latency-ms", "1", "--not-found-id", "66", "67")
+    proc, url = _start_cli(
+        "--api-key",
+        "cli-key-1",
+        "cli-key-2",
+        "--api-key",
+        "cli-key-3",
+        "--rate-limit-per-minute",
+        "600",
+        "--latency-ms",
+        "1",
+        "--not-found-id",
+        "66",
+        "67",
+    )
     try:
         for key in ("cli-key-1", "cli-key-2", "cli-key-3"):
             ok = httpx.get(f"{url}/tiktok/hashtags/5050", headers={"Authorization": f"Bearer {key}"})
@@ -73,8 +95,14 @@ def test_cli_exits_0_on_sigint_and_accepts_keys_and_limits() -> None:
 
 
 def test_cli_rejects_bad_options() -> None:
-    result = subprocess.run([sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--hashtag", "x:y"],
-                            capture_output=True, text=True, cwd=REPO, timeout=30, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_unifapi.sandbox", "--hashtag", "x:y"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2 and "ID:NAME:COUNT" in result.stderr
 
 
@@ -120,7 +148,11 @@ def test_connections_past_the_cap_close_the_longest_idle(monkeypatch: pytest.Mon
     from airflow_provider_unifapi.sandbox import server as server_module
 
     monkeypatch.setattr(server_module, "MAX_OPEN_CONNECTIONS", 3)
-    request = b"GET /tiktok/hashtags/5050 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\n\r\n"
+    request = (
+        b"GET /tiktok/hashtags/5050 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
+        + b"\r\n\r\n"
+    )
 
     def ask(sock: socket.socket) -> bytes:
         sock.sendall(request)
@@ -153,9 +185,16 @@ def test_connections_past_the_cap_close_the_longest_idle(monkeypatch: pytest.Mon
 def _exercise(url: str, key: str) -> Any:
     """Calls of every kind (ok, errors, faults) carrying ``key`` in several places."""
     with httpx.Client(base_url=url, timeout=10) as admin:
-        admin.post("/_sandbox/faults", json={"plan": [
-            {"kind": "error", "status": 503, "at": [3]}, {"kind": "malformed", "at": [4]},
-            {"kind": "reset", "at": [5]}]}).raise_for_status()
+        admin.post(
+            "/_sandbox/faults",
+            json={
+                "plan": [
+                    {"kind": "error", "status": 503, "at": [3]},
+                    {"kind": "malformed", "at": [4]},
+                    {"kind": "reset", "at": [5]},
+                ]
+            },
+        ).raise_for_status()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as c:
             c.get("/tiktok/hashtags/5050/videos", params={"limit": 3})
             c.get("/tiktok/hashtags/5050/videos", params={"limit": 0})

@@ -23,8 +23,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=[{"id": "5050", "name": "cats", "video_count": 500}], short_page_rate=0.0)
 
 
-
-
 def _plan(admin: httpx.Client, *rules: dict[str, Any]) -> None:
     admin.post("/_sandbox/faults", json={"plan": list(rules)}).raise_for_status()
 
@@ -39,8 +37,11 @@ def _balance(admin: httpx.Client) -> int:
 
 def test_error_at_call_numbers_with_retry_after(client: httpx.Client, admin: httpx.Client) -> None:
     admin.get("/_sandbox/health")  # admin calls are not API calls
-    _plan(admin, {"kind": "error", "status": 503, "at": [2, 4], "retry_after": 2},
-          {"kind": "error", "status": 429, "at": [3], "retry_after": 0.5})
+    _plan(
+        admin,
+        {"kind": "error", "status": 503, "at": [2, 4], "retry_after": 2},
+        {"kind": "error", "status": 429, "at": [3], "retry_after": 0.5},
+    )
     responses = [client.get(VIDEOS, params={"limit": 5}) for _ in range(5)]
     assert [r.status_code for r in responses] == [200, 503, 429, 503, 200]
     assert responses[1].headers["Retry-After"] == "2" and responses[2].headers["Retry-After"] == "0.5"
@@ -59,8 +60,11 @@ def test_error_at_call_numbers_with_retry_after(client: httpx.Client, admin: htt
 
 
 def test_html_error_page(client: httpx.Client, admin: httpx.Client) -> None:
-    _plan(admin, {"kind": "error", "status": 502, "html": True, "at": [1]},
-          {"kind": "error", "status": 504, "at": [2]})  # no usual type for 504: HTML too
+    _plan(
+        admin,
+        {"kind": "error", "status": 502, "html": True, "at": [1]},
+        {"kind": "error", "status": 504, "at": [2]},
+    )  # no usual type for 504: HTML too
     for status in (502, 504):
         resp = client.get(VIDEOS)
         assert resp.status_code == status
@@ -77,7 +81,10 @@ def test_reset_unbilled_and_billed(client: httpx.Client, admin: httpx.Client) ->
     assert client.get(VIDEOS, params={"limit": 10}).status_code == 200  # a new connection works
     calls = _calls(admin)
     assert [(c["status"], c["fault"], c["credits_charged"]) for c in calls] == [
-        (None, "reset", 0), (None, "reset", 10), (200, None, 10)]
+        (None, "reset", 0),
+        (None, "reset", 10),
+        (200, None, 10),
+    ]
     assert _balance(admin) == 1_000_000 - 20
     assert admin.get("/_sandbox/ledger").json()["totals"]["by_status"] == {"no_response": 2, "200": 1}
 
@@ -93,8 +100,10 @@ def test_truncated_body_is_billed(client: httpx.Client, admin: httpx.Client) -> 
     _plan(admin, {"kind": "truncated", "at": [1]})
     received = b""
     expected = 0
-    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)), \
-            client.stream("GET", VIDEOS, params={"limit": 20}) as resp:
+    with (
+        pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)),
+        client.stream("GET", VIDEOS, params={"limit": 20}) as resp,
+    ):
         assert resp.status_code == 200
         expected = int(resp.headers["Content-Length"])
         for chunk in resp.iter_raw():
@@ -114,8 +123,9 @@ def test_malformed_body_is_billed_and_not_json(client: httpx.Client, admin: http
     assert client.get(VIDEOS).status_code == 200  # the connection stays usable
 
 
-def test_slow_answer_is_billed_only_when_written(client: httpx.Client, admin: httpx.Client,
-                                                 server: SandboxServer) -> None:
+def test_slow_answer_is_billed_only_when_written(
+    client: httpx.Client, admin: httpx.Client, server: SandboxServer
+) -> None:
     _plan(admin, {"kind": "slow", "delay_s": 0.3, "at": [1]}, {"kind": "slow", "delay_s": 0.8, "at": [2]})
     started = time.perf_counter()
     resp = client.get(VIDEOS, params={"limit": 3})
@@ -127,7 +137,9 @@ def test_slow_answer_is_billed_only_when_written(client: httpx.Client, admin: ht
         time.sleep(0.05)
     calls = _calls(admin)
     assert [(c["status"], c["fault"], c["credits_charged"]) for c in calls] == [
-        (200, "slow", 3), (None, "slow", 0)]
+        (200, "slow", 3),
+        (None, "slow", 0),
+    ]
     assert calls[1]["error_type"] == "client_disconnected"
     assert _balance(admin) == 1_000_000 - 3
 
@@ -144,10 +156,15 @@ def test_rate_rules_replay_identically(client: httpx.Client, admin: httpx.Client
 
 
 def test_times_and_path_filters(client: httpx.Client, admin: httpx.Client) -> None:
-    _plan(admin, {"kind": "error", "status": 503, "path": "hashtag", "times": 2},
-          {"kind": "error", "status": 500, "path": "search"})
-    statuses = [client.get(p).status_code for p in
-                ("/tiktok/hashtags/5050", VIDEOS, "/tiktok/hashtags/5050", "/tiktok/hashtags/5050")]
+    _plan(
+        admin,
+        {"kind": "error", "status": 503, "path": "hashtag", "times": 2},
+        {"kind": "error", "status": 500, "path": "search"},
+    )
+    statuses = [
+        client.get(p).status_code
+        for p in ("/tiktok/hashtags/5050", VIDEOS, "/tiktok/hashtags/5050", "/tiktok/hashtags/5050")
+    ]
     assert statuses == [503, 200, 503, 200]
     assert client.get("/tiktok/search/hashtags", params={"q": "cats"}).status_code == 500
     assert admin.get("/_sandbox/faults").json()["fired"] == [2, 1]
@@ -164,9 +181,15 @@ def test_installing_a_plan_restarts_call_numbers(client: httpx.Client, admin: ht
 
 
 def test_bad_plans_are_refused(admin: httpx.Client) -> None:
-    for rule in ({"kind": "explode"}, {"kind": "error", "status": 200}, {"kind": "slow"},
-                 {"kind": "error", "rate": 2}, {"kind": "reset", "at": [0]}, {"kind": "error", "typo": 1},
-                 {"kind": "error", "path": "nowhere"}):
+    for rule in (
+        {"kind": "explode"},
+        {"kind": "error", "status": 200},
+        {"kind": "slow"},
+        {"kind": "error", "rate": 2},
+        {"kind": "reset", "at": [0]},
+        {"kind": "error", "typo": 1},
+        {"kind": "error", "path": "nowhere"},
+    ):
         resp = admin.post("/_sandbox/faults", json={"plan": [rule]})
         assert resp.status_code == 400, rule
     assert admin.get("/_sandbox/faults").json()["plan"] == []

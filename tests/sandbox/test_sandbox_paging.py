@@ -28,8 +28,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(hashtags=HASHTAGS, duplicate_rate=0.1, short_page_rate=0.3)
 
 
-
-
 def _truth(admin: httpx.Client, hashtag_id: str) -> list[str]:
     doc = admin.get(f"/_sandbox/hashtags/{hashtag_id}/truth").raise_for_status().json()
     assert doc["hashtag_id"] == hashtag_id and doc["count"] == len(doc["ids"])
@@ -74,7 +72,9 @@ def test_default_limit_is_20(server: SandboxServer, client: httpx.Client) -> Non
     assert len(client.get("/tiktok/hashtags/5050/videos").json()["data"]) == 20
 
 
-def test_unknown_numeric_ids_exist_with_deterministic_defaults(client: httpx.Client, admin: httpx.Client) -> None:
+def test_unknown_numeric_ids_exist_with_deterministic_defaults(
+    client: httpx.Client, admin: httpx.Client
+) -> None:
     doc = client.get("/tiktok/hashtags/98765").json()["data"]
     assert doc["name"] == "tag98765" and 1000 <= doc["video_count"] <= 2000
     assert client.get("/tiktok/hashtags/98765").json()["data"] == doc
@@ -101,8 +101,10 @@ def test_cursor_is_opaque_and_bound_to_its_hashtag(client: httpx.Client) -> None
     tampered = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
     assert client.get("/tiktok/hashtags/5050/videos", params={"cursor": tampered}).status_code == 400
     # The same cursor gives the same page again (stateless; a retry is safe to compare).
-    again = [client.get("/tiktok/hashtags/5050/videos", params={"cursor": cursor, "limit": 10}).json()["data"]
-             for _ in range(2)]
+    again = [
+        client.get("/tiktok/hashtags/5050/videos", params={"cursor": cursor, "limit": 10}).json()["data"]
+        for _ in range(2)
+    ]
     assert again[0] == again[1]
 
 
@@ -135,13 +137,17 @@ def test_search_exact_name_first_case_insensitive_and_paged(client: httpx.Client
 
 
 def test_admin_hashtag_upsert_changes_what_is_served(client: httpx.Client, admin: httpx.Client) -> None:
-    admin.post("/_sandbox/hashtags", json={"id": "55555", "name": "fresh", "video_count": 3}).raise_for_status()
+    admin.post(
+        "/_sandbox/hashtags", json={"id": "55555", "name": "fresh", "video_count": 3}
+    ).raise_for_status()
     ids, _ = page_all(client, "55555", 50)
     assert len(ids) == 3 == client.get("/tiktok/hashtags/55555").json()["data"]["video_count"]
     assert client.get("/tiktok/search/hashtags", params={"q": "fresh"}).json()["data"][0]["id"] == "55555"
 
 
-def test_changing_the_page_size_mid_run_still_yields_the_truth(client: httpx.Client, admin: httpx.Client) -> None:
+def test_changing_the_page_size_mid_run_still_yields_the_truth(
+    client: httpx.Client, admin: httpx.Client
+) -> None:
     truth = _truth(admin, "31337")
     ids: list[str] = []
     cursor = None
@@ -156,8 +162,10 @@ def test_changing_the_page_size_mid_run_still_yields_the_truth(client: httpx.Cli
     assert ids == truth
 
 
-@pytest.mark.parametrize("count,dup_rate,short_rate", [(0, 0.0, 0.0), (1, 0.5, 1.0), (99, 0.5, 0.5),
-                                                        (101, 0.5, 0.0), (5_000, 0.5, 0.3), (3_333, 0.013, 0.05)])
+@pytest.mark.parametrize(
+    "count,dup_rate,short_rate",
+    [(0, 0.0, 0.0), (1, 0.5, 1.0), (99, 0.5, 0.5), (101, 0.5, 0.0), (5_000, 0.5, 0.3), (3_333, 0.013, 0.05)],
+)
 def test_feed_invariants_without_http(count: int, dup_rate: float, short_rate: float) -> None:
     from airflow_provider_unifapi.sandbox.data import Feed
 

@@ -24,8 +24,6 @@ def server() -> Iterator[SandboxServer]:
     yield from serve(not_found_ids=["666"], invalid_ids=["777"])
 
 
-
-
 def _error(resp: httpx.Response, status: int, etype: str) -> dict:
     assert resp.status_code == status, resp.text
     doc = resp.json()
@@ -35,13 +33,17 @@ def _error(resp: httpx.Response, status: int, etype: str) -> dict:
 
 
 @pytest.mark.parametrize("auth", [None, "", "Bearer", "Bearer  x", "Basic abc", "Token abc", "Bearer a b"])
-def test_missing_or_malformed_authorization(server: SandboxServer, admin: httpx.Client, auth: str | None) -> None:
+def test_missing_or_malformed_authorization(
+    server: SandboxServer, admin: httpx.Client, auth: str | None
+) -> None:
     headers = {"Authorization": auth} if auth is not None else {}
     with httpx.Client(base_url=server.url) as raw:
         _error(raw.get(VIDEOS, headers=headers), 401, "unauthorized")
 
 
-def test_any_key_accepted_unless_keys_configured_or_revoked(server: SandboxServer, admin: httpx.Client) -> None:
+def test_any_key_accepted_unless_keys_configured_or_revoked(
+    server: SandboxServer, admin: httpx.Client
+) -> None:
     with api_client(server, "anything-goes") as c:
         assert c.get("/tiktok/hashtags/5050").status_code == 200
     with httpx.Client(base_url=server.url, headers={"Authorization": f"bearer {KEY}"}) as c:
@@ -58,9 +60,18 @@ def test_any_key_accepted_unless_keys_configured_or_revoked(server: SandboxServe
     assert admin.get("/_sandbox/ledger").json()["totals"]["credits_charged"] == 1
 
 
-@pytest.mark.parametrize("path", ["/tiktok/hashtags/abc/videos", "/tiktok/hashtags/12a/videos",
-                                  "/tiktok/hashtags/-1/videos", "/tiktok/hashtags/1%202", "/tiktok/hashtags/x",
-                                  "/tiktok/hashtags/%D9%A3/videos", "/tiktok/hashtags/123%0A"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiktok/hashtags/abc/videos",
+        "/tiktok/hashtags/12a/videos",
+        "/tiktok/hashtags/-1/videos",
+        "/tiktok/hashtags/1%202",
+        "/tiktok/hashtags/x",
+        "/tiktok/hashtags/%D9%A3/videos",
+        "/tiktok/hashtags/123%0A",
+    ],
+)
 def test_bad_ids(client: httpx.Client, path: str) -> None:
     err = _error(client.get(path), 400, "validation_error")
     assert any(i.startswith("id:") for i in err["issues"])
@@ -83,7 +94,9 @@ def test_cursor_of_another_hashtag_and_of_search(client: httpx.Client) -> None:
     cursor = client.get(VIDEOS, params={"limit": 1}).json()["pagination"]["next_cursor"]
     _error(client.get("/tiktok/hashtags/4242/videos", params={"cursor": cursor}), 400, "validation_error")
     search = client.get("/tiktok/search/hashtags", params={"q": "a", "limit": 1}).json()
-    _error(client.get(VIDEOS, params={"cursor": search["pagination"]["next_cursor"]}), 400, "validation_error")
+    _error(
+        client.get(VIDEOS, params={"cursor": search["pagination"]["next_cursor"]}), 400, "validation_error"
+    )
 
 
 def test_search_needs_q(client: httpx.Client) -> None:
@@ -103,8 +116,12 @@ def test_configured_missing_and_invalid_ids(client: httpx.Client, admin: httpx.C
 
 
 def test_unknown_paths_and_methods(client: httpx.Client, admin: httpx.Client) -> None:
-    for resp in (client.get("/v1/tiktok/hashtags/5050/videos"), client.get("/tiktok/hashtags/5050/comments"),
-                 client.post(VIDEOS), client.get("/")):
+    for resp in (
+        client.get("/v1/tiktok/hashtags/5050/videos"),
+        client.get("/tiktok/hashtags/5050/comments"),
+        client.post(VIDEOS),
+        client.get("/"),
+    ):
         _error(resp, 404, "not_found")
     assert {c["endpoint"] for c in admin.get("/_sandbox/ledger").json()["calls"]} == {"unknown"}
     assert admin.get("/_sandbox/nothing").status_code == 404
@@ -135,9 +152,12 @@ def test_request_ids_everywhere(client: httpx.Client) -> None:
     assert ok.json()["request_id"] != bad.json()["error"]["request_id"]
 
 
-def test_rate_limit_429_with_headers_and_no_charge(server: SandboxServer, client: httpx.Client,
-                                                   admin: httpx.Client) -> None:
-    admin.post("/_sandbox/reset", json={"rate_limit_per_minute": 60, "rate_limit_burst": 2}).raise_for_status()
+def test_rate_limit_429_with_headers_and_no_charge(
+    server: SandboxServer, client: httpx.Client, admin: httpx.Client
+) -> None:
+    admin.post(
+        "/_sandbox/reset", json={"rate_limit_per_minute": 60, "rate_limit_burst": 2}
+    ).raise_for_status()
     first, second, third = (client.get(VIDEOS, params={"limit": 3}) for _ in range(3))
     assert [r.status_code for r in (first, second, third)] == [200, 200, 429]
     for r in (first, second, third):

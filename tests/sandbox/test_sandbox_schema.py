@@ -41,8 +41,11 @@ def client(server: SandboxServer) -> Iterator[httpx.Client]:
 
 def test_spec_file_is_the_official_subset() -> None:
     spec = json.loads(SPEC_PATH.read_text())
-    assert set(spec["paths"]) == {"/tiktok/hashtags/{id}/videos", "/tiktok/hashtags/{id}",
-                                  "/tiktok/search/hashtags"}
+    assert set(spec["paths"]) == {
+        "/tiktok/hashtags/{id}/videos",
+        "/tiktok/hashtags/{id}",
+        "/tiktok/search/hashtags",
+    }
 
 
 def test_video_pages_validate_and_cover_every_field_and_variant(client: httpx.Client) -> None:
@@ -107,9 +110,16 @@ def _errors(server: SandboxServer, client: httpx.Client) -> list[tuple[int, dict
     resp = client.get("/tiktok/hashtags/5050/videos")
     out.append((resp.status_code, resp.json()))
     admin.post("/_sandbox/balance", json={"set": 100})
-    admin.post("/_sandbox/faults", json={"plan": [
-        {"kind": "error", "status": s, "at": [i + 1]} for i, s in enumerate((429, 500, 502, 503, 402, 404))
-    ] + [{"kind": "error", "status": 500, "type": "response_shape_error", "at": [7]}]})
+    admin.post(
+        "/_sandbox/faults",
+        json={
+            "plan": [
+                {"kind": "error", "status": s, "at": [i + 1]}
+                for i, s in enumerate((429, 500, 502, 503, 402, 404))
+            ]
+            + [{"kind": "error", "status": 500, "type": "response_shape_error", "at": [7]}]
+        },
+    )
     for _ in range(7):
         resp = client.get("/tiktok/hashtags/5050/videos")
         out.append((resp.status_code, resp.json()))
@@ -121,16 +131,48 @@ def test_every_error_body_validates(server: SandboxServer, client: httpx.Client)
     server.state.reset({"not_found_ids": ["666"], "invalid_ids": ["777"]})
     errors = _errors(server, client)
     statuses = [s for s, _ in errors]
-    assert statuses == [400, 400, 400, 400, 404, 400, 401, 401, 404, 400, 402,
-                        429, 500, 502, 503, 402, 404, 500]
-    for status, doc in errors:
+    assert statuses == [
+        400,
+        400,
+        400,
+        400,
+        404,
+        400,
+        401,
+        401,
+        404,
+        400,
+        402,
+        429,
+        500,
+        502,
+        503,
+        402,
+        404,
+        500,
+    ]
+    for _status, doc in errors:
         validate(ERROR_SCHEMA, doc)
         assert doc["error"]["request_id"].startswith("unif_")
     types = [doc["error"]["type"] for _, doc in errors]
-    assert types[:11] == ["validation_error"] * 4 + ["not_found", "invalid_id", "unauthorized", "unauthorized",
-                                                      "not_found", "validation_error", "insufficient_credits"]
-    assert types[11:] == ["rate_limited", "internal_error", "upstream_error", "upstream_unavailable",
-                          "insufficient_credits", "not_found", "response_shape_error"]
+    assert types[:11] == ["validation_error"] * 4 + [
+        "not_found",
+        "invalid_id",
+        "unauthorized",
+        "unauthorized",
+        "not_found",
+        "validation_error",
+        "insufficient_credits",
+    ]
+    assert types[11:] == [
+        "rate_limited",
+        "internal_error",
+        "upstream_error",
+        "upstream_unavailable",
+        "insufficient_credits",
+        "not_found",
+        "response_shape_error",
+    ]
     assert all(doc["error"]["issues"] for s, doc in errors if doc["error"]["type"] == "validation_error")
 
 
@@ -138,16 +180,25 @@ def test_truncated_page_validates(server: SandboxServer, client: httpx.Client) -
     server.state.reset({"balance": 7})
     doc = client.get("/tiktok/hashtags/5050/videos", params={"limit": 20}).json()
     validate(PAGE_SCHEMA, doc)
-    assert doc["billing"] == {"credits_charged": 7, "records_charged": 7, "balance_remaining": 0,
-                              "truncated_due_to_balance": True}
+    assert doc["billing"] == {
+        "credits_charged": 7,
+        "records_charged": 7,
+        "balance_remaining": 0,
+        "truncated_due_to_balance": True,
+    }
 
 
 def test_shape_fault_breaks_the_schema(server: SandboxServer, client: httpx.Client) -> None:
     with admin_client(server) as admin:
-        admin.post("/_sandbox/faults", json={"plan": [
-            {"kind": "shape", "at": [1]},
-            {"kind": "shape", "variant": "missing_pagination", "at": [2]},
-        ]}).raise_for_status()
+        admin.post(
+            "/_sandbox/faults",
+            json={
+                "plan": [
+                    {"kind": "shape", "at": [1]},
+                    {"kind": "shape", "variant": "missing_pagination", "at": [2]},
+                ]
+            },
+        ).raise_for_status()
     first, second, third = (client.get("/tiktok/hashtags/5050/videos").json() for _ in range(3))
     assert not is_valid(PAGE_SCHEMA, first) and all("id" not in v for v in first["data"])
     assert not is_valid(PAGE_SCHEMA, second) and "pagination" not in second
