@@ -9,6 +9,8 @@ from typing import Any
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
+from airflow_provider_unifapi.models import BalanceReading
+from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
 from airflow_provider_unifapi.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,37 @@ class UnifAPIHook(BaseHook):
         return UnifAPIClient(**self.client_kwargs())
 
     def get_conn(self) -> UnifAPIClient:
-        """The :class:`UnifAPIClient` of this connection (created once per hook, pooled)."""
+        """The :class:`UnifAPIClient` of this connection (created once per hook, pooled).
+
+        The hook owns it: :meth:`close` (or leaving ``with hook:``) closes it.
+        """
         return self._client
+
+    @property
+    def base_url(self) -> str:
+        """The connection's API base URL (never the key)."""
+        return str(self.client_kwargs()["base_url"])
+
+    def close(self) -> None:
+        """Close the client this hook created, if any (safe to call more than once)."""
+        client = self.__dict__.pop("_client", None)
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> UnifAPIHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the remembered balance (an Airflow Variable; see balance_memory) ----------------------------
+    def recall_balance(self) -> BalanceReading | None:
+        """The workspace balance remembered from an earlier response (free), or ``None``."""
+        return recall_balance(self.unifapi_conn_id)
+
+    def remember_balance(self, reading: BalanceReading | None) -> None:
+        """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""
+        remember_balance(self.unifapi_conn_id, reading)
 
     async def get_async_conn(self) -> AsyncUnifAPIClient:
         """A new :class:`AsyncUnifAPIClient` for this connection; close it with ``aclose()``.
