@@ -7,11 +7,11 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
+from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
-from airflow_provider_unifapi.models import BalanceReading
-from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
 from airflow_provider_unifapi.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_unifapi.models import BalanceReading
 
 log = logging.getLogger(__name__)
 
