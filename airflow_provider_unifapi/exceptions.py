@@ -53,13 +53,14 @@ class UnifAPIError(Exception):
     :param credits_required: credits the call would have needed (402), when given.
     :param balance_remaining: workspace balance the error reported, when given.
     :param credits_charged: credits the error says it charged (usually 0), when given.
-    :param possibly_billed_credits: worst-case credits of attempts whose billing is unknown
+    :param possibly_billed_credits: worst-case credits of the call's attempts whose billing is unknown
         (a body lost after the server may have charged); budgets count them.
+    :param may_have_been_billed: True when the API may have billed the failed attempt (the response
+        was lost or unreadable after the request was sent).
+    :param attempts: attempts made for the call that ended in this error.
     """
 
     error_type: str = "unifapi_error"
-    #: True when the API may have billed the failed attempt (the response was lost or unreadable).
-    may_have_been_billed: bool = False
 
     def __init__(
         self,
@@ -74,6 +75,8 @@ class UnifAPIError(Exception):
         balance_remaining: int | None = None,
         credits_charged: int | None = None,
         possibly_billed_credits: int = 0,
+        may_have_been_billed: bool = False,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -87,8 +90,8 @@ class UnifAPIError(Exception):
         self.balance_remaining = balance_remaining
         self.credits_charged = credits_charged
         self.possibly_billed_credits = possibly_billed_credits
-        #: attempts made for the call that ended in this error (set by the client).
-        self.attempts = 1
+        self.may_have_been_billed = may_have_been_billed
+        self.attempts = attempts
 
     def __str__(self) -> str:
         parts = [self.message]

@@ -1,6 +1,7 @@
 """Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
 
-It must stay cheap: no imports beyond the standard library, no Airflow, no network.
+It must stay cheap: no imports beyond the standard library, no Airflow, no network (the client's
+``config`` module, which holds the connection's fields, is standard library only).
 The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``, read by Airflow 3.2+)
 and mirrored by :class:`~airflow_provider_unifapi.hooks.unifapi.UnifAPIHook` classmethods for older
 Airflow versions; ``tests/test_provider_info.py`` proves the two agree.
@@ -11,30 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_unifapi import __version__
+from airflow_provider_unifapi.client.config import EXTRA_FIELDS
 
-#: Extra fields of a ``unifapi`` connection, with the JSON schema the UI validates them against.
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "timeout": {
-        "label": "Timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0.1},
-        "description": "Seconds to wait for each HTTP request (connect, read, write).",
-    },
-    "max_retries": {
-        "label": "Max retries",
-        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0, "maximum": 20},
-        "description": "Retries of one call after a retryable error (429, 503, 500 internal_error, network).",
-    },
-    "max_retry_wait": {
-        "label": "Max retry wait (seconds)",
-        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
-        "description": "Longest single wait between retries; also caps a server's Retry-After.",
-    },
-    "balance_max_age": {
-        "label": "Remembered balance max age (seconds)",
-        "schema": {"type": ["integer", "null"], "default": 300, "minimum": 0},
-        "description": "How long a balance seen in an earlier response answers the balance sensor for free.",
-    },
-}
+#: Extra fields of a ``unifapi`` connection with the JSON schema the UI validates them against, one
+#: per extra, from the client's config table (no ``default`` in the schema: a saved form then stores
+#: only what the user set, and the client's own defaults apply to the rest).
+CONN_FIELDS: dict[str, dict[str, Any]] = {spec.name: spec.conn_field() for spec in EXTRA_FIELDS}
 
 HIDDEN_FIELDS: list[str] = ["schema", "login", "port", "extra"]
 RELABELING: dict[str, str] = {"host": "Base URL", "password": "API key"}

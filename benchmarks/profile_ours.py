@@ -41,13 +41,6 @@ STEPS: tuple[tuple[str, str | None, str, str, str], ...] = (
     ),
     ("httpx", "Client", "send", "wait: send the request, wait for the response headers", "page"),
     (
-        "airflow_provider_unifapi.pooled_get",
-        "PooledGet",
-        "send",
-        "wait: send the request, wait for the response headers (httpx's pool, direct)",
-        "page",
-    ),
-    (
         "airflow_provider_unifapi.client",
         "UnifAPIClient",
         "_attempt",
@@ -55,7 +48,7 @@ STEPS: tuple[tuple[str, str | None, str, str, str], ...] = (
         "page",
     ),
     (
-        "airflow_provider_unifapi.client",
+        "airflow_provider_unifapi.client.core",
         None,
         "decode_success",
         "parse + validate (pydantic validate_json)",

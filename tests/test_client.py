@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
+import socket
 import ssl
 
 import httpx
@@ -149,7 +152,7 @@ def test_429_with_and_without_retry_after_recovers(sandbox, tag, retry_after, ca
 
 
 def test_retry_after_is_honoured_up_to_the_cap(sandbox, tag):
-    from airflow_provider_unifapi.retrying import RetryPolicy
+    from airflow_provider_unifapi.client.retrying import RetryPolicy
 
     policy = RetryPolicy(max_retry_wait=3.0, backoff_base=0.01)
     err = ex.UnifAPIRateLimitedError("x", retry_after=2.0)
@@ -437,30 +440,135 @@ def test_get_hashtag_search_and_resolve(sandbox):
         client.get_hashtag("31337")
 
 
-@pytest.mark.parametrize(
-    ("base_url", "params", "extra"),
-    [
-        ("http://127.0.0.1:8080", {"limit": 50, "cursor": "a b+c/d=e&f?g#h%20\u00fc"}, {}),
-        ("http://127.0.0.1:8080/v1/", {"q": "\u65e5\u672c #tag", "limit": 1}, {"X-Unifapi-Max-Credits": "7"}),
-        ("http://localhost:9", {}, {}),
-    ],
-)
-def test_requests_are_built_exactly_as_httpx_builds_them(base_url, params, extra):
-    # The client builds its GET requests with one URL parse instead of httpx's three (a hot-path
-    # saving): same URL bytes, same headers in the same order, same timeout.
-    with UnifAPIClient(API_KEY, base_url, timeout=7.5) as client:
-        ours = client._build_request("/tiktok/hashtags/42/videos", params, extra)
-        theirs = client._http.build_request("GET", "/tiktok/hashtags/42/videos", params=params, headers=extra)
-    assert str(ours.url) == str(theirs.url) and ours.url.raw_path == theirs.url.raw_path
-    assert ours.headers.raw == theirs.headers.raw
-    assert ours.extensions == theirs.extensions and ours.extensions["timeout"]["read"] == 7.5
+# -- the request on the wire, and bodies the sandbox does not send ----------------------------------
+ODD_CURSOR = "a b+c/d=e&f?g#h%20\u00fc"
 
 
-def test_cookies_a_server_sets_are_sent_back(sandbox, tag):
-    # With cookies in the jar the client falls back to httpx's own request building, which merges them.
-    with sandbox_client(sandbox) as client:
-        client._http.cookies.set("lb", "node-3", domain="127.0.0.1")
-        request = client._build_request(f"/tiktok/hashtags/{tag}/videos", {"limit": 5}, {})
-        page = client.get_video_page(tag, limit=5)
-    assert request.headers["cookie"] == "lb=node-3"
-    assert len(page.data) == 5
+def _page_body(count: int = 2) -> dict:
+    return {
+        "request_id": "unif_mock",
+        "data": [],
+        "pagination": {"has_more": False, "next_cursor": None},
+        "billing": {
+            "credits_charged": count,
+            "records_charged": 0,
+            "balance_remaining": 5,
+            "truncated_due_to_balance": False,
+        },
+    }
+
+
+def test_query_and_headers_reach_the_server_unchanged(sandbox, tag):
+    with sandbox_client(sandbox, user_agent="tests/1") as client:
+        with pytest.raises(ex.UnifAPIValidationError):  # a cursor the sandbox never issued: a 400
+            client.get_video_page(tag, cursor=ODD_CURSOR, limit=50, max_credits=7)
+        client.get_video_page(tag, limit=3)
+    first, second = sandbox.calls()
+    assert first["cursor"] == ODD_CURSOR and first["limit"] == 7  # limit shrunk to the credit cap
+    assert (
+        first["headers"]["x-unifapi-max-credits"] == "7" and "x-unifapi-max-credits" not in second["headers"]
+    )
+    for call in (first, second):
+        headers = call["headers"]
+        assert headers["accept-encoding"] == "identity" and headers["user-agent"] == "tests/1"
+        assert headers["accept"] == "application/json"
+
+
+def test_url_bytes_under_a_base_path():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=_page_body())
+
+    transport = httpx.MockTransport(handler)
+    with UnifAPIClient(API_KEY, "https://api.unifapi.com/v1/", transport=transport, timeout=7.5) as client:
+        client.get_video_page("42", cursor=ODD_CURSOR, limit=50, max_credits=7)
+        client.search_hashtags("\u65e5\u672c #tag", limit=1)
+    assert seen[0].url.raw_path == (
+        b"/v1/tiktok/hashtags/42/videos?limit=7&cursor=a+b%2Bc%2Fd%3De%26f%3Fg%23h%2520%C3%BC"
+    )
+    assert seen[1].url.raw_path == b"/v1/tiktok/search/hashtags?q=%E6%97%A5%E6%9C%AC+%23tag&limit=1"
+    assert seen[0].headers["authorization"] == f"Bearer {API_KEY}"
+    assert seen[0].extensions["timeout"]["read"] == 7.5
+
+
+def test_cookies_a_server_sets_are_sent_back():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        cookie = {"Set-Cookie": "lb=node-3; Path=/"} if len(seen) == 1 else {}
+        return httpx.Response(200, json=_page_body(), headers=cookie)
+
+    with UnifAPIClient(API_KEY, "https://api.unifapi.com", transport=httpx.MockTransport(handler)) as client:
+        client.get_video_page("42", limit=2)
+        client.get_video_page("42", limit=2)
+    assert "cookie" not in seen[0].headers
+    assert seen[1].headers["cookie"] == "lb=node-3"
+
+
+def test_a_gzip_body_is_decoded_and_capped_decoded():
+    # Accept-Encoding: identity is asked for, but a proxy may compress anyway: httpx decodes it, and
+    # the size cap applies to the decoded bytes.
+    body = gzip.compress(json.dumps(_page_body()).encode() + b" " * 8000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
+
+    transport = httpx.MockTransport(handler)
+    with UnifAPIClient(API_KEY, "https://api.unifapi.com", transport=transport) as client:
+        assert client.get_video_page("42", limit=2).billing.credits_charged == 2
+    with UnifAPIClient(
+        API_KEY, "https://api.unifapi.com", transport=transport, max_response_bytes=4096, max_retries=0
+    ) as client:
+        with pytest.raises(ex.UnifAPIResponseTooLargeError) as caught:
+            client.get_video_page("42", limit=2)
+    assert len(body) < 4096 and caught.value.may_have_been_billed  # a 200: it was billed
+
+
+class _BreaksMidBody(httpx.SyncByteStream):
+    def __iter__(self):
+        yield b'{"request_id": "unif_cut", "data": ['
+        raise httpx.ReadError("connection lost mid-body")
+
+
+@pytest.mark.parametrize(("status", "billed"), [(200, True), (503, False)])
+def test_a_body_cut_short_is_typed_and_billed_only_on_success(status, billed):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, stream=_BreaksMidBody(), headers={"X-Request-Id": "unif_cut"})
+
+    transport = httpx.MockTransport(handler)
+    with UnifAPIClient(API_KEY, "https://api.unifapi.com", transport=transport, max_retries=0) as client:
+        with pytest.raises(ex.UnifAPIError) as caught:
+            client.get_video_page("42", limit=4)
+        assert client.possibly_billed_credits == (4 if billed else 0)
+    err = caught.value
+    assert err.status == status and err.may_have_been_billed is billed and err.attempts == 1
+    assert err.possibly_billed_credits == (4 if billed else 0)
+    expected = ex.UnifAPIInvalidResponseError if billed else ex.UnifAPITransportError
+    assert type(err) is expected and "ReadError" in str(err)
+    assert_no_key(str(err), repr(err), err.to_dict())
+
+
+def test_nothing_listening_is_an_unbilled_transport_error():
+    probe = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    with (
+        UnifAPIClient(API_KEY, url, max_retries=0) as client,
+        pytest.raises(ex.UnifAPITransportError) as caught,
+    ):
+        client.get_video_page("42", limit=2)
+    assert not caught.value.may_have_been_billed and caught.value.possibly_billed_credits == 0
+    assert "ConnectError" in str(caught.value)
+
+
+def test_a_server_that_never_answers_in_time_is_a_billed_timeout(sandbox, tag):
+    sandbox.faults({"kind": "slow", "delay_s": 1.0})
+    with sandbox_client(sandbox, max_retries=0, timeout=0.2) as client:
+        with pytest.raises(ex.UnifAPITimeoutError) as caught:
+            client.get_video_page(tag, limit=3)
+    # the request was sent: the API may have charged it
+    assert caught.value.may_have_been_billed and caught.value.possibly_billed_credits == 3
+    assert "ReadTimeout" in str(caught.value)

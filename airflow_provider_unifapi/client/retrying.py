@@ -1,4 +1,4 @@
-"""Retry policy of the UnifAPI client: which failures get another attempt and how long to wait.
+"""Retry policy of the UnifAPI clients: which failures get another attempt and how long to wait.
 
 Built on tenacity (Airflow already ships it). The policy is pure data so the sync and async clients
 share it; the decision itself is :func:`airflow_provider_unifapi.exceptions.is_retryable`.
@@ -99,7 +99,7 @@ class RetryPolicy:
 
     def backoff(self, attempt_number: int) -> float:
         """Exponential backoff with jitter for retry number ``attempt_number`` (1-based)."""
-        ceiling = min(self.max_retry_wait, self.backoff_base * (2 ** (attempt_number - 1)))
+        ceiling = min(self.max_retry_wait, self.backoff_base * 2.0 ** (attempt_number - 1))
         # "Equal jitter": at least half the ceiling, so a storm of clients spreads out but never
         # hammers the API with near-zero waits.
         return ceiling / 2 + random.uniform(0, ceiling / 2)

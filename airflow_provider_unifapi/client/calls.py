@@ -1,0 +1,164 @@
+"""One logical API call: what it sends, and how its attempts went (accounting across retries)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+
+from airflow_provider_unifapi.client.responses import AttemptContext
+from airflow_provider_unifapi.client.validation import (
+    validate_cursor,
+    validate_hashtag_id,
+    validate_limit,
+    validate_max_credits,
+    validate_query,
+)
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIRateLimitedError
+from airflow_provider_unifapi.models import Billing, CallStats, HashtagEnvelope, HashtagPage, VideoPage
+
+MAX_CREDITS_HEADER = "X-Unifapi-Max-Credits"
+
+
+class PaidResponse(Protocol):
+    """What every successful response carries: a request id, billing, and the call's stats."""
+
+    request_id: str
+    billing: Billing
+    _call_stats: CallStats
+
+
+R = TypeVar("R", bound=PaidResponse)
+
+_VIDEO_PAGE: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
+_HASHTAG_PAGE: TypeAdapter[HashtagPage] = TypeAdapter(HashtagPage)
+_HASHTAG: TypeAdapter[HashtagEnvelope] = TypeAdapter(HashtagEnvelope)
+
+
+@dataclass
+class Call(Generic[R]):
+    """What one logical call sends, and how its attempts went (mutated across retries).
+
+    :param label: the call, for logs and messages.
+    :param path: URL path below the base URL.
+    :param params: query parameters of the first attempt.
+    :param adapter: validates the 2xx body.
+    :param limit: records asked for; an attempt may cost ``max(limit, 1)`` credits.
+    :param max_credits: most credits the call may spend, retries included.
+    :param before_retry: called with the worst-case credits of each retry before it is sent
+        (write-ahead accounting).
+    """
+
+    label: str
+    path: str
+    params: dict[str, str | int]
+    adapter: TypeAdapter[R] = field(repr=False)
+    limit: int
+    max_credits: int | None = None
+    before_retry: Callable[[int], None] | None = field(default=None, repr=False)
+    attempts: int = 0
+    rate_limited: int = 0
+    possibly_billed_credits: int = 0
+
+    @property
+    def worst_case_credits(self) -> int:
+        """What the current attempt may cost: ``max(limit, 1)``."""
+        return max(self.limit, 1)
+
+    def credit_room(self) -> int | None:
+        """Credits the call may still spend (``None`` without a cap)."""
+        return None if self.max_credits is None else self.max_credits - self.possibly_billed_credits
+
+    def prepare_attempt(self) -> tuple[dict[str, str | int], dict[str, str]]:
+        """Params and headers of the next attempt, with ``limit`` shrunk to the credit room left."""
+        self.attempts += 1
+        params = dict(self.params)
+        headers: dict[str, str] = {}
+        room = self.credit_room()
+        if room is not None:
+            if "limit" in params:
+                self.limit = min(self.limit, room)
+                params["limit"] = self.limit
+            headers[MAX_CREDITS_HEADER] = str(room)
+        if self.attempts > 1 and self.before_retry is not None:
+            self.before_retry(self.worst_case_credits)
+        return params, headers
+
+    def context(self, secret: str) -> AttemptContext:
+        """What the errors of the attempt just prepared carry (see :class:`AttemptContext`)."""
+        return AttemptContext(
+            label=self.label,
+            attempts=self.attempts,
+            worst_case_credits=self.worst_case_credits,
+            earlier_possibly_billed=self.possibly_billed_credits,
+            secret=secret,
+        )
+
+    def record_failure(self, err: UnifAPIError) -> int:
+        """Count a failed attempt; return the credits it may have cost (0 when surely unbilled)."""
+        if isinstance(err, UnifAPIRateLimitedError):
+            self.rate_limited += 1
+        if not err.may_have_been_billed:
+            return 0
+        self.possibly_billed_credits += self.worst_case_credits
+        return self.worst_case_credits
+
+    def stats(self) -> CallStats:
+        """The call's attempts and possibly billed credits, for ``page.call_stats``."""
+        return CallStats(attempts=self.attempts, possibly_billed_credits=self.possibly_billed_credits)
+
+
+def videos_call(
+    hashtag_id: Any,
+    cursor: Any,
+    limit: Any,
+    max_credits: Any,
+    before_retry: Callable[[int], None] | None = None,
+) -> Call[VideoPage]:
+    """``GET /tiktok/hashtags/{id}/videos``, arguments checked."""
+    hashtag_id = validate_hashtag_id(hashtag_id)
+    params: dict[str, str | int] = {"limit": validate_limit(limit)}
+    cursor = validate_cursor(cursor)
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call(
+        label=f"GET /tiktok/hashtags/{hashtag_id}/videos",
+        path=f"/tiktok/hashtags/{quote(hashtag_id, safe='')}/videos",
+        params=params,
+        adapter=_VIDEO_PAGE,
+        limit=limit,
+        max_credits=validate_max_credits(max_credits),
+        before_retry=before_retry,
+    )
+
+
+def hashtag_call(hashtag_id: Any, max_credits: Any) -> Call[HashtagEnvelope]:
+    """``GET /tiktok/hashtags/{id}`` (1 credit), arguments checked."""
+    hashtag_id = validate_hashtag_id(hashtag_id)
+    return Call(
+        label=f"GET /tiktok/hashtags/{hashtag_id}",
+        path=f"/tiktok/hashtags/{quote(hashtag_id, safe='')}",
+        params={},
+        adapter=_HASHTAG,
+        limit=1,
+        max_credits=validate_max_credits(max_credits),
+    )
+
+
+def search_call(query: Any, cursor: Any, limit: Any, max_credits: Any) -> Call[HashtagPage]:
+    """``GET /tiktok/search/hashtags`` (1 credit per result), arguments checked."""
+    params: dict[str, str | int] = {"q": validate_query(query), "limit": validate_limit(limit)}
+    cursor = validate_cursor(cursor)
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call(
+        label="GET /tiktok/search/hashtags",
+        path="/tiktok/search/hashtags",
+        params=params,
+        adapter=_HASHTAG_PAGE,
+        limit=limit,
+        max_credits=validate_max_credits(max_credits),
+    )

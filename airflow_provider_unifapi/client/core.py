@@ -1,0 +1,154 @@
+"""What the sync and async clients share: settings, the httpx client's settings, retry wiring, the
+body-size cap, decoding and accounting. Only the I/O differs between the two (see ``sync_client`` and
+``async_client``, which mirror each other as httpx's ``Client`` and ``AsyncClient`` do).
+"""
+
+from __future__ import annotations
+
+import ssl
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import RetryCallState, stop_never
+
+from airflow_provider_unifapi import __version__
+from airflow_provider_unifapi.client.calls import Call, R
+from airflow_provider_unifapi.client.config import ClientConfig
+from airflow_provider_unifapi.client.responses import (
+    AttemptContext,
+    body_too_large_error,
+    decode_error,
+    decode_success,
+    rate_limit_from_headers,
+)
+from airflow_provider_unifapi.client.retrying import RetryPolicy
+from airflow_provider_unifapi.client.validation import validate_api_key, validate_base_url
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
+from airflow_provider_unifapi.models import BalanceReading, RateLimitInfo
+
+
+def no_tls_context() -> ssl.SSLContext:
+    """The TLS context of a client whose base URL is ``http://`` (loopback only): it never opens a
+    TLS connection, so loading the CA bundle (~17 ms a client, the bulk of a task's set-up against
+    the sandbox) buys nothing. This context trusts no CA: were it ever used, it would refuse the peer."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name checks on
+
+
+class ClientCore:
+    """Everything the sync and async clients share; see :class:`UnifAPIClient` for the arguments.
+
+    :param api_key: the workspace API key.
+    :param base_url: API base URL.
+    :param config: the checked settings.
+    :param user_agent: ``User-Agent`` header (``None``: this package and its version).
+    """
+
+    def __init__(self, api_key: str, base_url: str, config: ClientConfig, user_agent: str | None) -> None:
+        # Kept only to scrub it from anything a server echoes back (error messages, request ids).
+        self._secret = validate_api_key(api_key)
+        self.base_url = validate_base_url(base_url)
+        self.config = config
+        self.policy = RetryPolicy(
+            max_retries=config.max_retries,
+            max_retry_wait=config.max_retry_wait,
+            backoff_base=config.backoff_base,
+            retry_billed_errors=config.retry_billed_errors,
+            max_rate_limit_wait=config.max_rate_limit_wait,
+        )
+        self.timeout = config.timeout
+        self.max_response_bytes = config.max_response_bytes
+        #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
+        self.last_balance: BalanceReading | None = None
+        #: last ``X-RateLimit-*`` headers seen.
+        self.last_rate_limit: RateLimitInfo | None = None
+        #: credits the API confirmed charging (billing fields) over this client's life.
+        self.credits_charged = 0
+        #: worst-case credits of attempts whose billing is unknown, over this client's life.
+        self.possibly_billed_credits = 0
+        self._http_kwargs = self._httpx_settings(user_agent)
+
+    def _httpx_settings(self, user_agent: str | None) -> dict[str, Any]:
+        """Keywords of the ``httpx.Client`` / ``httpx.AsyncClient`` (the same for both)."""
+        limit = self.config.max_connections
+        https = urlsplit(self.base_url).scheme == "https"
+        return {
+            "base_url": self.base_url,
+            # The key lives only in this header; httpx never logs headers.
+            "headers": {
+                "Authorization": f"Bearer {self._secret}",
+                "Accept": "application/json",
+                # Pages are ~50 KB of JSON: not worth a decoder per call.
+                "Accept-Encoding": "identity",
+                "User-Agent": user_agent or f"airflow-provider-unifapi/{__version__}",
+            },
+            "timeout": httpx.Timeout(self.timeout),
+            "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            "verify": self.config.verify if https else no_tls_context(),
+            # Never follow redirects: a redirect would carry the Authorization header to another host.
+            "follow_redirects": False,
+        }
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- retries ----------------------------------------------------------------------------------
+    def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
+        """Keywords of tenacity's ``Retrying`` / ``AsyncRetrying`` for ``call``."""
+
+        def retry(state: RetryCallState) -> bool:
+            room = call.credit_room()
+            within_budget = room is None or room >= 1
+            return within_budget and self.policy.tenacity_retry(state, call.rate_limited)
+
+        return {
+            "stop": stop_never,  # the policy bounds attempts (per type too)
+            "wait": self.policy.tenacity_wait,
+            "retry": retry,
+            "before_sleep": self.policy.before_sleep(call.label),
+            "reraise": True,
+        }
+
+    # -- one attempt's outcome --------------------------------------------------------------------
+    def _record_failure(self, call: Call[Any], err: UnifAPIError) -> None:
+        """Account for a failed attempt (its error already carries the call's totals)."""
+        self.possibly_billed_credits += call.record_failure(err)
+        if isinstance(err, UnifAPIInsufficientCreditsError) and err.balance_remaining is not None:
+            self._remember_balance(err.balance_remaining, err.request_id)
+
+    def _remember_balance(self, balance: int, request_id: str | None) -> None:
+        self.last_balance = BalanceReading(
+            balance=balance, seen_at=datetime.now(timezone.utc), request_id=request_id
+        )
+
+    def _check_length(self, response: httpx.Response, ctx: AttemptContext) -> None:
+        """Refuse a body whose announced length is over the cap, before reading any of it."""
+        length = (response.headers.get("content-length") or "").strip()
+        if length.isascii() and length.isdigit():
+            self._check_size(response, int(length), ctx)
+
+    def _check_size(self, response: httpx.Response, size: int, ctx: AttemptContext) -> None:
+        if size > self.max_response_bytes:
+            raise body_too_large_error(
+                status=response.status_code,
+                limit=self.max_response_bytes,
+                request_id=response.headers.get("x-request-id"),
+                ctx=ctx,
+            )
+
+    def _finish(self, call: Call[R], ctx: AttemptContext, response: httpx.Response, body: bytes) -> R:
+        """The validated model of a complete response, or its typed error."""
+        rate = rate_limit_from_headers(response.headers)
+        if rate is not None:
+            self.last_rate_limit = rate
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise decode_error(status, response.headers, body, ctx)
+        request_id = response.headers.get("x-request-id")
+        result = decode_success(call.adapter, body, status=status, request_id=request_id, ctx=ctx)
+        result.request_id = ctx.scrub(result.request_id)
+        self.credits_charged += result.billing.credits_charged
+        self._remember_balance(result.billing.balance_remaining, result.request_id)
+        result._call_stats = call.stats()
+        return result

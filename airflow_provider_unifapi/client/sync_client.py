@@ -1,0 +1,215 @@
+"""The synchronous UnifAPI client (mirrored line for line by ``async_client``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+from tenacity import Retrying
+
+from airflow_provider_unifapi.client.calls import Call, R, hashtag_call, search_call, videos_call
+from airflow_provider_unifapi.client.config import ClientConfig
+from airflow_provider_unifapi.client.core import ClientCore
+from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, VideoPager
+from airflow_provider_unifapi.client.responses import AttemptContext, read_error, transport_error
+from airflow_provider_unifapi.client.validation import DEFAULT_BASE_URL, validate_hashtag_id, validate_limit
+from airflow_provider_unifapi.exceptions import UnifAPIError
+from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopReason, VideoPage
+
+
+class UnifAPIClient(ClientCore):
+    """Synchronous UnifAPI client over one pooled :class:`httpx.Client`. Usable without Airflow.
+
+    The keywords and their defaults are the connection extras of
+    :data:`~airflow_provider_unifapi.client.config.EXTRA_FIELDS`.
+
+    :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
+    :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).
+    :param timeout: seconds for each of connect, read, write and pool waits.
+    :param max_retries: retries after the first attempt for retryable errors (503, 500
+        ``internal_error``, network errors); 4xx are never retried. 429s do not count here.
+    :param max_retry_wait: longest single wait, also the cap on a server's ``Retry-After``.
+    :param backoff_base: first exponential-backoff wait in seconds (doubles each retry, jittered).
+    :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable.
+        Such a call was billed, so this spends again (counted in ``possibly_billed_credits``).
+    :param max_rate_limit_wait: total seconds one call may wait on 429 answers (``Retry-After``).
+    :param max_response_bytes: refuse a response body larger than this (decoded).
+    :param max_connections: size of the keep-alive connection pool.
+    :param verify: TLS verification: ``True`` or a CA bundle path; ``False`` is refused.
+    :param user_agent: ``User-Agent`` header.
+    :param transport: an httpx transport (for tests that need a case the sandbox cannot produce).
+    :raises UnifAPIInputError: an argument is refused, named, with the fix.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        retry_billed_errors: bool = False,
+        max_rate_limit_wait: float = 300.0,
+        max_response_bytes: int = 16 * 1024 * 1024,
+        max_connections: int = 10,
+        verify: bool | str = True,
+        user_agent: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        config = ClientConfig(
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            backoff_base=backoff_base,
+            retry_billed_errors=retry_billed_errors,
+            max_rate_limit_wait=max_rate_limit_wait,
+            max_response_bytes=max_response_bytes,
+            max_connections=max_connections,
+            verify=verify,
+        )
+        super().__init__(api_key, base_url, config, user_agent)
+        self._http = httpx.Client(**self._http_kwargs, transport=transport)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> UnifAPIClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one request ------------------------------------------------------------------------------
+    def _exchange(
+        self, call: Call[R], ctx: AttemptContext, params: dict[str, str | int], headers: dict[str, str]
+    ) -> R:
+        try:
+            with self._http.stream("GET", call.path, params=params, headers=headers) as response:
+                body = self._read_body(response, ctx)
+        except httpx.HTTPError as exc:  # sending, or waiting for the status line and headers
+            raise transport_error(exc, ctx) from None
+        return self._finish(call, ctx, response, body)
+
+    def _read_body(self, response: httpx.Response, ctx: AttemptContext) -> bytes:
+        """The whole body, refused past ``max_response_bytes`` (streamed, so never held in full)."""
+        self._check_length(response, ctx)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                self._check_size(response, size, ctx)
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            request_id = response.headers.get("x-request-id")
+            raise read_error(exc, status=response.status_code, request_id=request_id, ctx=ctx) from None
+        return b"".join(chunks)
+
+    def _attempt(self, call: Call[R]) -> R:
+        params, headers = call.prepare_attempt()
+        ctx = call.context(self._secret)
+        try:
+            return self._exchange(call, ctx, params, headers)
+        except UnifAPIError as err:
+            self._record_failure(call, err)
+            raise
+
+    def _run(self, call: Call[R]) -> R:
+        for attempt in Retrying(**self._retry_kwargs(call)):
+            with attempt:
+                return self._attempt(call)
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
+
+    # -- the API ----------------------------------------------------------------------------------
+    def get_video_page(
+        self,
+        hashtag_id: str | int,
+        *,
+        cursor: str | None = None,
+        limit: int = 20,
+        max_credits: int | None = None,
+        before_retry: Callable[[int], None] | None = None,
+    ) -> VideoPage:
+        """Fetch one validated page of a hashtag's videos (``GET /tiktok/hashtags/{id}/videos``).
+
+        :param hashtag_id: numeric hashtag id (a string of digits; an int is accepted).
+        :param cursor: ``next_cursor`` of the previous page, unchanged; ``None`` for the first page.
+        :param limit: records to ask for, 1 to 50 (each costs a credit; a call costs at least 1).
+        :param max_credits: most credits this call may spend, retries included; sent as
+            ``X-Unifapi-Max-Credits`` and shrinks ``limit`` to fit.
+        :param before_retry: called with the worst-case credits of each retry before it is sent, so
+            a caller can record the spend ahead (a process killed during the retry cannot).
+        :raises UnifAPIError: a typed subclass for every failure.
+        """
+        return self._run(videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
+
+    def iter_video_pages(
+        self,
+        hashtag_id: str | int,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        max_pages: int | None = None,
+        max_empty_pages: int = 3,
+    ) -> Iterator[VideoPage]:
+        """Yield a hashtag's pages in order, one call per page, holding one page at a time.
+
+        Stops at the end of the list, after ``max_pages``, or after ``max_empty_pages`` empty pages in
+        a row. A page truncated by balance is yielded, then
+        :class:`~airflow_provider_unifapi.exceptions.UnifAPITruncatedByBalanceError` is raised with the
+        cursor to resume from after a top-up.
+
+        :param hashtag_id: numeric hashtag id.
+        :param cursor: cursor to start from (``None``: the first page).
+        :param limit: records per page, 1 to 50.
+        :param max_pages: most pages to fetch.
+        :param max_empty_pages: empty pages in a row after which paging stops.
+        """
+        pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
+        validate_hashtag_id(hashtag_id)
+        validate_limit(limit)
+        while pager.check_before_fetch():
+            page = self.get_video_page(hashtag_id, cursor=pager.cursor, limit=limit)
+            pager.consume(page)
+            yield page
+            if pager.stop_reason is StopReason.BALANCE_TRUNCATED:
+                raise pager.truncated_error(page)
+
+    def get_hashtag(self, hashtag_id: str | int, *, max_credits: int | None = None) -> HashtagEnvelope:
+        """Fetch one hashtag by id (``GET /tiktok/hashtags/{id}``, 1 credit).
+
+        :param hashtag_id: numeric hashtag id.
+        :param max_credits: most credits this call may spend, retries included.
+        """
+        return self._run(hashtag_call(hashtag_id, max_credits))
+
+    def search_hashtags(
+        self, query: str, *, cursor: str | None = None, limit: int = 20, max_credits: int | None = None
+    ) -> HashtagPage:
+        """Search hashtags by keyword (``GET /tiktok/search/hashtags``; 1 credit per result, 1 minimum).
+
+        :param query: the keyword.
+        :param cursor: ``next_cursor`` of the previous page of results.
+        :param limit: results per page, 1 to 50.
+        :param max_credits: most credits this call may spend, retries included.
+        """
+        return self._run(search_call(query, cursor, limit, max_credits))
+
+    def resolve_hashtag_id(self, name: str, *, limit: int = 20, max_pages: int = 3) -> ResolvedHashtag:
+        """Find the hashtag whose name equals ``name`` (case-insensitive, ``#`` ignored) by search.
+
+        Costs the search results it reads (up to ``limit * max_pages`` credits).
+
+        :param name: the hashtag name.
+        :param limit: search results per page.
+        :param max_pages: most search pages to read.
+        :raises UnifAPIHashtagNotFoundError: no exact match; its ``credits_charged`` says what the search cost.
+        """
+        resolver = NameResolver(name, limit=limit, max_pages=max_pages)
+        while resolver.more:
+            page = self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit)
+            resolver.consume(page)
+        return resolver.result()
