@@ -24,6 +24,8 @@ GET      /_sandbox/ledger[?since=SEQ]           ``{"totals", "calls"}``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_unifapi.sandbox.faults import FaultPlanError
@@ -46,7 +48,14 @@ def _json(obj: Any) -> bytes:
 def handle_admin(
     state: SandboxState, method: str, path: str, query: dict[str, str], body: bytes
 ) -> tuple[int, bytes]:
-    """Serve one admin request; returns ``(status, JSON body)``."""
+    """Serve one admin request; returns ``(status, JSON body)``.
+
+    :param state: the workspace.
+    :param method: the HTTP method (``HEAD`` already turned into ``GET``).
+    :param path: the path, starting with ``/_sandbox``.
+    :param query: the parsed query string.
+    :param body: the request body (JSON, or empty).
+    """
     try:
         return 200, _dispatch(state, method, path.rstrip("/"), query, body)
     except AdminError as exc:
@@ -76,64 +85,116 @@ def _int_field(doc: dict[str, Any], name: str) -> int | None:
     return value
 
 
+@dataclass(frozen=True)
+class _AdminCall:
+    """One admin request: ``parts`` is the path after ``/_sandbox/``, split on ``/``."""
+
+    state: SandboxState
+    method: str
+    parts: list[str]
+    query: dict[str, str]
+    body: bytes
+
+
 def _dispatch(state: SandboxState, method: str, path: str, query: dict[str, str], body: bytes) -> bytes:
     parts = path.split("/")[2:]  # "/_sandbox/a/b" -> ["a", "b"]
-    head = parts[0] if parts else ""
-    if head == "health" and method == "GET":
-        return _json({"ok": True})
-    if head == "reset" and method == "POST":
-        return _json(state.reset(_body(body)))
-    if head == "settings":
-        if method == "GET":
-            return _json(state.settings.public())
-        if method == "POST":
-            return _json(state.update(_body(body)))
-    if head == "balance":
-        if method == "GET":
-            return _json({"balance": state.balance})
-        if method == "POST":
-            doc = _body(body)
-            set_to, add = _int_field(doc, "set"), _int_field(doc, "add")
-            if (set_to is None) == (add is None):
-                raise AdminError(400, 'give exactly one of {"set": N} or {"add": N}')
-            if set_to is not None and set_to < 0:
-                raise AdminError(400, "set: the balance cannot be negative")
-            return _json({"balance": state.set_balance(set_to=set_to, add=add)})
-    if head == "faults" and len(parts) == 1:
-        if method == "GET":
-            return _json(state.faults_view())
-        if method == "POST":
-            doc = _body(body)
-            if "plan" not in doc:
-                raise AdminError(400, 'body must be {"plan": [rules]}')
-            state.install_faults(doc["plan"])
-            return _json(state.faults_view())
-        if method == "DELETE":
-            state.clear_faults()
-            return _json(state.faults_view())
-    if head == "hashtags":
-        if len(parts) == 1 and method == "GET":
-            return _json({"hashtags": [h.as_dict() for h in state.catalogue.values()]})
-        if len(parts) == 1 and method == "POST":
-            hashtag = parse_hashtag(_body(body))
-            state.upsert_hashtag(hashtag)
-            return _json(hashtag.as_dict())
-        if len(parts) == 3 and parts[2] == "truth" and method == "GET":
-            return _truth(state, parts[1])
-    if head == "keys" and parts[1:] == ["revoke"] and method == "POST":
-        key = _body(body).get("key")
-        if not isinstance(key, str) or not key:
-            raise AdminError(400, 'body must be {"key": "<API key>"}')
-        state.revoke(key)
-        return _json({"revoked": True})
-    if head == "ledger" and method == "GET":
-        raw = query.get("since", "0") or "0"
-        if not DIGITS.fullmatch(raw):
-            raise AdminError(400, "since: must be a non-negative integer")
-        with state.lock:
-            doc = {"totals": state.ledger.totals(), "calls": state.ledger.since(int(raw))}
-        return _json(doc)
-    raise AdminError(404, f"no admin route {method} {path}")
+    serve = _ROUTES.get(parts[0] if parts else "")
+    answer = serve(_AdminCall(state, method, parts, query, body)) if serve is not None else None
+    if answer is None:
+        raise AdminError(404, f"no admin route {method} {path}")
+    return answer
+
+
+# Each route answers the JSON body, or None when it has no such method or sub-path (404).
+def _health(call: _AdminCall) -> bytes | None:
+    return _json({"ok": True}) if call.method == "GET" else None
+
+
+def _reset(call: _AdminCall) -> bytes | None:
+    return _json(call.state.reset(_body(call.body))) if call.method == "POST" else None
+
+
+def _settings(call: _AdminCall) -> bytes | None:
+    if call.method == "GET":
+        return _json(call.state.settings.public())
+    if call.method == "POST":
+        return _json(call.state.update(_body(call.body)))
+    return None
+
+
+def _balance(call: _AdminCall) -> bytes | None:
+    if call.method == "GET":
+        return _json({"balance": call.state.balance})
+    if call.method != "POST":
+        return None
+    doc = _body(call.body)
+    set_to, add = _int_field(doc, "set"), _int_field(doc, "add")
+    if (set_to is None) == (add is None):
+        raise AdminError(400, 'give exactly one of {"set": N} or {"add": N}')
+    if set_to is not None and set_to < 0:
+        raise AdminError(400, "set: the balance cannot be negative")
+    return _json({"balance": call.state.set_balance(set_to=set_to, add=add)})
+
+
+def _faults(call: _AdminCall) -> bytes | None:
+    state = call.state
+    if len(call.parts) != 1 or call.method not in ("GET", "POST", "DELETE"):
+        return None
+    if call.method == "POST":
+        doc = _body(call.body)
+        if "plan" not in doc:
+            raise AdminError(400, 'body must be {"plan": [rules]}')
+        state.install_faults(doc["plan"])
+    elif call.method == "DELETE":
+        state.clear_faults()
+    return _json(state.faults_view())
+
+
+def _hashtags(call: _AdminCall) -> bytes | None:
+    parts, method = call.parts, call.method
+    if len(parts) == 1 and method == "GET":
+        return _json({"hashtags": [h.as_dict() for h in call.state.catalogue.values()]})
+    if len(parts) == 1 and method == "POST":
+        hashtag = parse_hashtag(_body(call.body))
+        call.state.upsert_hashtag(hashtag)
+        return _json(hashtag.as_dict())
+    if len(parts) == 3 and parts[2] == "truth" and method == "GET":
+        return _truth(call.state, parts[1])
+    return None
+
+
+def _keys(call: _AdminCall) -> bytes | None:
+    if call.parts[1:] != ["revoke"] or call.method != "POST":
+        return None
+    key = _body(call.body).get("key")
+    if not isinstance(key, str) or not key:
+        raise AdminError(400, 'body must be {"key": "<API key>"}')
+    call.state.revoke(key)
+    return _json({"revoked": True})
+
+
+def _ledger(call: _AdminCall) -> bytes | None:
+    if call.method != "GET":
+        return None
+    raw = call.query.get("since", "0") or "0"
+    if not DIGITS.fullmatch(raw):
+        raise AdminError(400, "since: must be a non-negative integer")
+    state = call.state
+    with state.lock:
+        doc = {"totals": state.ledger.totals(), "calls": state.ledger.since(int(raw))}
+    return _json(doc)
+
+
+_ROUTES: dict[str, Callable[[_AdminCall], bytes | None]] = {
+    "health": _health,
+    "reset": _reset,
+    "settings": _settings,
+    "balance": _balance,
+    "faults": _faults,
+    "hashtags": _hashtags,
+    "keys": _keys,
+    "ledger": _ledger,
+}
 
 
 def _truth(state: SandboxState, hashtag_id: str) -> bytes:

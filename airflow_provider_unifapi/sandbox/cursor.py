@@ -54,7 +54,7 @@ def _decode(kind: bytes, scope: str, cursor: str) -> int:
     if got_scope != scope.encode("utf-8"):
         what = "hashtag" if kind == _VIDEOS else "query"
         raise CursorError(f"cursor was issued for another {what}")
-    (masked,) = struct.unpack(">Q", raw[1:9])
+    masked = int.from_bytes(raw[1:9], "big")
     return masked ^ _mask(kind + got_scope)
 
 

@@ -34,7 +34,6 @@ FIELDS = (
     "headers",
 )
 _HEADERS_INDEX = FIELDS.index("headers")
-_STATUS_INDEX = FIELDS.index("status")
 #: Header names never stored: the key (Authorization) and anything that could carry a credential.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 

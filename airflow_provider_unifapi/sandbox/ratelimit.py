@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -37,7 +38,7 @@ class TokenBucket:
     :param clock: monotonic clock, injectable for tests.
     """
 
-    def __init__(self, per_minute: int, burst: int, clock=time.monotonic) -> None:
+    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.burst = max(1, burst)
         self._clock = clock

@@ -2,7 +2,7 @@
 
 Starts the sandbox in a subprocess (its own GIL, like in real benchmarks), then pages through a
 100,000-video hashtag at ``limit=50`` with one keep-alive ``httpx.Client`` and prints pages/s and
-records/s, twice per round:
+records/s, three ways per round:
 
 * ``scan``: the client only finds ``next_cursor`` near the end of the body (no JSON parse), so the
   figure is what the sandbox plus httpx's own per-request cost allow: the ceiling any httpx-based
@@ -24,6 +24,10 @@ import re
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 HASHTAG_ID = "9000001"
 _CURSOR = re.compile(rb'"next_cursor":(?:"([^"]*)"|null)')
@@ -64,10 +68,36 @@ def _raw_round(base: str, limit: int) -> tuple[int, int, float]:
         conn.close()
 
 
-def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float]]:
-    """Page through the hashtag ``rounds`` times in each mode; returns ``(mode, pages, records, seconds)``."""
-    import httpx  # local import: the sandbox package itself must not need httpx
+def _httpx_round(client: httpx.Client, limit: int, mode: str) -> tuple[int, int, float]:
+    """Page through the hashtag once with ``client``; returns ``(pages, records, seconds)``.
 
+    :param client: a keep-alive client on the sandbox.
+    :param limit: page size.
+    :param mode: ``"json"`` parses every page, ``"scan"`` only finds the cursor.
+    """
+    cursor: str | None = None
+    pages = records = 0
+    started = time.perf_counter()
+    while True:
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        resp = client.get(f"/tiktok/hashtags/{HASHTAG_ID}/videos", params=params)
+        resp.raise_for_status()
+        pages += 1
+        if mode == "json":
+            doc = json.loads(resp.content)
+            records += len(doc["data"])
+            cursor = doc["pagination"]["next_cursor"] if doc["pagination"]["has_more"] else None
+        else:
+            count, cursor = _cursor_by_scan(resp.content)
+            records += count
+        if cursor is None:
+            return pages, records, time.perf_counter() - started
+
+
+def _start_sandbox(videos: int, rounds: int) -> tuple[subprocess.Popen[str], str]:
+    """A sandbox process serving one hashtag of ``videos`` videos, and its base URL."""
     cmd = [
         sys.executable,
         "-m",
@@ -80,37 +110,30 @@ def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float
         str(videos * 6 * rounds + 1000),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("UnifAPI sandbox listening on "):
+        proc.terminate()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"sandbox did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def run(videos: int, limit: int, rounds: int) -> list[tuple[str, int, int, float]]:
+    """Page through the hashtag ``rounds`` times in each mode; returns ``(mode, pages, records, seconds)``.
+
+    :param videos: size of the hashtag served.
+    :param limit: page size.
+    :param rounds: rounds of the three modes (``scan``, ``json``, ``raw``).
+    """
+    import httpx  # local import: the sandbox package itself must not need httpx
+
+    proc, base = _start_sandbox(videos, rounds)
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("UnifAPI sandbox listening on "):
-            raise RuntimeError(f"sandbox did not start: {line!r}")
-        base = line.rsplit(" ", 1)[1].strip()
         results = []
         with httpx.Client(base_url=base, headers={"Authorization": "Bearer selfbench"}, timeout=30) as client:
             for _ in range(rounds):
                 for mode in ("scan", "json"):
-                    cursor: str | None = None
-                    pages = records = 0
-                    started = time.perf_counter()
-                    while True:
-                        params: dict[str, object] = {"limit": limit}
-                        if cursor:
-                            params["cursor"] = cursor
-                        resp = client.get(f"/tiktok/hashtags/{HASHTAG_ID}/videos", params=params)
-                        resp.raise_for_status()
-                        pages += 1
-                        if mode == "json":
-                            doc = json.loads(resp.content)
-                            records += len(doc["data"])
-                            cursor = (
-                                doc["pagination"]["next_cursor"] if doc["pagination"]["has_more"] else None
-                            )
-                        else:
-                            count, cursor = _cursor_by_scan(resp.content)
-                            records += count
-                        if cursor is None:
-                            break
-                    results.append((mode, pages, records, time.perf_counter() - started))
+                    results.append((mode, *_httpx_round(client, limit, mode)))
                 results.append(("raw", *_raw_round(base, limit)))
         return results
     finally:

@@ -49,7 +49,6 @@ class SandboxState:
             self.faults: list[FaultRule] = []
             self.fault_calls = 0
             self.revoked: set[str] = set()
-            self.api_calls = 0
             return
         if (old.rate_limit_per_minute, old.burst) != (settings.rate_limit_per_minute, settings.burst):
             self.bucket = TokenBucket(settings.rate_limit_per_minute, settings.burst)
@@ -130,15 +129,17 @@ class SandboxState:
         )
 
     # --- per-call bookkeeping (callers hold the lock) ---------------------------------------------
-    def begin_call(self, endpoint: str) -> tuple[int, FaultRule | None]:
-        """Count one API call and pick the fault rule that fires for it, if any."""
-        self.api_calls += 1
+    def begin_call(self, endpoint: str) -> FaultRule | None:
+        """Count one API call and return the fault rule that fires for it, if any.
+
+        :param endpoint: the routed endpoint (``videos``, ``hashtag``, ``search``, ``unknown``).
+        """
         self.fault_calls += 1
         for rule in self.faults:
             if rule.matches(self.fault_calls, endpoint):
                 rule.fired += 1
-                return self.fault_calls, rule
-        return self.fault_calls, None
+                return rule
+        return None
 
     def check_key(self, key: str) -> str | None:
         """Return why ``key`` is refused, or ``None`` when it is accepted."""
