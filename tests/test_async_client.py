@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from airflow_provider_unifapi import exceptions as ex
-from tests.conftest import async_sandbox_client, sandbox_client
+from airflow_provider_unifapi.client import AsyncUnifAPIClient
+from tests.conftest import API_KEY, async_sandbox_client, sandbox_client
 
 SCENARIO = (
     {"kind": "error", "status": 429, "type": "rate_limited", "retry_after": 0, "at": [2]},
@@ -84,3 +86,29 @@ def test_async_search_and_resolve(sandbox):
     resolved = asyncio.run(go())
     assert resolved.hashtag.id == "9100"
     assert resolved.credits_charged == sandbox.credits_charged()
+
+
+class _BreaksMidBody(httpx.AsyncByteStream):
+    async def __aiter__(self):
+        yield b'{"request_id": "unif_cut", "data": ['
+        raise httpx.ReadError("connection lost mid-body")
+
+
+@pytest.mark.parametrize(("status", "billed"), [(200, True), (503, False)])
+def test_async_body_cut_short_is_typed_and_billed_only_on_success(status, billed):
+    # The sandbox cannot break an error body mid-way; a MockTransport can.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, stream=_BreaksMidBody())
+
+    async def go():
+        async with AsyncUnifAPIClient(
+            API_KEY, "https://api.unifapi.com", transport=httpx.MockTransport(handler), max_retries=0
+        ) as client:
+            with pytest.raises(ex.UnifAPIError) as caught:
+                await client.get_video_page("42", limit=4)
+            return caught.value, client.possibly_billed_credits
+
+    err, client_total = asyncio.run(go())
+    expected = ex.UnifAPIInvalidResponseError if billed else ex.UnifAPITransportError
+    assert type(err) is expected and err.status == status and err.may_have_been_billed is billed
+    assert err.possibly_billed_credits == client_total == (4 if billed else 0)
