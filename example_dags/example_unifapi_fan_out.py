@@ -34,7 +34,12 @@ import os
 
 import pendulum
 
-from airflow_provider_unifapi._compat import DAG, task
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+
 from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 from airflow_provider_unifapi.sensors.balance import UnifAPIBalanceSensor
 
@@ -47,6 +52,9 @@ OUTPUT_CONN_ID = os.environ.get("UNIFAPI_OUTPUT_CONN_ID") or None
 # Hard budget of each hashtag's daily run (2,000 credits = $2); the sensor waits for all of them.
 MAX_CREDITS_PER_HASHTAG = int(os.environ.get("UNIFAPI_MAX_CREDITS_PER_HASHTAG", "2000"))
 POOL = os.environ.get("UNIFAPI_POOL", "unifapi")
+# The run's day: the logical date of scheduled runs, and on Airflow 3 the trigger time of runs
+# started from the UI, CLI or REST API without a logical date (where ``{{ ds }}`` is undefined).
+RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 with DAG(
     dag_id="example_unifapi_fan_out",
@@ -73,7 +81,7 @@ with DAG(
         unifapi_conn_id="unifapi_default",
         pool=POOL,
         # Rendered per mapped task, after hashtag_id: one folder per hashtag and day.
-        output_path=f"{OUTPUT_BASE}/hashtag={{{{ task.hashtag_id }}}}/ds={{{{ ds }}}}/",
+        output_path=f"{OUTPUT_BASE}/hashtag={{{{ task.hashtag_id }}}}/ds={RUN_DATE}/",
         output_conn_id=OUTPUT_CONN_ID,
         output_format="jsonl.gz",
         page_size=50,

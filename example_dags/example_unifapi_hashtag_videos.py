@@ -24,7 +24,13 @@ import os
 
 import pendulum
 
-from airflow_provider_unifapi._compat import DAG, ObjectStoragePath, task
+try:  # Airflow 3
+    from airflow.sdk import DAG, ObjectStoragePath, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.io.path import ObjectStoragePath
+
 from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 from airflow_provider_unifapi.sensors.balance import UnifAPIBalanceSensor
 from airflow_provider_unifapi.storage.run_folder import iter_run_records
@@ -35,6 +41,9 @@ HASHTAG_ID = None if HASHTAG_NAME else os.environ.get("UNIFAPI_HASHTAG_ID", "505
 OUTPUT_BASE = os.environ.get("UNIFAPI_OUTPUT_BASE", "file:///tmp/unifapi-demo").rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("UNIFAPI_OUTPUT_CONN_ID") or None
 MAX_CREDITS = int(os.environ.get("UNIFAPI_MAX_CREDITS", "5000"))
+# The run's day: the logical date of scheduled runs, and on Airflow 3 the trigger time of runs
+# started from the UI, CLI or REST API without a logical date (where ``{{ ds }}`` is undefined).
+RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 with DAG(
     dag_id="example_unifapi_hashtag_videos",
@@ -60,7 +69,7 @@ with DAG(
         hashtag_id=HASHTAG_ID,
         hashtag_name=HASHTAG_NAME,
         # One folder per hashtag and day: a retried try resumes in it; a finished one is reused.
-        output_path=f"{OUTPUT_BASE}/hashtag={HASHTAG_ID or HASHTAG_NAME}/ds={{{{ ds }}}}/",
+        output_path=f"{OUTPUT_BASE}/hashtag={HASHTAG_ID or HASHTAG_NAME}/ds={RUN_DATE}/",
         output_conn_id=OUTPUT_CONN_ID,
         output_format="jsonl.gz",
         max_credits=MAX_CREDITS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_unifapi.balance_memory import variable_name
+from airflow_provider_unifapi.hooks.balance_reading import variable_name
 from tests.conftest import API_KEY, Sandbox, assert_no_key, conn_uri_json
 
 CONN_ID = "unifapi_default"
@@ -388,22 +388,50 @@ def test_transient_errors_keep_the_sensor_waiting(sandbox, monkeypatch, dag_runn
 
 
 # -- construction -----------------------------------------------------------------------------------
-def test_arguments_are_checked_when_the_dag_is_parsed():
+def test_constructor_only_assigns():
     from airflow_provider_unifapi.sensors.balance import UnifAPIBalanceSensor
 
-    with pytest.raises(TypeError, match="min_balance"):
-        UnifAPIBalanceSensor(task_id="a", min_balance="lots")
-    with pytest.raises(ValueError, match="min_balance"):
-        UnifAPIBalanceSensor(task_id="b", min_balance=-1)
-    with pytest.raises(ValueError, match="probe_hashtag_id"):
-        UnifAPIBalanceSensor(task_id="c", min_balance=1, probe_hashtag_id="../videos")
-    with pytest.raises(ValueError, match="max_balance_age"):
-        UnifAPIBalanceSensor(task_id="d", min_balance=1, max_balance_age=-5)
-    with pytest.raises(ValueError, match="poke_interval"):
-        UnifAPIBalanceSensor(task_id="e", min_balance=1, deferrable=True, poke_interval=0)
-    sensor = UnifAPIBalanceSensor(task_id="f", min_balance="{{ params.credits }}")
-    assert sensor.min_balance == "{{ params.credits }}"  # rendered and checked at poke time
-    assert "min_balance" in sensor.template_fields
+    # Values are stored as given and checked after rendering, when the task runs: a template, an
+    # XComArg or even a bad value must not fail the DAG file's parse.
+    sensor = UnifAPIBalanceSensor(task_id="f", min_balance="{{ params.credits }}", probe_hashtag_id="../x")
+    assert sensor.min_balance == "{{ params.credits }}" and sensor.probe_hashtag_id == "../x"
+    assert "min_balance" in sensor.template_fields and "probe_hashtag_id" in sensor.template_fields
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        ("min_balance='lots'", "min_balance"),
+        ("min_balance=-1", "min_balance"),
+        ("min_balance=1, probe_hashtag_id='../videos'", "probe_hashtag_id"),
+        ("min_balance=1, max_balance_age=-5", "max_balance_age"),
+        ("min_balance=1, deferrable=True, poke_interval=0", "poke_interval"),
+    ],
+)
+def test_bad_arguments_fail_the_task_before_any_call(
+    unifapi_conn, dag_runner, capsys, caplog, args, argument
+):
+    result = run_sensor(dag_runner, capsys, caplog, f"bal_bad_{argument}", f"{args}, timeout=15")
+    assert result.ti_state("wait") == "failed"
+    assert f"Invalid {argument}: must be" in result.log_text
+    assert unifapi_conn.calls() == []
+
+
+def test_min_balance_from_an_upstream_task(unifapi_conn, dag_runner, capsys, caplog):
+    unifapi_conn.set_balance(1_001)
+    path = dag_runner.write(
+        "bal_xcomarg",
+        """
+        @task
+        def budget():
+            return 1000
+
+        UnifAPIBalanceSensor(task_id="wait", min_balance=budget(), timeout=30)
+        """,
+    )
+    result = dag_runner.run(path, capsys=capsys, caplog=caplog)
+    assert result.ti_state("wait") == "success", result.log_text[-3000:]
+    assert "balance 1000 >= min_balance 1000" in result.log_text
 
 
 def test_deferrable_defaults_to_the_airflow_setting(monkeypatch):
@@ -430,7 +458,7 @@ def test_a_template_that_renders_to_no_number_fails_fast(unifapi_conn, dag_runne
     )
     assert result.ti_state("wait") == "failed"
     assert unifapi_conn.calls() == []
-    assert "min_balance must be an integer number of credits" in result.log_text
+    assert "Invalid min_balance: must be an integer number of credits" in result.log_text
 
 
 # -- the fan-out example DAG ------------------------------------------------------------------------

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import cached_property
 from typing import Any
 
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
-from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_unifapi.hooks import balance_reading
+from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck
 from airflow_provider_unifapi.models import BalanceReading
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class UnifAPIHook(BaseHook):
     def __init__(self, unifapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unifapi_conn_id = unifapi_conn_id
+        self._async_client: AsyncUnifAPIClient | None = None
 
     # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
     @classmethod
@@ -163,22 +166,123 @@ class UnifAPIHook(BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the remembered balance (an Airflow Variable; see balance_memory) ----------------------------
+    # -- the workspace balance (remembered for free, or read live for 1 credit) ----------------------
     def recall_balance(self) -> BalanceReading | None:
         """The workspace balance remembered from an earlier response (free), or ``None``."""
-        return recall_balance(self.unifapi_conn_id)
+        return balance_reading.recall(self.unifapi_conn_id)
 
     def remember_balance(self, reading: BalanceReading | None) -> None:
         """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""
-        remember_balance(self.unifapi_conn_id, reading)
+        balance_reading.remember(self.unifapi_conn_id, reading)
+
+    def balance_max_age(self) -> float:
+        """Seconds a remembered balance answers for free: the connection's ``balance_max_age`` extra."""
+        return float(self.connection_extras().get("balance_max_age", balance_reading.DEFAULT_MAX_BALANCE_AGE))
+
+    def check_balance(
+        self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
+    ) -> BalanceCheck:
+        """Is the workspace balance at least ``min_balance``? Answers as cheaply as possible.
+
+        A remembered reading at most ``max_age`` seconds old and high enough answers for free;
+        otherwise one live reading: a hashtag search with ``limit=1`` (1 credit), or
+        ``GET /tiktok/hashtags/{probe_hashtag_id}`` (1 credit); a 402 answers for free. A live
+        reading is remembered for the next check. Arguments may be rendered template strings.
+
+        :param min_balance: credits the workspace must hold (an int >= 0).
+        :param max_age: seconds a remembered reading may answer; ``None`` takes the connection's
+            ``balance_max_age`` extra (default 300); 0 always reads live.
+        :param probe_hashtag_id: numeric id of the hashtag to read the balance with.
+        :raises UnifAPIInputError: an argument or the connection is unusable (names what to fix).
+        """
+        min_balance, max_age, probe_hashtag_id = self._balance_arguments(
+            min_balance, max_age, probe_hashtag_id
+        )
+        free = balance_reading.remembered_check(self.recall_balance(), min_balance, max_age)
+        if free is not None:
+            return free
+        client = self.get_conn()
+        before = (balance_reading.credits_spent(client), client.last_balance)
+        error: UnifAPIError | None = None
+        try:
+            balance_reading.start_probe(client, probe_hashtag_id)
+        except UnifAPIError as exc:
+            error = exc
+        check = balance_reading.live_check(
+            self.unifapi_conn_id,
+            client,
+            before,
+            error,
+            min_balance=min_balance,
+            probe_hashtag_id=probe_hashtag_id,
+        )
+        self.remember_balance(check.reading)
+        return check
+
+    async def acheck_balance(
+        self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
+    ) -> BalanceCheck:
+        """Async :meth:`check_balance` (the triggerer's): the same decision and the same cost."""
+        min_balance, max_age, probe_hashtag_id = await asyncio.to_thread(
+            self._balance_arguments, min_balance, max_age, probe_hashtag_id
+        )
+        # The Variable lives in the metadata DB / API server: read and write it off the event loop.
+        remembered = await asyncio.to_thread(self.recall_balance)
+        free = balance_reading.remembered_check(remembered, min_balance, max_age)
+        if free is not None:
+            return free
+        client = await self.get_async_conn()
+        before = (balance_reading.credits_spent(client), client.last_balance)
+        error: UnifAPIError | None = None
+        try:
+            await balance_reading.start_probe(client, probe_hashtag_id)
+        except UnifAPIError as exc:
+            error = exc
+        check = balance_reading.live_check(
+            self.unifapi_conn_id,
+            client,
+            before,
+            error,
+            min_balance=min_balance,
+            probe_hashtag_id=probe_hashtag_id,
+        )
+        await asyncio.to_thread(self.remember_balance, check.reading)
+        return check
+
+    def _balance_arguments(
+        self, min_balance: Any, max_age: float | None, probe_hashtag_id: Any
+    ) -> tuple[int, float, str | None]:
+        return (
+            balance_reading.check_min_balance(min_balance),
+            self.balance_max_age()
+            if max_age is None
+            else balance_reading.check_seconds(max_age, "max_balance_age", allow_zero=True),
+            balance_reading.check_probe_hashtag_id(probe_hashtag_id),
+        )
 
     async def get_async_conn(self) -> AsyncUnifAPIClient:
-        """A new :class:`AsyncUnifAPIClient` for this connection; close it with ``aclose()``.
+        """The :class:`AsyncUnifAPIClient` of this connection (created once per hook).
 
-        Not cached: an async client belongs to the event loop that uses it.
+        The hook owns it: :meth:`aclose` (or leaving ``async with hook:``) closes it. Use the hook
+        from one event loop only: an async client belongs to the loop that uses it.
         """
-        conn = await aget_connection(self, self.unifapi_conn_id)
-        return AsyncUnifAPIClient(**self.client_kwargs(conn))
+        if self._async_client is None:
+            conn = await aget_connection(self, self.unifapi_conn_id)
+            self._async_client = AsyncUnifAPIClient(**self.client_kwargs(conn))
+        return self._async_client
+
+    async def aclose(self) -> None:
+        """Close both clients this hook created, if any."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    async def __aenter__(self) -> UnifAPIHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.

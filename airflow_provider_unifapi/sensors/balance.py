@@ -17,23 +17,8 @@ from airflow_provider_unifapi._compat import (
     PokeReturnValue,
     default_deferrable,
 )
-from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
-from airflow_provider_unifapi.balance_probe import (
-    DEFAULT_MAX_BALANCE_AGE,
-    ProbeOutcome,
-    check_min_balance,
-    check_probe_hashtag_id,
-    check_seconds,
-    classify_probe_error,
-    describe_outcome,
-    describe_remembered,
-    fatal_message,
-    fresh_enough,
-    result_value,
-    spent_by,
-    start_probe,
-)
 from airflow_provider_unifapi.exceptions import UnifAPIError
+from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck, check_seconds
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
 
@@ -41,10 +26,6 @@ from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
 # ``timeout`` event (which says what was seen and spent) normally wins over Airflow's bare deferral
 # timeout; the latter only backs it up when the triggerer was down.
 _DEFERRAL_GRACE = 60.0
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 class UnifAPIBalanceSensor(BaseSensorOperator):
@@ -64,6 +45,8 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
     and ``soft_fail`` behave as for every sensor. A refused API key (401), or a probe hashtag the API
     refuses, fails the task at once instead of waiting out the timeout. Transient errors (429, 5xx,
     network) are logged and the sensor keeps waiting.
+
+    Arguments are checked when the task runs, after rendering, so templates and XCom values work.
 
     Returns (XCom) ``{"balance", "seen_at", "request_id", "source"}`` where ``source`` is
     ``remembered`` or ``live``.
@@ -98,104 +81,70 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         self.max_balance_age = max_balance_age
         self.probe_hashtag_id = probe_hashtag_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        # Fail at DAG parse time for what is already known; templated values are checked per poke.
-        # Values are kept as given (templates must render in place) and converted when used.
-        if not _is_template(min_balance):
-            check_min_balance(min_balance)
-        if not _is_template(probe_hashtag_id):
-            check_probe_hashtag_id(probe_hashtag_id)
-        if max_balance_age is not None:
-            check_seconds(max_balance_age, "max_balance_age", allow_zero=True)
-        if self.deferrable and not self.poke_interval > 0:
-            raise ValueError("poke_interval must be > 0 with deferrable=True: each poll may cost a credit")
 
     # -- one poke: the same decision on a worker (poke/reschedule) and before deferring -----------
     def poke(self, context: Context) -> PokeReturnValue:
-        min_balance, probe_hashtag_id = self._rendered()
-        hook = UnifAPIHook(self.unifapi_conn_id)
-        return self._check(hook, min_balance, probe_hashtag_id, self._max_age(hook))
+        # A hook (and client) per poke: nothing outlives the poke (reschedule mode starts afresh).
+        with UnifAPIHook(self.unifapi_conn_id) as hook:
+            return self._poke(hook)
 
-    def _check(
-        self, hook: UnifAPIHook, min_balance: int, probe_hashtag_id: str | None, max_age: float
-    ) -> PokeReturnValue:
-        remembered = recall_balance(self.unifapi_conn_id)
-        if fresh_enough(remembered, min_balance, max_age):
-            assert remembered is not None
-            self.log.info("%s", describe_remembered(remembered, min_balance))
-            return PokeReturnValue(True, result_value(remembered, "remembered"))
-        # A client per poke: nothing outlives the poke (reschedule mode starts from scratch anyway).
-        try:
-            client = hook.get_conn()
-        except UnifAPIError as exc:
-            raise AirflowFailException(f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}") from None
-        try:
-            spent, seen = spent_by(client), client.last_balance
-            error: UnifAPIError | None = None
-            try:
-                start_probe(client, probe_hashtag_id)
-            except UnifAPIError as exc:
-                try:
-                    error = classify_probe_error(exc)
-                except UnifAPIError:
-                    raise AirflowFailException(
-                        fatal_message(self.unifapi_conn_id, probe_hashtag_id, exc)
-                    ) from None
-            outcome = ProbeOutcome.after(client, spent, seen, error)
-        finally:
-            client.close()
-        remember_balance(self.unifapi_conn_id, outcome.reading)
-        message = describe_outcome(outcome, min_balance, probe_hashtag_id)
-        if outcome.reading is None:
-            self.log.warning("%s Still waiting.", message)
+    def _poke(self, hook: UnifAPIHook) -> PokeReturnValue:
+        check = self._check(hook)
+        if check.fatal:
+            raise AirflowFailException(check.message)
+        if check.reading is None:
+            self.log.warning("%s Still waiting.", check.message)
             return PokeReturnValue(False)
-        self.log.info("%s", message)
-        return PokeReturnValue(outcome.reading.balance >= min_balance, result_value(outcome.reading, "live"))
+        self.log.info("%s", check.message)
+        return PokeReturnValue(check.satisfied, check.xcom_value() if check.satisfied else None)
 
-    def _rendered(self) -> tuple[int, str | None]:
+    def _check(self, hook: UnifAPIHook) -> BalanceCheck:
         try:
-            return check_min_balance(self.min_balance), check_probe_hashtag_id(self.probe_hashtag_id)
-        except (TypeError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from None
-
-    def _max_age(self, hook: UnifAPIHook) -> float:
-        if self.max_balance_age is not None:
-            return float(self.max_balance_age)
-        try:
-            extras = hook.connection_extras()
-        except UnifAPIError as exc:
-            raise AirflowFailException(f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}") from None
-        return float(extras.get("balance_max_age", DEFAULT_MAX_BALANCE_AGE))
+            return hook.check_balance(
+                self.min_balance, max_age=self.max_balance_age, probe_hashtag_id=self.probe_hashtag_id
+            )
+        except UnifAPIError as exc:  # bad arguments or an unusable connection: waiting cannot help
+            raise AirflowFailException(f"UnifAPIBalanceSensor {self.task_id!r}: {exc}") from None
 
     # -- deferrable mode ---------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         end_time = time.time() + self.timeout
-        min_balance, probe_hashtag_id = self._soft_fail_aware(self._rendered)
-        hook = UnifAPIHook(self.unifapi_conn_id)
-        max_age = self._soft_fail_aware(lambda: self._max_age(hook))
-        # One poke on the worker first: a balance that is already enough needs no triggerer round trip.
-        result = self._soft_fail_aware(lambda: self._check(hook, min_balance, probe_hashtag_id, max_age))
-        if result.is_done:
+        with UnifAPIHook(self.unifapi_conn_id) as hook:
+            # One poke on the worker first: a balance already enough needs no triggerer round trip.
+            check = self._soft_fail_aware(lambda: self._deferrable_check(hook))
+            max_age = hook.balance_max_age() if self.max_balance_age is None else self.max_balance_age
+        if check.satisfied:
+            self.log.info("%s", check.message)
             self.log.info("Success criteria met. Exiting.")
-            return result.xcom_value
+            return check.xcom_value()
         self.log.info(
-            "Balance below %d credits; deferring to the triggerer, polling every %gs.",
-            min_balance,
-            self.poke_interval,
+            "%s Deferring to the triggerer, polling every %gs.", check.message, float(self.poke_interval)
         )
         self.defer(
             trigger=UnifAPIBalanceTrigger(
-                min_balance,
+                check.min_balance,
                 unifapi_conn_id=self.unifapi_conn_id,
-                poll_interval=self.poke_interval,
+                poll_interval=float(self.poke_interval),
                 end_time=end_time,
-                probe_hashtag_id=probe_hashtag_id,
-                max_balance_age=max_age,
+                probe_hashtag_id=self.probe_hashtag_id,
+                max_balance_age=float(max_age),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + self.poke_interval + _DEFERRAL_GRACE),
         )
+
+    def _deferrable_check(self, hook: UnifAPIHook) -> BalanceCheck:
+        try:
+            # Each poll may cost a credit: a zero interval would spend without pause.
+            check_seconds(self.poke_interval, "poke_interval", allow_zero=False)
+        except UnifAPIError as exc:
+            raise AirflowFailException(f"UnifAPIBalanceSensor {self.task_id!r}: {exc}") from None
+        check = self._check(hook)
+        if check.fatal:
+            raise AirflowFailException(check.message)
+        return check
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger's event: return the balance, or fail / time out with its message.
