@@ -1,0 +1,260 @@
+"""What the hook's balance check is made of: the remembered reading, the live probe, the verdict.
+
+There is no free balance endpoint, so a live reading is the cheapest paid call there is (1 credit;
+a 402 costs nothing and carries the balance). A balance remembered from an earlier response (an
+Airflow Variable written by the operator and the sensor) answers for free while it is fresh and
+high enough. :class:`~airflow_provider_unifapi.hooks.unifapi.UnifAPIHook` puts these pieces
+together in ``check_balance`` / ``acheck_balance``; the sensor and the trigger call those.
+Imports nothing from Airflow at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from airflow_provider_unifapi.client import validate_hashtag_id
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIError,
+    UnifAPIInputError,
+    UnifAPIInsufficientCreditsError,
+    is_retryable,
+)
+from airflow_provider_unifapi.models import BalanceReading
+
+log = logging.getLogger(__name__)
+
+#: Seconds a remembered balance answers for free when neither the sensor nor the connection says.
+DEFAULT_MAX_BALANCE_AGE = 300.0
+#: Keyword of the default live reading. Any keyword costs the same (1 credit, ``limit=1``), found or not.
+PROBE_QUERY = "tiktok"
+#: Most credits a live reading may spend; sent as ``X-Unifapi-Max-Credits`` and covering retries too.
+PROBE_CREDITS = 1
+VARIABLE_PREFIX = "unifapi_balance__"
+
+
+class BalanceSource(str, Enum):
+    """Where a balance check's answer came from."""
+
+    REMEMBERED = "remembered"
+    LIVE = "live"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class BalanceCheck:
+    """One look at the workspace balance: what answered, what it cost, and what it means.
+
+    :param min_balance: the threshold the check was made against.
+    :param reading: the balance seen; ``None`` when a live reading failed.
+    :param source: ``remembered`` (free) or ``live`` (a paid probe, or a free 402).
+    :param credits: credits this check spent (0 for a remembered reading or a 402; the worst case
+        when a response was lost).
+    :param message: one log line saying what was read and what it cost.
+    :param error: the error of a failed live reading, when there was one.
+    :param fatal: True when waiting cannot help (a refused key, a refused probe hashtag).
+    """
+
+    min_balance: int
+    reading: BalanceReading | None
+    source: BalanceSource
+    credits: int
+    message: str
+    error: UnifAPIError | None = None
+    fatal: bool = False
+
+    @property
+    def satisfied(self) -> bool:
+        """True when the balance read is at least ``min_balance``."""
+        return self.reading is not None and self.reading.balance >= self.min_balance
+
+    def xcom_value(self) -> dict[str, Any]:
+        """The sensor's return value: the balance that satisfied it, when and how it was seen."""
+        assert self.reading is not None
+        return {
+            "balance": self.reading.balance,
+            "seen_at": self.reading.seen_at.isoformat(),
+            "request_id": self.reading.request_id,
+            "source": self.source.value,
+        }
+
+
+# -- arguments (checked after rendering: they may come from templates or XCom) --------------------
+def check_min_balance(value: Any) -> int:
+    """``value`` as an int >= 0; a string of digits (a rendered template) is accepted."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UnifAPIInputError(
+            "min_balance", f"must be an integer number of credits >= 0 (e.g. 5000), got {value!r}"
+        )
+    return value
+
+
+def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
+    """``value`` as a finite float of seconds (> 0, or >= 0 with ``allow_zero``)."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        raise UnifAPIInputError(argument, f"must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def check_probe_hashtag_id(value: Any) -> str | None:
+    """``None`` (probe with a hashtag search) or the numeric id of the hashtag to probe with."""
+    return None if value in (None, "") else validate_hashtag_id(value, "probe_hashtag_id")
+
+
+# -- the remembered reading (an Airflow Variable) -------------------------------------------------
+def variable_name(conn_id: str) -> str:
+    """Name of the Variable that remembers the balance of ``conn_id``'s workspace."""
+    return f"{VARIABLE_PREFIX}{conn_id}"
+
+
+def recall(conn_id: str) -> BalanceReading | None:
+    """The remembered reading, or ``None`` when there is none or it is unreadable."""
+    from airflow_provider_unifapi._compat import get_variable
+
+    name = variable_name(conn_id)
+    try:
+        raw = get_variable(name)
+    except Exception as exc:  # the metadata DB or API server is unreachable: read live instead
+        log.warning("Could not read Variable %s: %s", name, exc)
+        return None
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return BalanceReading(
+            balance=int(data["balance"]),
+            seen_at=datetime.fromisoformat(data["seen_at"]),
+            request_id=data.get("request_id"),
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("Variable %s does not hold a balance reading; ignoring it", name)
+        return None
+
+
+def remember(conn_id: str, reading: BalanceReading | None) -> None:
+    """Store ``reading`` unless a newer one is already stored. Never fails the caller's task."""
+    if reading is None:
+        return
+    from airflow_provider_unifapi._compat import Variable
+
+    name = variable_name(conn_id)
+    try:
+        current = recall(conn_id)
+        if current is not None and current.seen_at > reading.seen_at:
+            return
+        value = {
+            "balance": reading.balance,
+            "seen_at": reading.seen_at.isoformat(),
+            "request_id": reading.request_id,
+        }
+        Variable.set(
+            name,
+            json.dumps(value),
+            description="Last UnifAPI workspace balance seen (written by airflow-provider-unifapi).",
+        )
+    except Exception as exc:  # remembering is an optimisation: losing it costs one paid probe
+        log.warning("Could not remember the UnifAPI balance in Variable %s: %s", name, exc)
+
+
+def reading_age(reading: BalanceReading, now: datetime | None = None) -> float:
+    """Seconds since ``reading`` was seen; a reading from a worker whose clock runs ahead counts as new."""
+    seen_at = reading.seen_at if reading.seen_at.tzinfo else reading.seen_at.replace(tzinfo=timezone.utc)
+    return max(0.0, ((now or datetime.now(timezone.utc)) - seen_at).total_seconds())
+
+
+def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: float) -> BalanceCheck | None:
+    """A free answer from ``reading`` when it is fresh and high enough, else ``None``.
+
+    A low reading never answers, however fresh: a top-up leaves no trace in it, so only a live
+    reading can see one.
+    """
+    if reading is None or reading.balance < min_balance or reading_age(reading) > max_age:
+        return None
+    message = (
+        f"Remembered balance {reading.balance} >= min_balance {min_balance}, seen "
+        f"{reading_age(reading):.0f}s ago (request_id {reading.request_id}); this poke cost 0 credits."
+    )
+    return BalanceCheck(min_balance, reading, BalanceSource.REMEMBERED, 0, message)
+
+
+# -- the live reading ------------------------------------------------------------------------------
+def probe_label(probe_hashtag_id: str | None) -> str:
+    """What a live reading calls, for logs and docs."""
+    if probe_hashtag_id is None:
+        return f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
+    return f"GET /tiktok/hashtags/{probe_hashtag_id}"
+
+
+def start_probe(client: Any, probe_hashtag_id: str | None) -> Any:
+    """Send the live reading on ``client``: the result for the sync client, an awaitable for the async one."""
+    if probe_hashtag_id is None:
+        return client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
+    return client.get_hashtag(probe_hashtag_id, max_credits=PROBE_CREDITS)
+
+
+def credits_spent(client: Any) -> int:
+    """Credits ``client`` has spent so far: confirmed, plus the worst case of attempts whose bill was lost."""
+    return int(client.credits_charged) + int(client.possibly_billed_credits)
+
+
+def live_check(
+    conn_id: str,
+    client: Any,
+    before: tuple[int, BalanceReading | None],
+    error: UnifAPIError | None,
+    *,
+    min_balance: int,
+    probe_hashtag_id: str | None,
+) -> BalanceCheck:
+    """The verdict of a live reading, from what ``client`` saw since ``before`` (spent, last balance)."""
+    spent_before, seen_before = before
+    cost = credits_spent(client) - spent_before
+    cost_text = f"this poke cost {cost} credit{'s' if cost != 1 else ''}"
+    label = probe_label(probe_hashtag_id)
+    if error is not None and not isinstance(error, UnifAPIInsufficientCreditsError):
+        if not is_retryable(error):
+            message = f"{_fatal_hint(conn_id, probe_hashtag_id, error)} ({error}); {cost_text}."
+            return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error, fatal=True)
+        message = f"Live balance reading ({label}) failed: {error}; {cost_text}."
+        return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error)
+    reading = client.last_balance if client.last_balance is not seen_before else None
+    if reading is None:  # cannot happen for a 200 or a 402; kept so a drifted API never passes a check
+        message = f"Live balance reading ({label}) reported no balance; {cost_text}."
+        return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error)
+    verdict = ">=" if reading.balance >= min_balance else "<"
+    message = (
+        f"Live balance reading ({label}, request_id {reading.request_id}): "
+        f"balance {reading.balance} {verdict} min_balance {min_balance}; {cost_text}."
+    )
+    return BalanceCheck(min_balance, reading, BalanceSource.LIVE, cost, message)
+
+
+def _fatal_hint(conn_id: str, probe_hashtag_id: str | None, exc: UnifAPIError) -> str:
+    """Why waiting longer cannot help, and what to fix."""
+    if exc.error_type == "unauthorized":
+        return (
+            f"UnifAPI refused the API key of connection {conn_id!r}; fix the key in the connection's "
+            "password ('API key') field. Not waiting for the timeout: a refused key does not heal."
+        )
+    if probe_hashtag_id is not None and exc.error_type in ("not_found", "invalid_id"):
+        return (
+            f"The balance probe hashtag {probe_hashtag_id} is refused by UnifAPI; pick another "
+            "probe_hashtag_id, or leave it unset to probe with a hashtag search."
+        )
+    return f"UnifAPI refused the balance reading of connection {conn_id!r}."
