@@ -8,7 +8,7 @@ import pytest
 from upath import UPath
 
 from airflow_provider_unifapi.client import UnifAPIClient
-from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector
+from airflow_provider_unifapi.collector import HashtagVideoCollector, ObjectStorageOutput, PagingSettings
 from airflow_provider_unifapi.exceptions import UnifAPIPaginationError
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 from tests.conftest import API_KEY
@@ -28,10 +28,12 @@ def _page(cursor_out, data=(), balance=1000):
     }
 
 
-def _collector(handler, tmp_path, **kwargs):
+def _collector(handler, tmp_path, max_empty_pages):
     client = UnifAPIClient(API_KEY, "http://127.0.0.1:9", transport=httpx.MockTransport(handler))
-    folder = RunFolder(UPath(f"file://{tmp_path}/out"), "jsonl")
-    return HashtagVideoCollector(client, "1", folder=folder, budget=Budget(), **kwargs)
+    output = ObjectStorageOutput(RunFolder(UPath(f"file://{tmp_path}/out"), "jsonl"))
+    return HashtagVideoCollector(
+        client, "1", output=output, paging=PagingSettings(max_empty_pages=max_empty_pages)
+    )
 
 
 def test_a_run_of_empty_pages_stops_after_the_bound(tmp_path):

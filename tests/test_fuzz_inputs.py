@@ -312,6 +312,20 @@ def budgets() -> st.SearchStrategy[Any]:
     )
 
 
+def _checked_budget(argument: str, value: Any) -> Any:
+    """The operator's accepted value of ``argument`` once checked (as ``execute`` checks it)."""
+    from airflow_provider_unifapi.operators._arguments import check_arguments
+    from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
+
+    # The constructor only stores: any value is accepted there (it may be a template or an XComArg).
+    operator = TikTokHashtagVideosOperator(
+        task_id="fuzz", hashtag_id="42", output_path="file:///nonexistent/x", **{argument: value}
+    )
+    assert getattr(operator, argument) is value
+    checked = check_arguments(operator)
+    return checked.paging.page_size if argument == "page_size" else getattr(checked.budget, argument)
+
+
 @FUZZ_RUNS
 @given(
     argument=st.sampled_from(["max_credits", "max_records", "max_pages", "min_balance", "page_size"]),
@@ -320,16 +334,11 @@ def budgets() -> st.SearchStrategy[Any]:
 def test_operator_budgets_are_refused_typed_or_honoured(
     argument: str, value: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
-
     try:
-        operator = TikTokHashtagVideosOperator(
-            task_id="fuzz", hashtag_id="42", output_path="file:///nonexistent/x", **{argument: value}
-        )
+        accepted = _checked_budget(argument, value)
     except UnifAPIInputError as exc:
         assert argument in str(exc)
         return
-    accepted = getattr(operator, argument)
     assert accepted is None or (isinstance(accepted, int) and not isinstance(accepted, bool))
     minimum = 0 if argument == "min_balance" else 1
     assert accepted is None or accepted >= minimum
@@ -344,17 +353,9 @@ def test_operator_budgets_are_refused_typed_or_honoured(
 def test_malformed_budget_strings_fail_typed_naming_the_argument(argument: str, value: str) -> None:
     # Templated budgets arrive as strings; one that looks numeric to str.isdigit() but is not an int
     # must fail as UnifAPIInputError naming the argument (a plain ValueError would be retried by Airflow).
-    from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
-
-    try:
-        operator = TikTokHashtagVideosOperator(
-            task_id="fuzz", hashtag_id="42", output_path="file:///x", **{argument: value}
-        )
-    except UnifAPIInputError as exc:
-        assert argument in str(exc)
-    else:
-        accepted = getattr(operator, argument)
-        assert isinstance(accepted, int) and accepted >= 1
+    with pytest.raises(UnifAPIInputError) as caught:
+        _checked_budget(argument, value)
+    assert argument in str(caught.value)
 
 
 @FUZZ_RUNS
@@ -367,7 +368,12 @@ def test_collector_budgets_of_zero_negative_or_huge_are_handled(max_credits: int
     # stops on that budget; a huge one changes nothing.
     from upath import UPath
 
-    from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector
+    from airflow_provider_unifapi.collector import (
+        Budget,
+        HashtagVideoCollector,
+        ObjectStorageOutput,
+        PagingSettings,
+    )
     from airflow_provider_unifapi.storage.run_folder import RunFolder
 
     recorder = Recorder()
@@ -377,15 +383,15 @@ def test_collector_budgets_of_zero_negative_or_huge_are_handled(max_credits: int
             collector = HashtagVideoCollector(
                 client,
                 "42",
-                folder=RunFolder(UPath(f"file://{root}"), "jsonl"),
+                output=ObjectStorageOutput(RunFolder(UPath(f"file://{root}"), "jsonl")),
                 budget=Budget(max_credits=max_credits, max_records=max_records),
-                page_size=5,
+                paging=PagingSettings(page_size=5),
             )
             summary = collector.run()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     recorder.assert_paths(VIDEOS)
-    spent = summary["credits_charged"] + summary["credits_unconfirmed"]
+    spent = summary["credits_charged"] + summary["possibly_billed_credits"]
     assert spent <= max(0, max_credits)
     if max_credits < 1 or (max_records is not None and max_records < 1):
         assert recorder.seen == [] and summary["records"] == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_unifapi.exceptions import UnifAPIInputError
+from airflow_provider_unifapi.operators._arguments import check_arguments
 from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
 from airflow_provider_unifapi.storage.parts import iter_part_records
 from tests.conftest import API_KEY, assert_no_key, read_variable
@@ -161,8 +162,9 @@ def test_xcom_mode_returns_records_and_its_cap_is_checked_before_paying(sb, dag_
     assert [r["id"] for r in records] == sb.truth(TAG)[:120]
     assert_no_key(records)
     for bad in ({}, {"max_records": 5000}):
+        operator = TikTokHashtagVideosOperator(task_id="x", hashtag_id=TAG, **bad)  # only stores
         with pytest.raises(UnifAPIInputError) as caught:
-            TikTokHashtagVideosOperator(task_id="x", hashtag_id=TAG, **bad)
+            check_arguments(operator)
         assert "output_path" in str(caught.value) and "max_records" in str(caught.value)
 
 
@@ -284,10 +286,12 @@ def test_budget_holds_under_retries_and_faults(sb, dag_runner, tmp_path):
     assert summary["stop_reason"] == "max_credits"
     charged = sb.credits_charged()
     assert charged <= 260
-    assert summary["credits_charged"] + summary["credits_unconfirmed"] <= 260
+    assert summary["credits_charged"] + summary["possibly_billed_credits"] <= 260
     # the ledger sits between what was confirmed and the worst case
     assert (
-        summary["credits_charged"] <= charged <= summary["credits_charged"] + summary["credits_unconfirmed"]
+        summary["credits_charged"]
+        <= charged
+        <= summary["credits_charged"] + summary["possibly_billed_credits"]
     )
     _manifest, records = read_output(tmp_path / "b")
     assert [r["id"] for r in records] == sb.truth(TAG)[: len(records)]
@@ -348,11 +352,19 @@ def test_operator_remembers_the_balance_for_the_sensor(sb, dag_runner, tmp_path)
         ({"hashtag_id": "1", "max_credits": 0}, "max_credits"),
         ({"hashtag_id": "1", "min_balance": -5}, "min_balance"),
         ({"hashtag_id": "1", "output_format": "csv"}, "output_format"),
+        ({"hashtag_id": "1", "records_per_part": 0}, "records_per_part"),
+        ({"hashtag_id": "1", "max_empty_pages": "x"}, "max_empty_pages"),
+        ({"hashtag_id": "1", "gzip_level": 10}, "gzip_level"),
     ],
 )
-def test_invalid_arguments_fail_at_construction_naming_the_argument(kwargs, argument):
+def test_invalid_arguments_are_stored_then_refused_naming_the_argument(kwargs, argument):
+    # Constructors only assign (a value may still be a template or an XComArg at parse time); the
+    # check runs at the start of execute, which turns it into AirflowFailException (tested below).
+    operator = TikTokHashtagVideosOperator(task_id="bad", output_path="file:///tmp/x", **kwargs)
+    for name, value in kwargs.items():
+        assert getattr(operator, name) == value
     with pytest.raises(UnifAPIInputError) as caught:
-        TikTokHashtagVideosOperator(task_id="bad", output_path="file:///tmp/x", **kwargs)
+        check_arguments(operator)
     assert argument in str(caught.value)
 
 

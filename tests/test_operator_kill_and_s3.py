@@ -78,8 +78,8 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
     assert min(offsets) > 0
     assert max(Counter(offsets).values()) == 1
     # what the killed try was doing is counted at its worst case, never forgotten
-    assert summary["credits_unconfirmed"] >= 0
-    assert summary["credits_charged"] + summary["credits_unconfirmed"] >= summary["records"]
+    assert summary["possibly_billed_credits"] >= 0
+    assert summary["credits_charged"] + summary["possibly_billed_credits"] >= summary["records"]
     assert_no_key(result.log_text, manifest)
 
 

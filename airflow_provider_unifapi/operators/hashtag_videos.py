@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -10,24 +11,26 @@ from airflow_provider_unifapi._compat import (
     AirflowException,
     AirflowFailException,
     BaseOperator,
-    Context,
     ObjectStoragePath,
 )
-from airflow_provider_unifapi.balance_memory import recall_balance, remember_balance
-from airflow_provider_unifapi.client import MAX_PAGE_SIZE, validate_hashtag_id, validate_limit
-from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector, RunStopped, check_budget_value
+from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
+from airflow_provider_unifapi.collector import (
+    HashtagVideoCollector,
+    ObjectStorageOutput,
+    RunOutput,
+    RunStart,
+    RunStopped,
+    XComOutput,
+)
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
+from airflow_provider_unifapi.operators._arguments import CheckedArguments, check_arguments
 from airflow_provider_unifapi.storage.fsio import local_folder
-from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, check_format
+from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
 #: Records XCom mode may return; past this, write to object storage (XCom lives in the metadata DB).
 DEFAULT_XCOM_MAX_RECORDS = 1000
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 class TikTokHashtagVideosOperator(BaseOperator):
@@ -37,6 +40,10 @@ class TikTokHashtagVideosOperator(BaseOperator):
     every page, so a retried try resumes instead of paying again; a ``_manifest.json`` written last
     marks the folder complete, and the task returns a small summary. Without ``output_path`` the
     records are returned as XCom (capped; no resume).
+
+    The constructor only stores its arguments (a templated one may be a Jinja string, an
+    ``XComArg`` or a mapped value until the task runs); every check runs at the start of
+    ``execute``, before any paid call, and a bad value fails the task without retry.
 
     :param hashtag_id: numeric id of the hashtag (templated). Give this or ``hashtag_name``.
     :param hashtag_name: hashtag name without ``#`` (templated); resolved to an id by exact match
@@ -81,11 +88,11 @@ class TikTokHashtagVideosOperator(BaseOperator):
         hashtag_id: str | None = None,
         hashtag_name: str | None = None,
         unifapi_conn_id: str = UnifAPIHook.default_conn_name,
-        page_size: int = MAX_PAGE_SIZE,
-        max_records: int | None = None,
-        max_pages: int | None = None,
-        max_credits: int | None = None,
-        min_balance: int | None = None,
+        page_size: int | str = MAX_PAGE_SIZE,
+        max_records: int | str | None = None,
+        max_pages: int | str | None = None,
+        max_credits: int | str | None = None,
+        min_balance: int | str | None = None,
         output_path: str | None = None,
         output_conn_id: str | None = None,
         output_format: str = "jsonl.gz",
@@ -115,140 +122,106 @@ class TikTokHashtagVideosOperator(BaseOperator):
         self.overwrite = overwrite
         self.xcom_max_records = xcom_max_records
         self.gzip_level = gzip_level
-        # Fail at DAG parse time for what is already known; templated values are checked in execute.
-        self._validate(rendered=False)
-
-    # -- argument checks --------------------------------------------------------------------------
-    def _validate(self, *, rendered: bool) -> None:
-        def ready(value: Any) -> bool:
-            return rendered or not _is_template(value)
-
-        if self.hashtag_id in (None, "") and self.hashtag_name in (None, ""):
-            raise UnifAPIInputError(
-                "hashtag_id", "give hashtag_id (numeric id) or hashtag_name (name without #)"
-            )
-        if self.hashtag_id not in (None, "") and self.hashtag_name not in (None, ""):
-            raise UnifAPIInputError("hashtag_name", "give hashtag_id or hashtag_name, not both")
-        if self.hashtag_id not in (None, "") and ready(self.hashtag_id):
-            self.hashtag_id = validate_hashtag_id(self.hashtag_id)
-        if ready(self.page_size):
-            self.page_size = validate_limit(
-                check_budget_value("page_size", self.page_size, minimum=1), "page_size"
-            )
-        for name, minimum in (("max_records", 1), ("max_pages", 1), ("max_credits", 1), ("min_balance", 0)):
-            value = getattr(self, name)
-            if ready(value):
-                setattr(self, name, check_budget_value(name, value, minimum=minimum))
-        if ready(self.output_format):
-            check_format(self.output_format)
-        check_budget_value("records_per_part", self.records_per_part, minimum=1)
-        check_budget_value("max_empty_pages", self.max_empty_pages, minimum=1)
-        check_budget_value("xcom_max_records", self.xcom_max_records, minimum=1)
-        if not isinstance(self.gzip_level, int) or not 0 <= self.gzip_level <= 9:
-            raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {self.gzip_level!r}")
-        if self.output_path in (None, "") and ready(self.max_records):
-            # XCom mode must know up front that it cannot pass the cap: never pay for records that
-            # could not be returned.
-            if self.max_records is None or self.max_records > self.xcom_max_records:
-                raise UnifAPIInputError(
-                    "output_path",
-                    f"is not set, so records go to XCom, which holds at most xcom_max_records="
-                    f"{self.xcom_max_records}; set max_records <= {self.xcom_max_records}, or set output_path "
-                    "(e.g. 's3://bucket/tiktok/{{ ds }}/' or 'file:///data/tiktok/') to write any number of records",
-                )
 
     @cached_property
     def hook(self) -> UnifAPIHook:
+        """The hook of ``unifapi_conn_id``; it owns the client and closes it when the task ends."""
         return UnifAPIHook(self.unifapi_conn_id)
 
     # -- execution --------------------------------------------------------------------------------
-    def execute(self, context: Context) -> Any:
+    def execute(self, context: Any) -> Any:
         try:
-            self._validate(rendered=True)
+            args = check_arguments(self)
         except UnifAPIInputError as exc:
-            raise AirflowFailException(str(exc)) from None
-        client = self.hook.get_conn()
+            raise AirflowFailException(str(exc)) from None  # bad input: a retry would fail the same way
         try:
-            return self._execute(client)
-        except RunStopped as stop:
-            raise AirflowException(str(stop)) from None
-        except UnifAPIError as exc:
-            message = f"UnifAPI call failed for hashtag {self.hashtag_id or self.hashtag_name}: {exc}"
-            if is_retryable(exc) or exc.may_have_been_billed:
-                # Transient or lost-in-transit: an Airflow retry resumes from the checkpoint.
-                raise AirflowException(message) from None
-            raise AirflowFailException(message) from None
+            client = self.hook.get_conn()
+            try:
+                return self._collect(client, args)
+            except RunStopped as stop:
+                raise AirflowException(str(stop)) from None
+            except UnifAPIError as exc:
+                message = f"UnifAPI call failed for hashtag {args.hashtag_id or args.hashtag_name}: {exc}"
+                if is_retryable(exc) or exc.may_have_been_billed:
+                    # Transient or lost-in-transit: an Airflow retry resumes from the checkpoint.
+                    raise AirflowException(message) from None
+                raise AirflowFailException(message) from None
+            finally:
+                self.hook.remember_balance(client.last_balance)
         finally:
-            remember_balance(self.unifapi_conn_id, client.last_balance)
+            self.hook.close()
 
-    def _execute(self, client: Any) -> Any:
-        folder = self._run_folder()
-        if folder is not None:
-            if self.overwrite:
-                folder.clear()
-            else:
-                manifest = folder.read_manifest()
-                if manifest is not None:
-                    self.log.info(
-                        "%s already holds a complete run (_manifest.json): returning its summary without "
-                        "calling UnifAPI (0 credits). Use overwrite=True to fetch again.",
-                        self.output_path,
-                    )
-                    manifest.pop("parts", None)
-                    manifest.pop("request_ids", None)
-                    manifest.pop("written_at", None)
-                    return manifest
-        hashtag_id, resolution_credits = self._hashtag_id(client, folder)
-        # Only min_balance needs a balance before the first answer (else it costs a 1-record first call);
-        # reading the Variable is a round trip to the metadata DB (~8 ms), so skip it otherwise.
-        remembered = recall_balance(self.unifapi_conn_id) if self.min_balance is not None else None
+    def _collect(self, client: UnifAPIClient, args: CheckedArguments) -> Any:
+        output = self._output(args)
+        if isinstance(output, ObjectStorageOutput):
+            done = self._reuse_or_clear(output)
+            if done is not None:
+                return done
+        hashtag_id, resolution_credits = self._hashtag_id(client, args, output)
+        # Only min_balance needs a balance before the first answer (else it costs a 1-record first
+        # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
+        remembered = self.hook.recall_balance() if args.budget.min_balance is not None else None
         collector = HashtagVideoCollector(
             client,
             hashtag_id,
-            folder=folder,
-            budget=Budget(self.max_records, self.max_pages, self.max_credits, self.min_balance),
-            page_size=self.page_size,
-            records_per_part=self.records_per_part,
-            fail_on_low_balance=self.fail_on_low_balance,
-            max_empty_pages=self.max_empty_pages,
-            hashtag_name=self.hashtag_name or None,
-            initial_balance=remembered.balance if remembered is not None else None,
-            resolution_credits=resolution_credits,
-            output_path=self.output_path or None,
+            output=output,
+            budget=args.budget,
+            paging=args.paging,
+            start=RunStart(
+                hashtag_name=args.hashtag_name,
+                initial_balance=remembered.balance if remembered is not None else None,
+                resolution_credits=resolution_credits,
+            ),
             logger=self.log,
         )
         summary = collector.run()
-        if folder is None:
-            return collector.records_in_memory
-        return summary
+        return output.records if isinstance(output, XComOutput) else summary
 
-    def _run_folder(self) -> RunFolder | None:
-        if self.output_path in (None, ""):
-            return None
+    def _output(self, args: CheckedArguments) -> RunOutput:
+        if args.output_path is None:
+            return XComOutput()
         try:
-            path = (None if self.output_conn_id else local_folder(self.output_path)) or ObjectStoragePath(
-                self.output_path, conn_id=self.output_conn_id
+            path = (None if self.output_conn_id else local_folder(args.output_path)) or ObjectStoragePath(
+                args.output_path, conn_id=self.output_conn_id
             )
         except Exception as exc:
             raise UnifAPIInputError(
-                "output_path", f"{self.output_path!r} is not a usable object-storage URL: {exc}"
+                "output_path", f"{args.output_path!r} is not a usable object-storage URL: {exc}"
             ) from None
-        return RunFolder(path, self.output_format, gzip_level=self.gzip_level)
+        folder = RunFolder(path, args.output_format, gzip_level=args.gzip_level)
+        return ObjectStorageOutput(folder, records_per_part=args.records_per_part, url=args.output_path)
 
-    def _hashtag_id(self, client: Any, folder: RunFolder | None) -> tuple[str, int]:
+    def _reuse_or_clear(self, output: ObjectStorageOutput) -> dict[str, Any] | None:
+        """The stored summary of a complete folder (0 credits), unless ``overwrite`` clears it."""
+        if self.overwrite:
+            output.folder.clear()
+            return None
+        manifest = output.folder.read_manifest()
+        if manifest is None:
+            return None
+        self.log.info(
+            "%s already holds a complete run (_manifest.json): returning its summary without "
+            "calling UnifAPI (0 credits). Use overwrite=True to fetch again.",
+            output.url,
+        )
+        for key in ("parts", "request_ids", "written_at"):
+            manifest.pop(key, None)
+        return manifest
+
+    def _hashtag_id(
+        self, client: UnifAPIClient, args: CheckedArguments, output: RunOutput
+    ) -> tuple[str, int]:
         """The id to page, resolving ``hashtag_name`` once (a resumed run reads it from the checkpoint)."""
-        if self.hashtag_id not in (None, ""):
-            return str(self.hashtag_id), 0
-        if folder is not None:
-            from airflow_provider_unifapi.storage.checkpoint import CheckpointStore
-
-            earlier = CheckpointStore(folder.io).load()
-            if earlier is not None and earlier.hashtag_name == self.hashtag_name:
-                return earlier.hashtag_id, earlier.resolution_credits
-        resolved = client.resolve_hashtag_id(self.hashtag_name)
+        if args.hashtag_id is not None:
+            return args.hashtag_id, 0
+        assert args.hashtag_name is not None
+        earlier = output.earlier_checkpoint()
+        if earlier is not None and earlier.hashtag_name == args.hashtag_name:
+            return earlier.hashtag_id, earlier.resolution_credits
+        resolved = client.resolve_hashtag_id(args.hashtag_name)
         self.log.info(
             "Resolved hashtag name %r to id %s with %d search call(s) costing %d credits",
-            self.hashtag_name,
+            args.hashtag_name,
             resolved.hashtag.id,
             resolved.calls,
             resolved.credits_charged,
@@ -262,10 +235,8 @@ class TikTokHashtagVideosOperator(BaseOperator):
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         hook_url = "https://api.unifapi.com"
-        try:
-            hook_url = self.hook.client_kwargs()["base_url"]
-        except Exception:  # lineage must never fail the task
-            pass
+        with contextlib.suppress(Exception):  # lineage must never fail the task
+            hook_url = self.hook.base_url
         inputs = [
             Dataset(
                 namespace=hook_url,
@@ -279,4 +250,5 @@ class TikTokHashtagVideosOperator(BaseOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The same datasets as at start (the folder and the endpoint do not change during a run)."""
         return self.get_openlineage_facets_on_start()

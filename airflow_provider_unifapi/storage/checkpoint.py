@@ -10,10 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from airflow_provider_unifapi.models import StopReason
 
 CHECKPOINT_NAME = "_checkpoint.json"
-CHECKPOINT_VERSION = 1
+#: 2: credit fields renamed (version 1 names are still read as aliases)
+CHECKPOINT_VERSION = 2
 
 
 class StagedPage(BaseModel):
@@ -37,7 +40,15 @@ class PartInfo(BaseModel):
 
 
 class Checkpoint(BaseModel):
-    """Everything a retried try needs to continue without paying again for what it already has."""
+    """Everything a retried try needs to continue without paying again for what it already has.
+
+    Credits go by one name each, here as in summaries and logs: ``credits_charged`` (confirmed by
+    the API's billing fields), ``possibly_billed_credits`` (the worst case of calls whose billing is
+    unknown), ``in_flight_credits`` (the worst case of the call being made), and ``credits_spent``
+    (the first two added: what budgets count). Version 1 names are still read.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
 
     version: int = CHECKPOINT_VERSION
     hashtag_id: str
@@ -46,7 +57,7 @@ class Checkpoint(BaseModel):
     #: cursor of the next page to fetch (``None`` with ``pages == 0`` means "from the start").
     cursor: str | None = None
     finished: bool = False
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     pages: int = 0
     records: int = 0
     duplicates_dropped: int = 0
@@ -54,14 +65,20 @@ class Checkpoint(BaseModel):
     #: credits the API confirmed in billing fields, all tries (resolution included).
     credits_charged: int = 0
     #: worst-case credits of calls whose billing is unknown (lost responses, killed tries), all tries.
-    credits_unconfirmed: int = 0
-    #: worst-case cost of the call about to be made; counted as unconfirmed if the try dies in it.
-    pending_call_credits: int = 0
+    possibly_billed_credits: int = Field(
+        default=0, validation_alias=AliasChoices("possibly_billed_credits", "credits_unconfirmed")
+    )
+    #: worst-case cost of the call being made; possibly billed if the try dies in it.
+    in_flight_credits: int = Field(
+        default=0, validation_alias=AliasChoices("in_flight_credits", "pending_call_credits")
+    )
     resolution_credits: int = 0
     balance_remaining: int | None = None
     balance_seen_at: str | None = None
     #: possibly billed credits since ``balance_remaining`` was seen: the balance may be that much lower
-    unconfirmed_since_balance: int = 0
+    possibly_billed_since_balance: int = Field(
+        default=0, validation_alias=AliasChoices("possibly_billed_since_balance", "unconfirmed_since_balance")
+    )
     tries: int = 0
     staged: list[StagedPage] = Field(default_factory=list)
     #: the part pages are appended to (append mode only), with its committed length
@@ -70,25 +87,32 @@ class Checkpoint(BaseModel):
     notable_request_ids: list[str] = Field(default_factory=list)
     last_request_id: str | None = None
 
-    def add_unconfirmed(self, credits: int) -> None:
-        """Count credits that may have been billed without the API saying so (budgets and floor)."""
-        self.credits_unconfirmed += credits
-        self.unconfirmed_since_balance += credits
+    def add_possibly_billed(self, credits: int) -> None:
+        """Count credits that may have been billed without the API saying so (budgets and floor).
+
+        :param credits: the worst case of the calls concerned.
+        """
+        self.possibly_billed_credits += credits
+        self.possibly_billed_since_balance += credits
 
     @property
     def balance_worst_case(self) -> int | None:
         """The lowest the workspace balance may be now, given what may have been billed since."""
         if self.balance_remaining is None:
             return None
-        return self.balance_remaining - self.unconfirmed_since_balance
+        return self.balance_remaining - self.possibly_billed_since_balance
 
     @property
-    def credits_spent_worst_case(self) -> int:
+    def credits_spent(self) -> int:
         """What budgets count: confirmed credits plus everything that may have been billed."""
-        return self.credits_charged + self.credits_unconfirmed
+        return self.credits_charged + self.possibly_billed_credits
 
     def note_request_id(self, request_id: str | None, limit: int = 50) -> None:
-        """Remember a request id worth giving support (errors, truncation), bounded."""
+        """Remember a request id worth giving support (errors, truncation), bounded.
+
+        :param request_id: the id (ignored when empty or already noted).
+        :param limit: how many to keep (the newest).
+        """
         if request_id and request_id not in self.notable_request_ids:
             self.notable_request_ids.append(request_id)
             del self.notable_request_ids[:-limit]
@@ -98,7 +122,7 @@ class Checkpoint(BaseModel):
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 
 
-_JOURNAL_EXCLUDE = frozenset({"parts"})
+_JOURNAL_EXCLUDE: set[str] = {"parts"}
 
 
 def _first_valid(lines: Any) -> Checkpoint | None:

@@ -8,11 +8,14 @@ whole budget.
 
 from __future__ import annotations
 
+import importlib
 import zlib
+from types import ModuleType
 from typing import Protocol
 
+_isal_zlib: ModuleType | None
 try:
-    from isal import isal_zlib as _isal_zlib
+    _isal_zlib = importlib.import_module("isal.isal_zlib")
 except ImportError:  # the optional `fast` extra is not installed
     _isal_zlib = None
 
@@ -37,7 +40,8 @@ def compressor(level: int, *, use_isal: bool = True) -> Compressor:
     onto isal's 1-3 (1-3 -> 1, 4-6 -> 2, 7-9 -> 3).
     """
     if use_isal and _isal_zlib is not None and level > 0:
-        return _isal_zlib.compressobj(min(3, (level + 2) // 3), _isal_zlib.DEFLATED, _GZIP_WBITS)
+        isal: Compressor = _isal_zlib.compressobj(min(3, (level + 2) // 3), _isal_zlib.DEFLATED, _GZIP_WBITS)
+        return isal
     return zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
 
 

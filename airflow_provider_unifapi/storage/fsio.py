@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from fsspec.implementations.local import LocalFileSystem
 from upath import UPath
@@ -64,7 +64,7 @@ class FolderIO:
     def open(self, name: str, mode: str) -> IO[bytes]:
         if self.local:
             return open(self.path(name), mode)
-        return self.fs.open(self.path(name), mode)
+        return cast(IO[bytes], self.fs.open(self.path(name), mode))
 
     def replace(self, source: str, target: str) -> None:
         """Move ``source`` over ``target`` (atomic on local disks; copy + delete on object stores)."""

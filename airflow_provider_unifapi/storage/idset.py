@@ -21,7 +21,7 @@ class IdSet:
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
         self._buffer: set[int] = set()
-        self._runs: list[array] = []
+        self._runs: list[array[int]] = []
         self._other: set[str] = set()
         self._size = 0
         for value in ids:

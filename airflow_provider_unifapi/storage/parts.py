@@ -21,7 +21,6 @@ FORMATS = ("jsonl", "jsonl.gz", "parquet")
 # (540 vs 210 microseconds for a 50-record page) -- more than parsing the page itself -- for files
 # ~15% smaller. See compression.py for the faster gzip used when python-isal is installed.
 DEFAULT_GZIP_LEVEL = 1
-_COPY_CHUNK = 1 << 20
 
 
 def check_format(output_format: Any) -> str:
@@ -38,7 +37,7 @@ def check_format(output_format: Any) -> str:
                 "output_format",
                 "'parquet' needs pyarrow: pip install 'airflow-provider-unifapi[parquet]', or use 'jsonl.gz'",
             ) from None
-    return output_format
+    return str(output_format)
 
 
 def part_name(index: int, output_format: str) -> str:

@@ -66,7 +66,8 @@ class RunFolder:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.io.exists(MANIFEST_NAME):
             return None
-        return json.loads(self.io.read(MANIFEST_NAME))
+        manifest: dict[str, Any] = json.loads(self.io.read(MANIFEST_NAME))
+        return manifest
 
     def prepare(self) -> None:
         """Create the folder (a no-op on object stores without directories)."""
@@ -192,10 +193,13 @@ class RunFolder:
                     ids.add(video_id)
         return ids
 
-    def remove_stray_files(self, checkpoint: Checkpoint) -> None:
-        """Delete parts a crashed compaction wrote past the checkpoint, and temporary checkpoints."""
-        committed = {part.name for part in checkpoint.parts}
-        if checkpoint.open_part is not None:
+    def remove_stray_files(self, checkpoint: Checkpoint | None) -> None:
+        """Delete parts a crashed compaction wrote past the checkpoint, and temporary checkpoints.
+
+        :param checkpoint: the committed state (``None``: no part is committed).
+        """
+        committed = set() if checkpoint is None else {part.name for part in checkpoint.parts}
+        if checkpoint is not None and checkpoint.open_part is not None:
             committed.add(checkpoint.open_part.name)
         for name in self.io.listdir():
             if (name.startswith("part-") and name not in committed) or (
@@ -215,8 +219,9 @@ class RunFolder:
                 self.io.delete(name)
         self._remove_staging()
 
-    def clear_staging(self) -> None:
-        """Remove staged pages no checkpoint names (before a fresh run)."""
+    def start_fresh(self) -> None:
+        """Before a run with no checkpoint: remove parts and staged pages that no checkpoint names."""
+        self.remove_stray_files(None)
         self._remove_staging()
 
     def _remove_staging(self) -> None:

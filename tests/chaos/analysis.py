@@ -77,7 +77,7 @@ def money_figures(
     """Ledger credits against the summary, the budget, and which pages were paid twice.
 
     - ``credits_charged`` must equal the ledger's charge for the pages the run committed, exactly;
-    - the ledger total must not pass ``credits_charged + credits_unconfirmed`` (the summary's worst case);
+    - the ledger total must not pass ``credits_charged + possibly_billed_credits`` (the summary's worst case);
     - with ``max_credits``, neither the ledger nor that worst case may pass it;
     - a page (ledger offset) may be paid twice only when the earlier payment was not committed (in
       flight at a kill, billed but unreadable, a lost response) or was a page truncated by balance.
@@ -87,11 +87,11 @@ def money_figures(
     committed_credits = sum(c["credits_charged"] for c in paid if c["request_id"] in committed)
     unknown_billed = ledger - committed_credits
     charged = int(summary["credits_charged"])
-    unconfirmed = int(summary["credits_unconfirmed"])
+    possibly_billed = int(summary["possibly_billed_credits"])
     miscounted = abs(committed_credits - charged)
-    beyond_worst_case = max(0, ledger - charged - unconfirmed)
+    beyond_worst_case = max(0, ledger - charged - possibly_billed)
     breach = 0
-    if max_credits is not None and (ledger > max_credits or charged + unconfirmed > max_credits):
+    if max_credits is not None and (ledger > max_credits or charged + possibly_billed > max_credits):
         breach = 1
     by_offset: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for call in paid:
@@ -107,7 +107,7 @@ def money_figures(
     return {
         "ledger_credits": ledger,
         "credits_charged": charged,
-        "credits_unconfirmed": unconfirmed,
+        "possibly_billed_credits": possibly_billed,
         "unknown_billed_credits": unknown_billed,
         "credits_miscounted": miscounted,
         "credits_beyond_worst_case": beyond_worst_case,

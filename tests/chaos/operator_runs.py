@@ -71,23 +71,25 @@ def coarse_money(
 ) -> dict[str, Any]:
     """Money checks from the ledger alone (the operator has no per-page hook to say what it committed).
 
-    ``credits_charged <= ledger <= credits_charged + credits_unconfirmed``; equality when no call
+    ``credits_charged <= ledger <= credits_charged + possibly_billed_credits``; equality when no call
     could have been billed without the client knowing (no billed fault fired, no kill); and a page
     is paid twice only after a billed fault, a kill in flight, or a page that drained the balance.
     """
     paid = [c for c in calls if c["endpoint"] == "videos" and (c["credits_charged"] or 0) > 0]
     ledger = sum(c["credits_charged"] for c in paid)
-    charged, unconfirmed = int(summary["credits_charged"]), int(summary["credits_unconfirmed"])
+    charged, possibly_billed = int(summary["credits_charged"]), int(summary["possibly_billed_credits"])
     unknown = [c for c in paid if c["fault"] in UNKNOWN_BILLED_FAULTS or c["status"] != 200]
     in_flight = set()
     for seq in kill_seqs:
         before = [c for c in paid if c["seq"] <= seq]
         if before:
             in_flight.add(before[-1]["seq"])
-    unaccounted = max(0, charged - ledger) + max(0, ledger - charged - unconfirmed)
+    unaccounted = max(0, charged - ledger) + max(0, ledger - charged - possibly_billed)
     if not unknown and not kill_seqs:
         unaccounted += abs(ledger - charged)
-    breach = int(max_credits is not None and (ledger > max_credits or charged + unconfirmed > max_credits))
+    breach = int(
+        max_credits is not None and (ledger > max_credits or charged + possibly_billed > max_credits)
+    )
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for call in paid:
         groups[call["offset"]].append(call)
@@ -104,7 +106,7 @@ def coarse_money(
     return {
         "ledger_credits": ledger,
         "credits_charged": charged,
-        "credits_unconfirmed": unconfirmed,
+        "possibly_billed_credits": possibly_billed,
         "credits_unaccounted": unaccounted,
         "budget_breaches": breach,
         "refetched_pages": refetched,

@@ -112,7 +112,13 @@ def run_try(
     from upath import UPath
 
     from airflow_provider_unifapi.client import UnifAPIClient
-    from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector, RunStopped
+    from airflow_provider_unifapi.collector import (
+        Budget,
+        HashtagVideoCollector,
+        ObjectStorageOutput,
+        PagingSettings,
+        RunStopped,
+    )
     from airflow_provider_unifapi.exceptions import UnifAPIError
     from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -162,14 +168,11 @@ def run_try(
         collector = HashtagVideoCollector(
             client,
             spec.hashtag_id,
-            folder=folder,
+            output=ObjectStorageOutput(folder, records_per_part=spec.records_per_part, url=spec.folder_url),
             budget=Budget(
                 max_records=spec.max_records, max_credits=spec.max_credits, min_balance=spec.min_balance
             ),
-            page_size=spec.page_size,
-            records_per_part=spec.records_per_part,
-            fail_on_low_balance=spec.fail_on_low_balance,
-            output_path=spec.folder_url,
+            paging=PagingSettings(page_size=spec.page_size, fail_on_low_balance=spec.fail_on_low_balance),
             logger=logger,
             on_page=on_page,
         )

@@ -1,0 +1,78 @@
+"""The hard limits of one run, and what they allow for the next call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_provider_unifapi.models import StopReason
+from airflow_provider_unifapi.storage.checkpoint import Checkpoint
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What the budget allows for the next page.
+
+    :param limit: records to ask for (at least 1 when a call may be made).
+    :param max_credits: the credit cap sent with the call (``X-Unifapi-Max-Credits``), if any.
+    :param stop_reason: set when no call may be made.
+    """
+
+    limit: int
+    max_credits: int | None = None
+    stop_reason: StopReason | None = None
+
+    @property
+    def worst_case_credits(self) -> int:
+        """The most one attempt of this call may cost (a call is billed at least 1 credit)."""
+        return max(self.limit, 1)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Hard limits of one run, counted over all tries.
+
+    :param max_records: stop after exactly this many unique records.
+    :param max_pages: stop after this many calls for pages.
+    :param max_credits: never spend more (``credits_spent``: confirmed + possibly billed, name
+        resolution included).
+    :param min_balance: never let the last known workspace balance drop below this.
+    """
+
+    max_records: int | None = None
+    max_pages: int | None = None
+    max_credits: int | None = None
+    min_balance: int | None = None
+
+    def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
+        """What the next page may ask for, given what the run has already spent and kept.
+
+        With ``min_balance`` set and no balance known yet, the first call asks for one record to
+        learn the balance.
+
+        :param page_size: records per call when nothing else limits it.
+        :param checkpoint: the run so far.
+        """
+        cp = checkpoint
+        limit, cap = page_size, None
+        if self.max_records is not None:
+            left = self.max_records - cp.records
+            if left < 1:
+                return CallPlan(0, stop_reason=StopReason.MAX_RECORDS)
+            limit = min(limit, left)
+        if self.max_pages is not None and cp.pages >= self.max_pages:
+            return CallPlan(0, stop_reason=StopReason.MAX_PAGES)
+        if self.max_credits is not None:
+            left = self.max_credits - cp.credits_spent
+            if left < 1:
+                return CallPlan(0, stop_reason=StopReason.MAX_CREDITS)
+            limit, cap = min(limit, left), left
+        if self.min_balance is not None:
+            # The lowest the balance may be now: the last one seen, less what may have been billed since.
+            balance = cp.balance_worst_case
+            if balance is None:
+                return CallPlan(1, cap)
+            left = balance - self.min_balance
+            if left < 1:
+                return CallPlan(0, stop_reason=StopReason.MIN_BALANCE)
+            limit, cap = min(limit, left), left if cap is None else min(cap, left)
+        return CallPlan(limit, cap)

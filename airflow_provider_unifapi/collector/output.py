@@ -1,0 +1,173 @@
+"""Where a run's records go: a folder in object storage (resumable) or a list returned as XCom.
+
+The collector speaks to both through :class:`RunOutput`, so its paging loop has no branch on the
+output kind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from airflow_provider_unifapi.exceptions import UnifAPIInputError
+from airflow_provider_unifapi.models import Video
+from airflow_provider_unifapi.storage.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_unifapi.storage.idset import IdSet
+from airflow_provider_unifapi.storage.run_folder import RunFolder
+
+# The model's own serializer: the same bytes as ``model_dump_json`` (unknown fields included), without
+# the per-call wrapper of TypeAdapter.dump_json.
+_VIDEO_JSON = Video.__pydantic_serializer__.to_json
+
+
+class RunOutput(Protocol):
+    """What the collector needs from where the records go."""
+
+    #: the folder URL shown in summaries and messages (``None`` for XCom)
+    url: str | None
+    #: the part format (``None`` for XCom)
+    output_format: str | None
+
+    def earlier_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint an unfinished earlier try left, without changing anything."""
+
+    def open(self, hashtag_id: str) -> Checkpoint | None:
+        """Make the output ready; return the checkpoint to resume, or ``None`` to start afresh.
+
+        :param hashtag_id: the hashtag this run pages (a stored run of another one is refused).
+        """
+
+    def load_ids(self, checkpoint: Checkpoint) -> IdSet:
+        """The ids a resumed run already holds (for dedupe)."""
+
+    def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
+        """Make a page's new records durable before the checkpoint names them."""
+
+    def page_done(self, checkpoint: Checkpoint) -> None:
+        """The page's counters and cursor are final: close the part if it is full."""
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Commit the checkpoint."""
+
+    def finish(self, checkpoint: Checkpoint) -> None:
+        """Close the last part and commit the finished checkpoint."""
+
+    def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
+        """Mark the output complete (the manifest) and remove what only a resume needs."""
+
+    def close(self) -> None:
+        """Release open files (safe to call more than once)."""
+
+
+class XComOutput:
+    """Records kept in memory and returned as XCom: no checkpoint, so budgets hold per try."""
+
+    url: str | None = None
+    output_format: str | None = None
+
+    def __init__(self) -> None:
+        #: the kept records, as JSON-able dicts, in the API's order
+        self.records: list[dict[str, Any]] = []
+
+    def earlier_checkpoint(self) -> Checkpoint | None:
+        return None
+
+    def open(self, hashtag_id: str) -> Checkpoint | None:
+        return None
+
+    def load_ids(self, checkpoint: Checkpoint) -> IdSet:
+        return IdSet()
+
+    def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
+        self.records.extend(video.model_dump(mode="json") for video in videos)
+
+    def page_done(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def finish(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ObjectStorageOutput:
+    """Part files, a checkpoint after every page and a manifest in one run folder.
+
+    :param folder: the run folder.
+    :param records_per_part: records after which the part being built is closed.
+    :param url: the folder's URL as the user gave it (summaries and messages).
+    """
+
+    def __init__(self, folder: RunFolder, *, records_per_part: int = 10_000, url: str | None = None) -> None:
+        self.folder = folder
+        self.records_per_part = records_per_part
+        self.url = url
+        self.output_format: str | None = folder.output_format
+        self.store = CheckpointStore(folder.io)
+
+    def earlier_checkpoint(self) -> Checkpoint | None:
+        return self.store.load()
+
+    def open(self, hashtag_id: str) -> Checkpoint | None:
+        self.folder.prepare()
+        checkpoint = self.store.load()
+        if checkpoint is None:
+            # Nothing to resume: parts left by a run whose checkpoint was lost or deleted must be
+            # replaced, not added to.
+            self.folder.start_fresh()
+            return None
+        if checkpoint.hashtag_id != hashtag_id or checkpoint.output_format != self.output_format:
+            raise UnifAPIInputError(
+                "output_path",
+                f"already holds an unfinished run for hashtag {checkpoint.hashtag_id} in "
+                f"{checkpoint.output_format}; use another output_path (e.g. one templated with {{{{ ds }}}}) "
+                "or overwrite=True",
+            )
+        self.folder.recover(checkpoint)
+        return checkpoint
+
+    def load_ids(self, checkpoint: Checkpoint) -> IdSet:
+        return self.folder.load_ids(checkpoint)
+
+    def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
+        payload = b"\n".join([_VIDEO_JSON(video) for video in videos]) + b"\n"
+        self.folder.add_page(checkpoint, payload, request_id, len(videos))
+
+    def page_done(self, checkpoint: Checkpoint) -> None:
+        if self.folder.pending_records(checkpoint) >= self.records_per_part:
+            self._close_part(checkpoint)
+
+    def _close_part(self, checkpoint: Checkpoint) -> None:
+        done = self.folder.close_part(checkpoint)
+        self.store.compact(checkpoint)  # the part is committed before its staged pages go
+        self.folder.drop_staged(done)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.store.save(checkpoint)
+
+    def finish(self, checkpoint: Checkpoint) -> None:
+        self._close_part(checkpoint)
+
+    def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
+        manifest = {
+            **summary,
+            "parts": [part.model_dump() for part in checkpoint.parts],
+            "request_ids": {
+                "last": checkpoint.last_request_id,
+                "notable": list(checkpoint.notable_request_ids),
+            },
+            "written_at": datetime.now(timezone.utc).isoformat(),
+        }
+        self.folder.write_manifest(manifest)  # written last: its presence marks the folder complete
+        self.store.close()
+        self.folder.finish()
+
+    def close(self) -> None:
+        self.store.close()
