@@ -81,3 +81,76 @@ def test_local_folder_skips_object_storage_only_for_file_urls(tmp_path):
     local = local_folder(f"file://{tmp_path}/out")
     assert local is not None and FolderIO(local).local and FolderIO(local).root == f"{tmp_path}/out"
     assert local_folder("s3://bucket/key/") is None and local_folder(None) is None
+
+
+def _collect(sandbox, folder_url: str, **budget):
+    from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector, ObjectStorageOutput
+    from airflow_provider_unifapi.storage.run_folder import RunFolder
+    from tests.conftest import sandbox_client
+
+    client = sandbox_client(sandbox)
+    output = ObjectStorageOutput(RunFolder(UPath(folder_url), "jsonl.gz"), records_per_part=100)
+    try:
+        return HashtagVideoCollector(client, "6161", output=output, budget=Budget(**budget)).run()
+    finally:
+        client.close()
+
+
+def test_a_version_1_checkpoint_resumes_with_its_credits_counted(sandbox, tmp_path):
+    import json
+
+    from airflow_provider_unifapi.exceptions import UnifAPIError
+
+    sandbox.add_hashtag("6161", "oldcheckpoint", 400)
+    sandbox.faults({"kind": "error", "status": 401, "type": "unauthorized", "at": [5]})
+    url = f"file://{tmp_path}/run"
+    with pytest.raises(UnifAPIError):
+        _collect(sandbox, url, max_credits=10_000)
+    # Rewrite every commit of the journal as the previous version wrote it: old names, version 1,
+    # and a call in flight when the try died.
+    path = tmp_path / "run" / "_checkpoint.json"
+    renames = {
+        "possibly_billed_credits": "credits_unconfirmed",
+        "in_flight_credits": "pending_call_credits",
+        "possibly_billed_since_balance": "unconfirmed_since_balance",
+    }
+    old_lines = []
+    for line in path.read_bytes().splitlines():
+        commit = {renames.get(key, key): value for key, value in json.loads(line).items()}
+        assert set(renames.values()) <= set(commit)
+        commit.update(version=1, credits_unconfirmed=7, pending_call_credits=50, unconfirmed_since_balance=7)
+        old_lines.append(json.dumps(commit).encode())
+    path.write_bytes(b"\n".join(old_lines) + b"\n")
+    loaded = CheckpointStore(FolderIO(UPath(url))).load()
+    assert (loaded.possibly_billed_credits, loaded.in_flight_credits) == (7, 50)
+    assert loaded.possibly_billed_since_balance == 7 and loaded.credits_spent == loaded.credits_charged + 7
+    pages_before = loaded.pages
+
+    sandbox.clear_faults()
+    summary = _collect(sandbox, url, max_credits=10_000)
+    assert summary["resumed"] is True and summary["stop_reason"] == "exhausted"
+    # the old worst cases are kept, and the call in flight is now counted as possibly billed
+    assert summary["possibly_billed_credits"] == 7 + 50
+    assert "credits_unconfirmed" not in summary
+    offsets = [c["offset"] or 0 for c in sandbox.calls("videos") if c["status"] == 200]
+    assert len(offsets) == len(set(offsets)) and summary["pages"] == len(offsets)  # no page paid twice
+    assert pages_before == 4
+    from airflow_provider_unifapi.storage.run_folder import iter_run_records
+
+    ids = [record["id"] for record in iter_run_records(UPath(url))]
+    assert ids == sandbox.truth("6161")
+    assert summary["credits_charged"] == sandbox.credits_charged()
+
+
+def test_an_old_checkpoint_is_written_back_in_the_current_version_with_the_new_names(tmp_path):
+    from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_VERSION
+
+    old = b'{"version": 1, "hashtag_id": "1", "output_format": "jsonl", "credits_unconfirmed": 3}\n'
+    (tmp_path / "_checkpoint.json").write_bytes(old)
+    io = FolderIO(UPath(f"file://{tmp_path}"))
+    loaded = CheckpointStore(io).load()
+    assert loaded.version == CHECKPOINT_VERSION == 2 and loaded.possibly_billed_credits == 3
+    CheckpointStore(io).compact(loaded)
+    written = (tmp_path / "_checkpoint.json").read_text()
+    assert '"version":2' in written and '"possibly_billed_credits":3' in written
+    assert "credits_unconfirmed" not in written

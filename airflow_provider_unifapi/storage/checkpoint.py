@@ -158,6 +158,11 @@ class CheckpointStore:
         self._handle: Any = None
 
     def load(self) -> Checkpoint | None:
+        """The last complete commit, or ``None`` when the folder has no checkpoint.
+
+        An earlier version's checkpoint is read with its old field names and written back in the
+        current version by the next commit.
+        """
         if not self.io.exists(CHECKPOINT_NAME):
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.
@@ -168,9 +173,15 @@ class CheckpointStore:
             # first line, which compact() wrote, and cannot have changed since.
             base = _first_valid(line for line in complete if b'"parts":' in line)
             latest.parts = base.parts if base is not None else []
+        if latest is not None:
+            latest.version = CHECKPOINT_VERSION
         return latest
 
     def save(self, checkpoint: Checkpoint) -> None:
+        """Commit ``checkpoint``: one journal line on local disks, the whole file elsewhere.
+
+        :param checkpoint: the run's state; parts are left out of journal lines (see :meth:`load`).
+        """
         if self.journal:
             # Parts change only when a part is closed, which compacts the journal with them; leaving
             # them out of the per-page lines keeps a commit small at a million records (~100 parts).
