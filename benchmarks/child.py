@@ -7,15 +7,29 @@ successful :class:`~benchmarks.spec.RunResult` (the harness reads the result fil
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
 from benchmarks.contestants import BY_NAME
-from benchmarks.spec import RunResult, RunSpec
+from benchmarks.spec import CODE_PATH_ENV, RunResult, RunSpec
 from benchmarks.window import proc_status_kb
 
 
+def _check_measured_code() -> None:
+    """Refuse to measure another copy of the provider than the snapshot the report names."""
+    expected = os.environ.get(CODE_PATH_ENV)
+    if not expected:
+        return
+    import airflow_provider_unifapi
+
+    imported = Path(airflow_provider_unifapi.__file__).resolve()
+    if not imported.is_relative_to(Path(expected).resolve()):
+        raise SystemExit(f"benchmark child: imported {imported}, not the snapshot under {expected}")
+
+
 def main(argv: list[str]) -> int:
+    _check_measured_code()
     spec = RunSpec.load(argv[0])
     contestant = BY_NAME[spec.contestant]
     importlib.import_module(contestant.module).run(spec)

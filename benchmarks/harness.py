@@ -25,7 +25,7 @@ import httpx
 from benchmarks import airflow_env
 from benchmarks.contestants import Contestant
 from benchmarks.sandbox import SandboxProcess, hashtag_id_for
-from benchmarks.spec import SPEC_ENV, RunResult, RunSpec
+from benchmarks.spec import CODE_PATH_ENV, SPEC_ENV, RunResult, RunSpec
 from benchmarks.verify import check
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +93,13 @@ def child_env(
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     paths = ([str(code_path)] if code_path else []) + [str(REPO)]
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # `python -m` puts the working directory (the repo) first on sys.path, ahead of PYTHONPATH, which
+    # would import the working tree's package instead of the snapshot being measured. PYTHONSAFEPATH
+    # (Python 3.11+, like -P) leaves it out; the child checks what it imported (CODE_PATH_ENV).
+    env["PYTHONSAFEPATH"] = "1"
+    env.pop(CODE_PATH_ENV, None)
+    if code_path:
+        env[CODE_PATH_ENV] = str(code_path)
     env.update(airflow_env.airflow_env(airflow_home, run_dir / "dags"))
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network calls from dlt's usage telemetry
     # Inside an Airflow task dlt (1.x) by default looks every config key up as an Airflow Variable:

@@ -15,6 +15,8 @@ PAGE_SIZE = 50
 API_KEY = "bench-key-not-a-secret"
 #: Environment variable carrying the path of the spec file into the child (and its DAG file).
 SPEC_ENV = "UNIFAPI_BENCH_SPEC"
+#: The snapshot of the provider a run measures (unset: the working tree); the child checks its import.
+CODE_PATH_ENV = "UNIFAPI_BENCH_CODE_PATH"
 
 
 @dataclass
