@@ -179,7 +179,7 @@ class _Envelope(_ApiModel):
 
     @property
     def call_stats(self) -> CallStats:
-        """Attempts and unconfirmed credits of the call that produced this response."""
+        """Attempts and possibly billed credits of the call that produced this response."""
         return self._call_stats
 
 

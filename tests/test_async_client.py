@@ -22,7 +22,7 @@ def _summary(pages):
     return {
         "ids": [v.id for p in pages for v in p.data],
         "attempts": [p.call_stats.attempts for p in pages],
-        "possibly_billed": [p.call_stats.possibly_billed_credits for p in pages],
+        "possibly_billed_credits": [p.call_stats.possibly_billed_credits for p in pages],
         "credits": [p.billing.credits_charged for p in pages],
         "cursors": [p.pagination.next_cursor for p in pages],
     }

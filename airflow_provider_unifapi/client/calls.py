@@ -93,7 +93,7 @@ class Call(Generic[R]):
             label=self.label,
             attempts=self.attempts,
             worst_case_credits=self.worst_case_credits,
-            earlier_possibly_billed=self.possibly_billed_credits,
+            earlier_possibly_billed_credits=self.possibly_billed_credits,
             secret=secret,
         )
 

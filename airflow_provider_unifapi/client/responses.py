@@ -41,7 +41,7 @@ class AttemptContext:
     :param label: the call, for messages (``GET /tiktok/hashtags/1/videos``).
     :param attempts: attempts made so far, this one included.
     :param worst_case_credits: what this attempt may have cost, ``max(limit, 1)``.
-    :param earlier_possibly_billed: worst-case credits of the call's earlier attempts whose billing
+    :param earlier_possibly_billed_credits: worst-case credits of the call's earlier attempts whose billing
         is unknown.
     :param secret: the API key, only to scrub it from text a server sent back.
     """
@@ -49,7 +49,7 @@ class AttemptContext:
     label: str
     attempts: int
     worst_case_credits: int
-    earlier_possibly_billed: int
+    earlier_possibly_billed_credits: int
     secret: str = field(repr=False)
 
     def scrub(self, text: str) -> str:
@@ -69,7 +69,7 @@ class AttemptContext:
         return {
             "request_id": self.redact(request_id),
             "may_have_been_billed": billed,
-            "possibly_billed_credits": self.earlier_possibly_billed + extra,
+            "possibly_billed_credits": self.earlier_possibly_billed_credits + extra,
             "attempts": self.attempts,
             **given,
         }
