@@ -55,3 +55,36 @@ def test_lineage_names_the_endpoint_and_the_folder(monkeypatch):
         ("http://127.0.0.1:8377", "/tiktok/hashtags/123/videos")
     ]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://lake", "tiktok/day=1")]
+
+
+def test_example_dag_runs_without_a_logical_date(unifapi_conn, dag_runner, tmp_path, monkeypatch):
+    """Runs triggered from the UI, CLI or REST API on Airflow 3 have no logical date, so ``{{ ds }}``
+    is undefined; the example's default path must still render (to the day the run was triggered).
+
+    ``dag.test(logical_date=None)`` creates exactly such a run (run_type manual, logical_date None).
+    Airflow 2.11 has no such run: every run there has a logical date, which the path must use.
+    """
+    import importlib.util
+
+    import pendulum
+
+    from airflow_provider_unifapi._compat import AIRFLOW_V_3, dag_test
+
+    monkeypatch.setenv("UNIFAPI_OUTPUT_BASE", f"file://{tmp_path}/lake")
+    monkeypatch.delenv("UNIFAPI_HASHTAG_NAME", raising=False)
+    monkeypatch.setenv("UNIFAPI_HASHTAG_ID", "4242")
+    target = Path(dag_runner.folder) / "example_unifapi_hashtag_videos.py"
+    shutil.copy(REPO / "example_dags" / "example_unifapi_hashtag_videos.py", target)
+    spec = importlib.util.spec_from_file_location("example_no_logical_date", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    logical_date = None if AIRFLOW_V_3 else pendulum.datetime(2024, 3, 9, tz="UTC")
+    dr = dag_test(module.dag, logical_date)
+    assert str(dr.state).split(".")[-1].lower() == "success"
+    if AIRFLOW_V_3:
+        assert dr.logical_date is None
+        day = pendulum.instance(dr.run_after).to_date_string()
+    else:
+        day = "2024-03-09"
+    manifest = json.loads((tmp_path / "lake" / "hashtag=4242" / f"ds={day}" / "_manifest.json").read_text())
+    assert manifest["records"] == len(unifapi_conn.truth("4242"))
