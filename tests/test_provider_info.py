@@ -54,11 +54,12 @@ def test_form_declarations_agree_with_hook_methods():
         for name, field in widgets.items():
             spec = conn_type["conn-fields"][name]
             assert str(field.args[0]) == spec["label"]
-            assert field.kwargs["default"] == spec["schema"].get("default")
+            assert "default" not in field.kwargs  # a saved form stores only what the user set
+            assert spec["description"] in str(field.kwargs["description"])
     # every form field is an extra the hook actually reads
-    from airflow_provider_unifapi.hooks.unifapi import _KNOWN_EXTRAS
+    from airflow_provider_unifapi.client.config import EXTRA_FIELDS
 
-    assert set(conn_type["conn-fields"]) <= set(_KNOWN_EXTRAS)
+    assert set(conn_type["conn-fields"]) == {spec.name for spec in EXTRA_FIELDS}
 
 
 def test_airflow_lists_the_provider_and_connection_type():

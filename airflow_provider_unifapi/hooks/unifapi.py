@@ -8,39 +8,24 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
-from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, UnifAPIClient
+from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, ClientConfig, UnifAPIClient
+from airflow_provider_unifapi.client.config import EXTRA_FIELDS, ExtraKind
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
-from airflow_provider_unifapi.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_unifapi.hooks import balance_reading
 from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck
 from airflow_provider_unifapi.models import BalanceReading
 
 log = logging.getLogger(__name__)
 
-# Extras that tune the client (name -> kind), beyond the ones the connection form shows.
-_CLIENT_EXTRAS: dict[str, str] = {
-    "timeout": "number",
-    "max_retries": "integer",
-    "max_retry_wait": "number",
-    "backoff_base": "number",
-    "retry_billed_errors": "boolean",
-    "max_rate_limit_wait": "number",
-    "max_response_bytes": "integer",
-    "max_connections": "integer",
-    "verify": "verify",
-}
-# Extras read by other parts of the provider (the balance sensor), not by the client.
-_OTHER_EXTRAS: dict[str, str] = {"balance_max_age": "number"}
-_KNOWN_EXTRAS = {**_CLIENT_EXTRAS, **_OTHER_EXTRAS}
-
 
 class UnifAPIHook(BaseHook):
     """Interact with UnifAPI through an Airflow connection of type ``unifapi``.
 
     Host is the base URL (default ``https://api.unifapi.com``), password is the API key. Extras
-    (JSON) tune the client: ``timeout``, ``max_retries``, ``max_retry_wait``, ``backoff_base``,
-    ``max_rate_limit_wait``, ``retry_billed_errors``, ``max_response_bytes``, ``max_connections``, ``verify`` (CA bundle
-    path), and ``balance_max_age`` for the balance sensor.
+    (JSON) tune the client and the balance sensor: every field of
+    :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own input in the
+    connection form.
 
     :param unifapi_conn_id: the Airflow connection id.
     """
@@ -58,29 +43,33 @@ class UnifAPIHook(BaseHook):
     # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Widgets of the extra fields, built from the same table as the provider info."""
+        """Widgets of the extra fields (Airflow 2.11's form), from the client's config table."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange
         from wtforms.validators import Optional as OptionalValidator
 
+        classes = {
+            ExtraKind.INTEGER: IntegerField,
+            ExtraKind.NUMBER: StringField,  # Airflow 2.11 supports no FloatField; the hook parses the text
+            ExtraKind.BOOLEAN: BooleanField,
+            ExtraKind.CA_BUNDLE: StringField,
+        }
         widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            types = spec["schema"]["type"]
-            validators = [OptionalValidator()]
-            if "minimum" in spec["schema"]:
-                validators.append(
-                    NumberRange(min=spec["schema"]["minimum"], max=spec["schema"].get("maximum"))
-                )
-            field_cls = IntegerField if "integer" in types else StringField
-            widgets[name] = field_cls(
-                lazy_gettext(spec["label"]),
-                widget=BS3TextFieldWidget(),
-                validators=validators,
-                default=spec["schema"].get("default"),
-                description=spec.get("description"),
-            )
+        for spec in EXTRA_FIELDS:
+            validators: list[Any] = [OptionalValidator()]
+            # Numbers are text inputs on 2.11 (no FloatField there): their range is checked on use.
+            if spec.kind is ExtraKind.INTEGER:
+                validators.append(NumberRange(min=spec.minimum, max=spec.maximum))
+            # No default: a saved form stores only what the user set; the client's defaults do the rest.
+            options: dict[str, Any] = {
+                "validators": validators,
+                "description": f"{spec.help} ({spec.range_text()}; default {spec.default_text()})",
+            }
+            if spec.kind is not ExtraKind.BOOLEAN:
+                options["widget"] = BS3TextFieldWidget()
+            widgets[spec.name] = classes[spec.kind](lazy_gettext(spec.label), **options)
         return widgets
 
     @classmethod
@@ -99,44 +88,21 @@ class UnifAPIHook(BaseHook):
         :raises UnifAPIInputError: naming the connection and the field to fix.
         """
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
-        where = f"connection {self.unifapi_conn_id!r}"
         api_key = conn.password
         if not api_key:
             raise UnifAPIInputError(
-                f"{where} password",
+                f"connection {self.unifapi_conn_id!r} password",
                 "is empty: put the UnifAPI API key in the connection's password ('API key') field",
             )
-        kwargs: dict[str, Any] = {"api_key": api_key, "base_url": _base_url(conn)}
-        for name, value in self.connection_extras(conn).items():
-            if name in _CLIENT_EXTRAS:
-                kwargs[name] = value
-        return kwargs
+        return {"api_key": api_key, "base_url": _base_url(conn), **self.config(conn).client_kwargs()}
 
-    def connection_extras(self, conn: Any = None) -> dict[str, Any]:
-        """The connection's known extras, type-checked (UI strings converted); unknown keys warned about."""
+    def config(self, conn: Any = None) -> ClientConfig:
+        """The connection's extras, type-checked (UI strings converted); unknown keys warned about.
+
+        :raises UnifAPIInputError: naming the connection's extra and the fix.
+        """
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
-        raw = conn.extra_dejson or {}
-        if not isinstance(raw, dict):
-            raise UnifAPIInputError(f"connection {self.unifapi_conn_id!r} extra", "must be a JSON object")
-        prefix = f"extra__{self.conn_type}__"
-        extras: dict[str, Any] = {}
-        unknown = []
-        for key, value in raw.items():
-            name = key[len(prefix) :] if key.startswith(prefix) else key
-            if name not in _KNOWN_EXTRAS:
-                unknown.append(key)
-                continue
-            if value is None or value == "":
-                continue  # an empty UI field means "use the default"
-            extras[name] = _coerce(self.unifapi_conn_id, name, _KNOWN_EXTRAS[name], value)
-        if unknown:
-            log.warning(
-                "Connection %r has unknown extra field(s) %s, ignored; known: %s",
-                self.unifapi_conn_id,
-                sorted(unknown),
-                sorted(_KNOWN_EXTRAS),
-            )
-        return extras
+        return ClientConfig.from_extras(conn.extra_dejson or {}, where=f"connection {self.unifapi_conn_id!r}")
 
     @cached_property
     def _client(self) -> UnifAPIClient:
@@ -177,7 +143,7 @@ class UnifAPIHook(BaseHook):
 
     def balance_max_age(self) -> float:
         """Seconds a remembered balance answers for free: the connection's ``balance_max_age`` extra."""
-        return float(self.connection_extras().get("balance_max_age", balance_reading.DEFAULT_MAX_BALANCE_AGE))
+        return self.config().balance_max_age
 
     def check_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
@@ -324,40 +290,3 @@ def _base_url(conn: Any) -> str:
     if conn.port and "://" in host and host.count(":") == 1:
         host = f"{host.rstrip('/')}:{conn.port}"
     return host
-
-
-def _coerce(conn_id: str, name: str, kind: str, value: Any) -> Any:
-    where = f"connection {conn_id!r} extra {name!r}"
-    try:
-        if kind == "boolean":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.strip().lower() in ("true", "1", "yes")
-            raise ValueError
-        if kind == "integer":
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value) if isinstance(value, str) else value
-            if not isinstance(number, (int, float)) or int(number) != number:
-                raise ValueError
-            return int(number)
-        if kind == "number":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind == "verify":
-            if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
-                return True
-            if isinstance(value, str) and value.strip() and value.strip().lower() != "false":
-                return value.strip()
-            raise UnifAPIInputError(
-                where, "TLS verification cannot be turned off; give a CA bundle path instead"
-            )
-    except UnifAPIError:
-        raise
-    except (TypeError, ValueError, OverflowError):
-        pass
-    else:
-        return value
-    raise UnifAPIInputError(where, f"must be a{'n' if kind[0] in 'aeiou' else ''} {kind}, got {value!r}")
