@@ -3,7 +3,7 @@ SHELL := /bin/bash
 AIRFLOW ?= 3.3
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-2.11 lint bench bench-smoke chaos lock clean
+.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke chaos lock clean
 
 demo:
 	@bash scripts/demo.sh
@@ -16,6 +16,10 @@ lint:
 	@venv=$$(bash scripts/bootstrap.sh 3.3) && cd $(CURDIR) && "$$venv/bin/ruff" check . && \
 	  "$$venv/bin/ruff" format --check . && "$$venv/bin/mypy" && \
 	  "$$venv/bin/python" scripts/check_sizes.py
+
+# Build sdist and wheel, install the wheel into a fresh venv with Airflow, `airflow providers get`.
+package-check:
+	@bash scripts/package_check.sh
 
 test-2.11:
 	@$(MAKE) --no-print-directory test AIRFLOW=2.11
