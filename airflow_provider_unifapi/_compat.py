@@ -6,18 +6,20 @@ means touching this module alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 
-if AIRFLOW_V_3:
+# Type checking runs against Airflow 3 (the pinned lint environment), so it reads the first branch.
+if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import (
         DAG,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
+        Context,
         ObjectStoragePath,
         PokeReturnValue,
         Variable,
@@ -30,23 +32,22 @@ if AIRFLOW_V_3:
         AirflowSkipException,
     )
 else:  # Airflow 2.11
-    from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.exceptions import (  # type: ignore[no-redef]
+    from airflow.configuration import conf
+    from airflow.decorators import task
+    from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
         AirflowSkipException,
     )
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models import BaseOperator, Variable  # type: ignore[no-redef]
-    from airflow.models.dag import DAG  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook
+    from airflow.io.path import ObjectStoragePath
+    from airflow.models import BaseOperator, Variable
+    from airflow.models.dag import DAG
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+    from airflow.utils.context import Context
 
 # Triggers still live in core on both lines.
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402
-
-Context = dict[str, Any]
 
 __all__ = [
     "AIRFLOW_VERSION",
@@ -91,16 +92,16 @@ async def aget_connection(hook: Any, conn_id: str) -> Any:
 
 def get_variable(key: str) -> Any:
     """A Variable's value, or ``None`` when it does not exist (the default's keyword differs)."""
-    if AIRFLOW_V_3:
+    if TYPE_CHECKING or AIRFLOW_V_3:
         return Variable.get(key, default=None)
     return Variable.get(key, default_var=None)
 
 
 # -- sensors: the timeout a sensor raises (the balance sensor's deferred timeout event) -------------
-if AIRFLOW_V_3:
+if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk.exceptions import AirflowSensorTimeout
 else:  # Airflow 2.11
-    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowSensorTimeout
 
 __all__ += ["AirflowSensorTimeout"]
 

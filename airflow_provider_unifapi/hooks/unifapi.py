@@ -189,19 +189,19 @@ class UnifAPIHook(BaseHook):
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
     ) -> BalanceCheck:
         """Async :meth:`check_balance` (the triggerer's): the same decision and the same cost."""
-        min_balance, max_age, probe_hashtag_id = await asyncio.to_thread(
+        threshold, age, probe_id = await asyncio.to_thread(
             self._balance_arguments, min_balance, max_age, probe_hashtag_id
         )
         # The Variable lives in the metadata DB / API server: read and write it off the event loop.
         remembered = await asyncio.to_thread(self.recall_balance)
-        free = balance_reading.remembered_check(remembered, min_balance, max_age)
+        free = balance_reading.remembered_check(remembered, threshold, age)
         if free is not None:
             return free
         client = await self.get_async_conn()
         before = (balance_reading.credits_spent(client), client.last_balance)
         error: UnifAPIError | None = None
         try:
-            await balance_reading.start_probe(client, probe_hashtag_id)
+            await balance_reading.start_probe(client, probe_id)
         except UnifAPIError as exc:
             error = exc
         check = balance_reading.live_check(
@@ -209,8 +209,8 @@ class UnifAPIHook(BaseHook):
             client,
             before,
             error,
-            min_balance=min_balance,
-            probe_hashtag_id=probe_hashtag_id,
+            min_balance=threshold,
+            probe_hashtag_id=probe_id,
         )
         await asyncio.to_thread(self.remember_balance, check.reading)
         return check
