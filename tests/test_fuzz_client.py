@@ -191,7 +191,13 @@ def test_collector_over_hostile_pages_ends_typed(pages: list[Any], max_credits: 
     # end in a summary, a RunStopped (balance) or a typed error, and never write outside the folder.
     from upath import UPath
 
-    from airflow_provider_unifapi.collector import Budget, HashtagVideoCollector, RunStopped
+    from airflow_provider_unifapi.collector import (
+        Budget,
+        HashtagVideoCollector,
+        ObjectStorageOutput,
+        PagingSettings,
+        RunStopped,
+    )
     from airflow_provider_unifapi.storage.run_folder import RunFolder
 
     seen: list[httpx.Request] = []
@@ -206,10 +212,9 @@ def test_collector_over_hostile_pages_ends_typed(pages: list[Any], max_credits: 
         collector = HashtagVideoCollector(
             client,
             "42",
-            folder=RunFolder(UPath(f"file://{root}/out"), "jsonl"),
+            output=ObjectStorageOutput(RunFolder(UPath(f"file://{root}/out"), "jsonl"), records_per_part=2),
             budget=Budget(max_pages=8, max_credits=max_credits),
-            page_size=3,
-            records_per_part=2,
+            paging=PagingSettings(page_size=3),
         )
         try:
             summary = collector.run()
