@@ -111,3 +111,41 @@ def dag_test(dag: Any, logical_date: Any) -> Any:
     if AIRFLOW_V_3:
         return dag.test(logical_date=logical_date)
     return dag.test(execution_date=logical_date)
+
+
+# -- assets: Airflow 3's Asset is 2.11's Dataset; both fill an event's extra through outlet_events ----
+if AIRFLOW_V_3:
+    from airflow.sdk import Asset
+else:  # Airflow 2.11
+    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
+
+__all__ += ["Asset", "add_outlet_extra", "task_state_store"]
+
+
+def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
+    """Put ``extra`` into the event of every Asset (Dataset on 2.11) outlet; returns how many.
+
+    ``context["outlet_events"][asset].extra`` is the documented way on Airflow 3 and on 2.10+; other
+    outlets (aliases, references) are left alone.
+
+    :param context: the task's context.
+    :param outlets: the task's outlets.
+    :param extra: JSON-able values to add to each event's extra.
+    """
+    events = context.get("outlet_events")
+    if events is None:
+        return 0
+    count = 0
+    for outlet in outlets or ():
+        if isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)
+            count += 1
+    return count
+
+
+def task_state_store(context: Any) -> Any | None:
+    """Airflow >= 3.3's per-task key-value store shared by the tries of one task instance, else ``None``.
+
+    :param context: the task's context.
+    """
+    return context.get("task_state_store") if AIRFLOW_V_3 else None

@@ -2,6 +2,7 @@
 
 - :mod:`.budget`: the run's hard limits and what they allow for the next call;
 - :mod:`.output`: where records go, an object-storage folder or XCom, behind one protocol;
+- :mod:`.progress`: the log lines a person reads (money in credits and dollars);
 - :mod:`.loop`: :class:`HashtagVideoCollector`, which pages one hashtag under a budget.
 """
 
@@ -15,6 +16,7 @@ from airflow_provider_unifapi.collector.loop import (
     RunStopped,
 )
 from airflow_provider_unifapi.collector.output import ObjectStorageOutput, RunOutput, XComOutput
+from airflow_provider_unifapi.collector.progress import ProgressLog, dollars
 
 __all__ = [
     "Budget",
@@ -22,8 +24,10 @@ __all__ = [
     "HashtagVideoCollector",
     "ObjectStorageOutput",
     "PagingSettings",
+    "ProgressLog",
     "RunOutput",
     "RunStart",
     "RunStopped",
     "XComOutput",
+    "dollars",
 ]

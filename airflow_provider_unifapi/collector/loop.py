@@ -16,7 +16,6 @@ Money rules enforced here:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, VideoPager
 from airflow_provider_unifapi.collector.budget import Budget, CallPlan
 from airflow_provider_unifapi.collector.output import RunOutput
+from airflow_provider_unifapi.collector.progress import ProgressLog
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
 from airflow_provider_unifapi.models import StopReason, VideoPage
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
@@ -120,8 +120,7 @@ class HashtagVideoCollector:
         self.on_page = on_page
         self.resumed = False
         self.ids = IdSet()
-        self._started = 0.0
-        self._records_this_try = 0
+        self.progress = ProgressLog(self.log, self.budget)
         self._low_balance_cause: UnifAPIError | VideoPage | None = None
 
     # -- start and resume -------------------------------------------------------------------------
@@ -142,16 +141,26 @@ class HashtagVideoCollector:
             cp.add_possibly_billed(cp.in_flight_credits)
             cp.in_flight_credits = 0
             self.ids = self.output.load_ids(cp)
-            self.log.info(
-                "Resuming hashtag %s from its checkpoint: %d pages, %d records, %d credits confirmed "
-                "+ %d possibly billed over %d earlier tries; the next page is the first not yet paid for",
-                cp.hashtag_id,
-                cp.pages,
-                cp.records,
-                cp.credits_charged,
-                cp.possibly_billed_credits,
-                cp.tries,
-            )
+            if self.output.keeps_records:
+                self.log.info(
+                    "Resuming hashtag %s from its checkpoint: %d pages, %d records, %d credits confirmed "
+                    "+ %d possibly billed over %d earlier tries; the next page is the first not yet paid for",
+                    cp.hashtag_id,
+                    cp.pages,
+                    cp.records,
+                    cp.credits_charged,
+                    cp.possibly_billed_credits,
+                    cp.tries,
+                )
+            else:
+                self.log.info(
+                    "Retrying hashtag %s: %d earlier tries spent %d credits confirmed + %d possibly billed, "
+                    "counted against the budget; their records were not kept (XCom mode), so paging restarts",
+                    cp.hashtag_id,
+                    cp.tries,
+                    cp.credits_charged,
+                    cp.possibly_billed_credits,
+                )
         cp.tries += 1
         return cp
 
@@ -164,6 +173,7 @@ class HashtagVideoCollector:
         """
         try:
             cp = self._open()
+            self.progress.opening(cp, url=self.output.url, page_size=self.paging.page_size)
             if cp.finished:  # a try died after its last page, before the manifest
                 stop = StopReason(cp.stop_reason or StopReason.EXHAUSTED)
             else:
@@ -177,7 +187,6 @@ class HashtagVideoCollector:
     def _page_until_stop(self, cp: Checkpoint) -> StopReason:
         pager = VideoPager(cp.cursor, max_empty_pages=self.paging.max_empty_pages)
         pager.empty_run = cp.empty_pages_in_row
-        self._started = time.monotonic()
         while True:
             plan = self.budget.next_call(self.paging.page_size, cp)
             if plan.stop_reason is not None:
@@ -246,7 +255,7 @@ class HashtagVideoCollector:
             # Committed with the last page: a try killed before the manifest only closes the run.
             cp.finished, cp.stop_reason = True, stop
         self.output.save(cp)
-        self._log_page(cp, page, kept)
+        self._log_page(cp, page, kept, last=stop is not None)
         if self.on_page is not None:
             self.on_page(page, cp)
         return stop
@@ -268,40 +277,44 @@ class HashtagVideoCollector:
                 kept = kept[:room]
         cp.duplicates_dropped += dropped
         cp.records += len(kept)
-        self._records_this_try += len(kept)
         if kept:
             self.output.keep(cp, kept, page.request_id)
         return len(kept)
 
-    def _log_page(self, cp: Checkpoint, page: VideoPage, kept: int) -> None:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        self.log.info(
-            "page %d: %d records (%d kept), %d credits (run total %d confirmed + %d possibly billed), "
-            "balance %s, %.0f records/s, request_id %s",
-            cp.pages,
-            len(page.data),
-            kept,
-            page.billing.credits_charged,
-            cp.credits_charged,
-            cp.possibly_billed_credits,
-            page.billing.balance_remaining,
-            self._records_this_try / elapsed,
-            page.request_id,
-        )
+    def _log_page(self, cp: Checkpoint, page: VideoPage, kept: int, *, last: bool) -> None:
+        self.progress.page(cp, len(page.data), kept, page.billing.balance_remaining, last=last)
 
     # -- endings ----------------------------------------------------------------------------------
     def _stopped(self, cp: Checkpoint) -> RunStopped:
         cause = self._low_balance_cause
-        what = (
-            f"a page was truncated by the workspace balance ({len(cause.data)} records received and kept)"
-            if isinstance(cause, VideoPage)
-            else "the API answered 402 insufficient_credits (nothing charged)"
-        )
-        where = f" in {self.output.url}" if self.output.url else ""
+        if isinstance(cause, VideoPage):
+            what = (
+                f"a page was cut short by the workspace balance ({len(cause.data)} records received and kept)"
+            )
+            # The cut-short page's cursor is not followed (the spec leaves open whether it skips the
+            # records not returned), so the retry asks that page again, and the API bills it again.
+            repay = (
+                f"asks the cut-short page again from its cursor and pays for it again: the API bills every "
+                f"record it returns, at least 1 credit a call, so up to {self.paging.page_size} credits "
+                f"(the {len(cause.data)} records already kept come back as duplicates and are dropped); "
+                "no page before it is paid again"
+            )
+        else:
+            what = "the API answered 402 insufficient_credits (nothing charged)"
+            repay = "asks the same page again; nothing already paid for is paid again"
+        if self.output.keeps_records:
+            kept = f"{cp.records} records are kept and checkpointed in {self.output.url}"
+            resume = f"it resumes from the checkpoint and {repay}"
+        else:
+            kept = f"{cp.records} records were received; XCom mode keeps none across tries"
+            resume = "it pages again from the start" + (
+                "; the credits spent so far still count against max_credits"
+                if self.output.keeps_budget
+                else " with a fresh budget (Airflow < 3.3 keeps nothing across tries in XCom mode)"
+            )
         message = (
             f"UnifAPI balance too low for hashtag {self.hashtag_id}: {what}; balance {cp.balance_remaining} "
-            f"credits. {cp.records} records are kept and checkpointed{where}. Top up the workspace, then "
-            "retry (or clear) this task: it resumes from the same cursor without paying again for what it has."
+            f"credits. {kept}. Top up the workspace, then retry (or clear) this task: {resume}."
         )
         error = cause if isinstance(cause, UnifAPIError) else None
         return RunStopped(message, self.summary(cp, StopReason.BALANCE_TRUNCATED), error)
@@ -337,17 +350,5 @@ class HashtagVideoCollector:
         self.output.finish(cp)
         summary = self.summary(cp, stop_reason)
         self.output.complete(cp, summary)
-        self.log.info(
-            "Done with hashtag %s: %d records in %d pages, stop reason %s, %d credits charged "
-            "(+%d possibly billed) over %d tries, %d duplicates dropped, balance %s",
-            self.hashtag_id,
-            cp.records,
-            cp.pages,
-            stop_reason.value,
-            cp.credits_charged,
-            cp.possibly_billed_credits,
-            cp.tries,
-            cp.duplicates_dropped,
-            cp.balance_remaining,
-        )
+        self.progress.closing(cp, stop_reason.value)
         return summary

@@ -27,6 +27,10 @@ class RunOutput(Protocol):
     url: str | None
     #: the part format (``None`` for XCom)
     output_format: str | None
+    #: a retried try continues with the records of earlier tries (else it pages from the start)
+    keeps_records: bool
+    #: a retried try counts what earlier tries spent against the budget
+    keeps_budget: bool
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         """The checkpoint an unfinished earlier try left, without changing anything."""
@@ -59,21 +63,66 @@ class RunOutput(Protocol):
         """Release open files (safe to call more than once)."""
 
 
+class TaskState(Protocol):
+    """What XCom mode keeps across tries in: Airflow 3.3's ``context["task_state_store"]``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+#: the task state store key of XCom mode's checkpoint (money only)
+XCOM_STATE_KEY = "unifapi_xcom_checkpoint"
+
+
 class XComOutput:
-    """Records kept in memory and returned as XCom: no checkpoint, so budgets hold per try."""
+    """Records kept in memory and returned as XCom.
+
+    Records never survive a try. With ``state`` (Airflow >= 3.3's task state store, shared by the
+    tries of one task instance) the checkpoint is saved there after every page, so a retried try
+    counts what earlier tries spent (and may have spent) against ``max_credits``, and reuses a
+    hashtag name's resolution; it still pages from the start. Without ``state`` budgets hold per try.
+
+    :param state: the task state store, or ``None``.
+    """
 
     url: str | None = None
     output_format: str | None = None
+    keeps_records = False
 
-    def __init__(self) -> None:
+    def __init__(self, state: TaskState | None = None) -> None:
+        self.state = state
+        self.keeps_budget = state is not None
         #: the kept records, as JSON-able dicts, in the API's order
         self.records: list[dict[str, Any]] = []
 
     def earlier_checkpoint(self) -> Checkpoint | None:
-        return None
+        if self.state is None:
+            return None
+        stored = self.state.get(XCOM_STATE_KEY)
+        return None if stored is None else Checkpoint.model_validate(stored)
 
     def open(self, hashtag_id: str) -> Checkpoint | None:
-        return None
+        earlier = self.earlier_checkpoint()
+        if earlier is None:
+            return None
+        # Only the money carries over: the records (and so the cursor, pages and ids) died with the try.
+        return Checkpoint(
+            hashtag_id=hashtag_id,
+            hashtag_name=earlier.hashtag_name,
+            output_format="xcom",
+            credits_charged=earlier.credits_charged,
+            possibly_billed_credits=earlier.possibly_billed_credits,
+            in_flight_credits=earlier.in_flight_credits,
+            resolution_credits=earlier.resolution_credits,
+            balance_remaining=earlier.balance_remaining,
+            balance_seen_at=earlier.balance_seen_at,
+            possibly_billed_since_balance=earlier.possibly_billed_since_balance,
+            tries=earlier.tries,
+            notable_request_ids=earlier.notable_request_ids,
+        )
 
     def load_ids(self, checkpoint: Checkpoint) -> IdSet:
         return IdSet()
@@ -85,13 +134,16 @@ class XComOutput:
         pass
 
     def save(self, checkpoint: Checkpoint) -> None:
-        pass
+        if self.state is not None:
+            self.state.set(XCOM_STATE_KEY, checkpoint.model_dump(mode="json"))
 
     def finish(self, checkpoint: Checkpoint) -> None:
         pass
 
     def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
-        pass
+        # A finished run's spend is settled: a later clear-and-rerun is new work with a new budget.
+        if self.state is not None:
+            self.state.delete(XCOM_STATE_KEY)
 
     def close(self) -> None:
         pass
@@ -110,6 +162,7 @@ class ObjectStorageOutput:
         self.records_per_part = records_per_part
         self.url = url
         self.output_format: str | None = folder.output_format
+        self.keeps_records = self.keeps_budget = True
         self.store = CheckpointStore(folder.io)
 
     def earlier_checkpoint(self) -> Checkpoint | None:

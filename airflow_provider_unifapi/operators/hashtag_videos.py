@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -12,6 +11,8 @@ from airflow_provider_unifapi._compat import (
     AirflowFailException,
     BaseOperator,
     ObjectStoragePath,
+    add_outlet_extra,
+    task_state_store,
 )
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
 from airflow_provider_unifapi.collector import (
@@ -21,6 +22,7 @@ from airflow_provider_unifapi.collector import (
     RunStart,
     RunStopped,
     XComOutput,
+    dollars,
 )
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
@@ -130,6 +132,9 @@ class TikTokHashtagVideosOperator(BaseOperator):
 
     # -- execution --------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
+        # What lineage and asset events report; set as the run learns it (a failed try reports too).
+        self._run_summary: dict[str, Any] | None = None
+        self._resolved_hashtag_id: str | None = None
         try:
             args = check_arguments(self)
         except UnifAPIInputError as exc:
@@ -137,8 +142,9 @@ class TikTokHashtagVideosOperator(BaseOperator):
         try:
             client = self.hook.get_conn()
             try:
-                return self._collect(client, args)
+                result, summary = self._collect(client, args, context)
             except RunStopped as stop:
+                self._run_summary = stop.summary
                 raise AirflowException(str(stop)) from None
             except UnifAPIError as exc:
                 message = f"UnifAPI call failed for hashtag {args.hashtag_id or args.hashtag_name}: {exc}"
@@ -150,14 +156,22 @@ class TikTokHashtagVideosOperator(BaseOperator):
                 self.hook.remember_balance(client.last_balance)
         finally:
             self.hook.close()
+        self._run_summary = summary
+        add_outlet_extra(context, self.outlets, asset_extra(summary))
+        return result
 
-    def _collect(self, client: UnifAPIClient, args: CheckedArguments) -> Any:
-        output = self._output(args)
+    def _collect(
+        self, client: UnifAPIClient, args: CheckedArguments, context: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Run (or reuse) the collection; returns the task's return value and the run's summary."""
+        output = self._output(args, context)
         if isinstance(output, ObjectStorageOutput):
             done = self._reuse_or_clear(output)
             if done is not None:
-                return done
+                self._resolved_hashtag_id = done.get("hashtag_id")
+                return done, done
         hashtag_id, resolution_credits = self._hashtag_id(client, args, output)
+        self._resolved_hashtag_id = hashtag_id
         # Only min_balance needs a balance before the first answer (else it costs a 1-record first
         # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
         remembered = self.hook.recall_balance() if args.budget.min_balance is not None else None
@@ -175,11 +189,12 @@ class TikTokHashtagVideosOperator(BaseOperator):
             logger=self.log,
         )
         summary = collector.run()
-        return output.records if isinstance(output, XComOutput) else summary
+        return (output.records if isinstance(output, XComOutput) else summary), summary
 
-    def _output(self, args: CheckedArguments) -> RunOutput:
+    def _output(self, args: CheckedArguments, context: Any) -> RunOutput:
         if args.output_path is None:
-            return XComOutput()
+            # Airflow >= 3.3 keeps XCom mode's spend across tries in the task state store.
+            return XComOutput(task_state_store(context))
         try:
             path = (None if self.output_conn_id else local_folder(args.output_path)) or ObjectStoragePath(
                 args.output_path, conn_id=self.output_conn_id
@@ -199,13 +214,18 @@ class TikTokHashtagVideosOperator(BaseOperator):
         manifest = output.folder.read_manifest()
         if manifest is None:
             return None
+        spent = manifest.get("credits_charged", 0) + manifest.get("possibly_billed_credits", 0)
         self.log.info(
-            "%s already holds a complete run (_manifest.json): returning its summary without "
-            "calling UnifAPI (0 credits). Use overwrite=True to fetch again.",
+            "Reused the complete folder %s (it has _manifest.json): 0 credits ($0.00) spent this time; "
+            "it holds %s records that cost %s credits (%s). Use overwrite=True to fetch again.",
             output.url,
+            f"{manifest.get('records', 0):,}",
+            f"{spent:,}",
+            dollars(spent),
         )
         for key in ("parts", "request_ids", "written_at"):
             manifest.pop(key, None)
+        manifest["reused"] = True
         return manifest
 
     def _hashtag_id(
@@ -230,25 +250,37 @@ class TikTokHashtagVideosOperator(BaseOperator):
 
     # -- lineage ----------------------------------------------------------------------------------
     def get_openlineage_facets_on_start(self) -> Any:
-        """OpenLineage: input = the API endpoint of the hashtag, output = the object-storage folder."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset
-        from airflow.providers.openlineage.extractors import OperatorLineage
+        """OpenLineage at start: the hashtag's endpoint when its id is known (a name is resolved later)."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_start
 
-        hook_url = "https://api.unifapi.com"
-        with contextlib.suppress(Exception):  # lineage must never fail the task
-            hook_url = self.hook.base_url
-        inputs = [
-            Dataset(
-                namespace=hook_url,
-                name=f"/tiktok/hashtags/{self.hashtag_id or self.hashtag_name}/videos",
-            )
-        ]
-        outputs = []
-        if self.output_path:
-            path = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
-            outputs.append(Dataset(namespace=f"{path.protocol}://{path.bucket}", name=path.key))
-        return OperatorLineage(inputs=inputs, outputs=outputs)
+        return lineage_on_start(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """The same datasets as at start (the folder and the endpoint do not change during a run)."""
-        return self.get_openlineage_facets_on_start()
+        """OpenLineage at the end: the resolved input, every part written (rows, bytes), the credits."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_end
+
+        return lineage_on_end(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """A failed try spent credits too: the same facets, with what it had when it stopped."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_end
+
+        return lineage_on_end(self)
+
+
+def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
+    """What an asset event carries: the run's summary, with the money spelled out.
+
+    :param summary: the run's summary (or a reused folder's manifest summary).
+    """
+    spent = int(summary.get("credits_charged") or 0) + int(summary.get("possibly_billed_credits") or 0)
+    reused = bool(summary.get("reused", False))
+    return {
+        **summary,
+        "reused": reused,
+        # what the data cost (confirmed + possibly billed, all tries) and what this run paid for it:
+        # a reused folder costs nothing again
+        "credits_spent": spent,
+        "dollars_spent": dollars(spent),
+        "credits_spent_this_run": 0 if reused else spent,
+    }

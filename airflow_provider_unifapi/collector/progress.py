@@ -1,0 +1,165 @@
+"""The run's log lines as a person reads them: an opening line, bounded progress, a closing summary.
+
+Money is shown in credits and dollars (1 credit = $0.001), and against ``max_credits`` when there
+is one. Progress lines stay short (about 100 characters, 120 at the extremes) and their rate is
+bounded: every page for the first :data:`FIRST_PAGES` pages, then one line every
+:data:`EVERY_PAGES` pages or every :data:`EVERY_SECONDS` seconds, whichever comes first, plus the
+page a run stops on. A 20,000-page run so logs about 210 progress lines, not 20,000.
+
+Nothing here sees the API key or a response body: lines are built from counters only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from airflow_provider_unifapi.collector.budget import Budget
+from airflow_provider_unifapi.storage.checkpoint import Checkpoint
+
+#: pages logged one by one at the start of a try (a person watching sees it move)
+FIRST_PAGES = 10
+#: after those, one line every this many pages...
+EVERY_PAGES = 100
+#: ...or once this many seconds passed since the last line (slow APIs still show progress)
+EVERY_SECONDS = 60.0
+
+
+class LineLogger(Protocol):
+    """A ``logging.Logger``, or an Airflow task's ``self.log``."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+def dollars(credits: int) -> str:
+    """Credits as dollars, exactly (1 credit = $0.001): ``5000`` -> ``$5.00``, ``452`` -> ``$0.452``.
+
+    :param credits: a whole number of credits.
+    """
+    sign = "-" if credits < 0 else ""
+    whole, thousandths = divmod(abs(credits), 1000)
+    fraction = f"{thousandths:03d}"
+    if fraction.endswith("0"):  # cents suffice: $5.00, $0.45
+        fraction = fraction[:2]
+    return f"{sign}${whole:,}.{fraction}"
+
+
+def spent_text(cp: Checkpoint, budget: Budget) -> str:
+    """``612 of 5,000 credits ($0.612 of $5.00)``, or ``612 credits ($0.612)`` without a cap.
+
+    :param cp: the run so far (``credits_spent`` = confirmed + possibly billed, what the cap counts).
+    :param budget: the run's limits.
+    """
+    spent = cp.credits_spent
+    if budget.max_credits is None:
+        return f"{spent:,} credits ({dollars(spent)})"
+    cap = budget.max_credits
+    return f"{spent:,} of {cap:,} credits ({dollars(spent)} of {dollars(cap)})"
+
+
+class ProgressLog:
+    """Writes the opening, progress and closing lines of one try.
+
+    :param logger: where lines go.
+    :param budget: the run's limits (for "x of max_credits").
+    :param clock: seconds, monotonic (tests pass a fake one).
+    """
+
+    def __init__(
+        self, logger: LineLogger, budget: Budget, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.log = logger
+        self.budget = budget
+        self.clock = clock
+        self._started = 0.0
+        self._last_line = 0.0
+        self._pages_this_try = 0
+        self._records_this_try = 0
+        self._last_logged_page = 0
+
+    def opening(self, cp: Checkpoint, *, url: str | None, page_size: int) -> None:
+        """Say what the try is about to do: hashtag, folder, budget, and what earlier tries spent.
+
+        :param cp: the run's checkpoint as the try starts.
+        :param url: the output folder, or ``None`` for XCom.
+        :param page_size: records per call.
+        """
+        self._started = self._last_line = self.clock()
+        name = f"#{cp.hashtag_name} (id {cp.hashtag_id})" if cp.hashtag_name else cp.hashtag_id
+        where = url or "XCom (returned by the task)"
+        if self.budget.max_credits is None:
+            budget = "no max_credits (set it to cap the spend)"
+        else:
+            budget = f"budget {self.budget.max_credits:,} credits ({dollars(self.budget.max_credits)})"
+        floor = (
+            "" if self.budget.min_balance is None else f", keeping the balance >= {self.budget.min_balance:,}"
+        )
+        earlier = ""
+        if cp.credits_spent:
+            earlier = f"; {cp.credits_spent:,} credits ({dollars(cp.credits_spent)}) already spent"
+        self.log.info(
+            "Collecting hashtag %s into %s: %s%s, pages of %d%s",
+            name,
+            where,
+            budget,
+            floor,
+            page_size,
+            earlier,
+        )
+
+    def page(self, cp: Checkpoint, received: int, kept: int, balance: int | None, *, last: bool) -> None:
+        """Log a page's line when the rate bound allows it (always the first pages and the last one).
+
+        :param cp: the run after the page was committed.
+        :param received: records the page held.
+        :param kept: new records kept from it.
+        :param balance: the balance the page reported, if any.
+        :param last: the run stops on this page.
+        """
+        self._pages_this_try += 1
+        self._records_this_try += kept
+        now = self.clock()
+        due = (
+            last
+            or self._pages_this_try <= FIRST_PAGES
+            or cp.pages - self._last_logged_page >= EVERY_PAGES
+            or now - self._last_line >= EVERY_SECONDS
+        )
+        if not due:
+            return
+        self._last_line, self._last_logged_page = now, cp.pages
+        self.log.info("%s", self.page_line(cp, received, kept, balance, now - self._started))
+
+    def page_line(self, cp: Checkpoint, received: int, kept: int, balance: int | None, elapsed: float) -> str:
+        """One progress line: ``page 12: 50 new of 50, 600 records; 612 of 5,000 credits (...)``."""
+        rate = self._records_this_try / max(elapsed, 1e-9)
+        line = f"page {cp.pages:,}: {kept} new of {received}, {cp.records:,} records; {spent_text(cp, self.budget)}"
+        if balance is not None:
+            line += f"; balance {balance:,}"
+        return f"{line}; {rate:,.0f} rec/s"
+
+    def closing(self, cp: Checkpoint, stop_reason: str) -> None:
+        """The run's summary in credits and dollars; every credit is in it: confirmed + possibly billed.
+
+        :param cp: the finished run.
+        :param stop_reason: why it stopped.
+        """
+        cap = "" if self.budget.max_credits is None else f" of max_credits {self.budget.max_credits:,}"
+        # "N credits charged (+M possibly billed)" keeps plain integers: scripts parse it.
+        self.log.info(
+            "Done with hashtag %s: %s records in %s pages, stop reason %s; spent %s credits (%s)%s = "
+            "%d credits charged (+%d possibly billed); %d tries, %s duplicates dropped, balance %s",
+            cp.hashtag_id,
+            f"{cp.records:,}",
+            f"{cp.pages:,}",
+            stop_reason,
+            f"{cp.credits_spent:,}",
+            dollars(cp.credits_spent),
+            cap,
+            cp.credits_charged,
+            cp.possibly_billed_credits,
+            cp.tries,
+            f"{cp.duplicates_dropped:,}",
+            "unknown" if cp.balance_remaining is None else f"{cp.balance_remaining:,}",
+        )

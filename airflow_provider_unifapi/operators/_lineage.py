@@ -1,0 +1,183 @@
+"""OpenLineage for :class:`TikTokHashtagVideosOperator`: datasets named so that graphs join.
+
+Imported only by the operator's ``get_openlineage_facets_*`` methods, which only the OpenLineage
+provider calls, so the provider stays optional.
+
+- **Input**: the hashtag's videos endpoint, ``namespace`` = the connection's base URL, ``name`` =
+  ``/tiktok/hashtags/<id>/videos``, with the id the run really paged (a ``hashtag_name`` is resolved
+  during ``execute``, so START carries no input for it and COMPLETE the resolved id).
+- **Outputs** (COMPLETE only: before the manifest a folder is incomplete and must not be read): one
+  dataset per part file, named by the same converter Airflow's hook-level lineage uses for an
+  ``ObjectStoragePath`` (``file`` + ``/abs/path/part-00000.jsonl.gz``, ``s3://bucket`` + ``key``), so a
+  downstream task reading a part through ``ObjectStoragePath`` meets the same dataset; without a
+  converter for the scheme, the path's ``namespace`` and ``key`` as common.io's
+  ``FileTransferOperator`` names them. Each carries ``outputStatistics`` (rows, bytes, files).
+- **Run facet** ``unifapi_credits`` on COMPLETE and FAIL: records, pages, credits charged, possibly
+  billed, the budget, dollars, stop reason, tries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from airflow.providers.common.compat.openlineage.facet import (
+    Dataset,
+    OutputDataset,
+    OutputStatisticsOutputDatasetFacet,
+    RunFacet,
+)
+from airflow.providers.common.compat.openlineage.utils.utils import translate_airflow_asset
+from airflow.providers.openlineage.extractors import OperatorLineage
+from attrs import define
+
+from airflow_provider_unifapi._compat import Asset, ObjectStoragePath
+from airflow_provider_unifapi.collector import dollars
+from airflow_provider_unifapi.storage.run_folder import MANIFEST_NAME
+
+DEFAULT_BASE_URL = "https://api.unifapi.com"
+CREDITS_FACET = "unifapi_credits"
+_SCHEMA = "https://github.com/unifapi/airflow-provider-unifapi/blob/main/README.md#lineage"
+
+
+@define
+class UnifAPICreditsRunFacet(RunFacet):
+    """What a run of the operator paid for, in UnifAPI credits (1 credit = $0.001).
+
+    :param hashtagId: the hashtag paged.
+    :param records: unique records kept.
+    :param pages: page calls made.
+    :param creditsCharged: credits the API confirmed, all tries.
+    :param possiblyBilledCredits: worst case of calls whose billing is unknown, all tries.
+    :param creditsSpent: the two added: what ``max_credits`` counts.
+    :param dollarsSpent: ``creditsSpent`` in dollars.
+    :param maxCredits: the budget, if any.
+    :param stopReason: why the run stopped.
+    :param tries: tries of the task so far.
+    :param reused: a complete folder was reused (nothing paid this time).
+    """
+
+    hashtagId: str | None
+    records: int
+    pages: int
+    creditsCharged: int
+    possiblyBilledCredits: int
+    creditsSpent: int
+    dollarsSpent: str
+    maxCredits: int | None
+    stopReason: str | None
+    tries: int
+    reused: bool
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _SCHEMA
+
+
+def _base_url(op: Any) -> str:
+    with contextlib.suppress(Exception):  # lineage must never fail the task
+        return str(op.hook.base_url)
+    return DEFAULT_BASE_URL
+
+
+def _endpoint(op: Any, hashtag_id: str) -> Any:
+    return Dataset(namespace=_base_url(op), name=f"/tiktok/hashtags/{hashtag_id}/videos")
+
+
+def _given_id(op: Any) -> str | None:
+    value = op.hashtag_id
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and value.isdigit() else None
+
+
+def lineage_on_start(op: Any) -> Any:
+    """START: the input when ``hashtag_id`` was given; outputs only once written (COMPLETE).
+
+    :param op: the operator (rendered).
+    """
+    hashtag_id = _given_id(op)
+    return OperatorLineage(inputs=[_endpoint(op, hashtag_id)] if hashtag_id else [], outputs=[])
+
+
+def file_dataset(path: Any, facets: dict[str, Any] | None = None) -> Any:
+    """The OpenLineage dataset of one file, named as Airflow's hook lineage names an ObjectStoragePath.
+
+    :param path: the file's ``ObjectStoragePath``.
+    :param facets: output facets to attach.
+    """
+    named = None
+    with contextlib.suppress(Exception):  # no converter registered for the scheme
+        named = translate_airflow_asset(Asset(uri=str(path)), None)
+    if named is not None:
+        namespace, name = named.namespace, named.name
+    else:  # common.io FileTransferOperator's naming
+        namespace, name = path.namespace, path.key
+    return OutputDataset(namespace=namespace, name=name, outputFacets=facets or {})
+
+
+def _outputs(op: Any, summary: dict[str, Any]) -> list[Any]:
+    url = summary.get("output_path")
+    if not url:
+        return []
+    folder = ObjectStoragePath(url, conn_id=op.output_conn_id)
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.exists():
+        return []  # incomplete: nothing a reader may use yet
+    parts = json.loads(manifest_path.read_bytes()).get("parts", [])
+    datasets = []
+    for part in parts:
+        path = folder / part["name"]
+        size = None
+        with contextlib.suppress(Exception):
+            size = int(path.stat().st_size)
+        stats = OutputStatisticsOutputDatasetFacet(rowCount=part["records"], size=size, fileCount=1)
+        datasets.append(file_dataset(path, {"outputStatistics": stats}))
+    return datasets
+
+
+def credits_facet(op: Any, summary: dict[str, Any]) -> UnifAPICreditsRunFacet:
+    """The ``unifapi_credits`` run facet of a summary.
+
+    :param op: the operator (for ``max_credits``).
+    :param summary: the run's summary.
+    """
+    charged = int(summary.get("credits_charged") or 0)
+    possibly = int(summary.get("possibly_billed_credits") or 0)
+    max_credits = op.max_credits
+    with contextlib.suppress(TypeError, ValueError):
+        max_credits = None if max_credits in (None, "") else int(max_credits)
+    return UnifAPICreditsRunFacet(
+        hashtagId=summary.get("hashtag_id"),
+        records=int(summary.get("records") or 0),
+        pages=int(summary.get("pages") or 0),
+        creditsCharged=charged,
+        possiblyBilledCredits=possibly,
+        creditsSpent=charged + possibly,
+        dollarsSpent=dollars(charged + possibly),
+        maxCredits=max_credits if isinstance(max_credits, int) else None,
+        stopReason=summary.get("stop_reason"),
+        tries=int(summary.get("tries") or 0),
+        reused=bool(summary.get("reused", False)),
+    )
+
+
+def lineage_on_end(op: Any) -> Any:
+    """COMPLETE / FAIL: the resolved input, the parts written with statistics, the credits facet.
+
+    :param op: the operator, after ``execute`` ran (it keeps the run's summary).
+    """
+    summary: dict[str, Any] | None = getattr(op, "_run_summary", None)
+    hashtag_id = (
+        (summary or {}).get("hashtag_id") or getattr(op, "_resolved_hashtag_id", None) or _given_id(op)
+    )
+    inputs = [_endpoint(op, hashtag_id)] if hashtag_id else []
+    if summary is None:
+        return OperatorLineage(inputs=inputs, outputs=[])
+    outputs: list[Any] = []
+    with contextlib.suppress(Exception):  # lineage must never fail the task
+        outputs = _outputs(op, summary)
+    return OperatorLineage(
+        inputs=inputs, outputs=outputs, run_facets={CREDITS_FACET: credits_facet(op, summary)}
+    )
