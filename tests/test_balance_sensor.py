@@ -27,28 +27,28 @@ MODES = {
 
 
 # -- helpers shared with test_balance_trigger.py ----------------------------------------------------
-def set_remembered(balance: int, age_seconds: float, conn_id: str = CONN_ID) -> None:
+def set_remembered(balance: int, age_seconds: float, key: str = API_KEY) -> None:
     """Write the remembered reading as the operator would (through the metadata DB: no task context here)."""
     from airflow.models import Variable
 
     seen_at = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
     Variable.set(
-        variable_name(conn_id),
+        variable_name(key),
         json.dumps({"balance": balance, "seen_at": seen_at.isoformat(), "request_id": "unif_remembered"}),
     )
 
 
-def get_remembered(conn_id: str = CONN_ID) -> dict[str, Any] | None:
+def get_remembered(key: str = API_KEY) -> dict[str, Any] | None:
     from airflow.models import Variable
 
-    raw = Variable.get(variable_name(conn_id), default_var=None)
+    raw = Variable.get(variable_name(key), default_var=None)
     return json.loads(raw) if raw else None
 
 
-def forget_remembered(conn_id: str = CONN_ID) -> None:
+def forget_remembered(key: str = API_KEY) -> None:
     from airflow.models import Variable
 
-    Variable.delete(variable_name(conn_id))
+    Variable.delete(variable_name(key))
 
 
 class WhenCalls:
@@ -202,6 +202,19 @@ def test_a_fresh_remembered_balance_costs_no_credit(unifapi_conn, dag_runner, ca
     assert result.xcoms["wait"]["source"] == "remembered"
     assert result.xcoms["wait"]["balance"] == 5_000
     assert "this poke cost 0 credits" in result.log_text
+
+
+def test_a_reading_remembered_with_another_key_is_not_used(unifapi_conn, dag_runner, capsys, caplog):
+    # The connection's key changed (another workspace): the old key's reading must not answer.
+    old_key = "sk_test_" + "0" * 32
+    set_remembered(5_000, age_seconds=30, key=old_key)
+    try:
+        result = run_sensor(dag_runner, capsys, caplog, "bal_other_key", "min_balance=100, timeout=30")
+    finally:
+        forget_remembered(old_key)
+    assert result.ti_state("wait") == "success"
+    assert result.xcoms["wait"]["source"] == "live" and result.xcoms["wait"]["balance"] == 999_999
+    assert unifapi_conn.credits_charged() == 1
 
 
 @pytest.mark.parametrize(

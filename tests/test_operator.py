@@ -336,7 +336,11 @@ def test_operator_remembers_the_balance_for_the_sensor(sb, dag_runner, tmp_path)
         dag_runner, "op_balance_var", hashtag_id=TAG, output_path=f"file://{tmp_path}/v", max_records=10
     )
     assert dag_runner.run(path).state == "success"
-    stored = json.loads(read_variable("unifapi_balance__unifapi_default"))
+    from airflow_provider_unifapi.hooks.balance_reading import variable_name
+
+    # keyed by a digest of the key, never by the key itself
+    assert API_KEY not in variable_name(API_KEY) and API_KEY[8:] not in variable_name(API_KEY)
+    stored = json.loads(read_variable(variable_name(API_KEY)))
     assert stored["balance"] == sb.balance()
     assert stored["request_id"] == sb.calls()[-1]["request_id"]
     assert datetime.fromisoformat(stored["seen_at"]).tzinfo is not None

@@ -10,6 +10,7 @@ Imports nothing from Airflow at module level.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -118,16 +119,20 @@ def check_probe_hashtag_id(value: Any) -> str | None:
 
 
 # -- the remembered reading (an Airflow Variable) -------------------------------------------------
-def variable_name(conn_id: str) -> str:
-    """Name of the Variable that remembers the balance of ``conn_id``'s workspace."""
-    return f"{VARIABLE_PREFIX}{conn_id}"
+def variable_name(api_key: str) -> str:
+    """Name of the Variable that remembers the balance seen with ``api_key``.
+
+    Keyed by a digest of the key, not by the connection id: a connection whose key changed (another
+    workspace) must not pass the sensor on the old key's reading, and two connections with one key
+    share what they saw. 16 hex digits of SHA-256 identify a key without revealing it.
+    """
+    return VARIABLE_PREFIX + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
 
 
-def recall(conn_id: str) -> BalanceReading | None:
-    """The remembered reading, or ``None`` when there is none or it is unreadable."""
+def recall(name: str) -> BalanceReading | None:
+    """The reading remembered in the Variable ``name``, or ``None`` when there is none or it is unreadable."""
     from airflow_provider_unifapi._compat import get_variable
 
-    name = variable_name(conn_id)
     try:
         raw = get_variable(name)
     except Exception as exc:  # the metadata DB or API server is unreachable: read live instead
@@ -147,15 +152,14 @@ def recall(conn_id: str) -> BalanceReading | None:
         return None
 
 
-def remember(conn_id: str, reading: BalanceReading | None) -> None:
-    """Store ``reading`` unless a newer one is already stored. Never fails the caller's task."""
+def remember(name: str, reading: BalanceReading | None) -> None:
+    """Store ``reading`` in the Variable ``name`` unless a newer one is there. Never fails the caller's task."""
     if reading is None:
         return
     from airflow_provider_unifapi._compat import Variable
 
-    name = variable_name(conn_id)
     try:
-        current = recall(conn_id)
+        current = recall(name)
         if current is not None and current.seen_at > reading.seen_at:
             return
         value = {

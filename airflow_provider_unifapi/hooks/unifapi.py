@@ -6,13 +6,15 @@ import asyncio
 import logging
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_unifapi._compat import BaseHook, aget_connection
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL, AsyncUnifAPIClient, ClientConfig, UnifAPIClient
 from airflow_provider_unifapi.client.config import EXTRA_FIELDS, ExtraKind
+from airflow_provider_unifapi.client.validation import is_loopback
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
-from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
-from airflow_provider_unifapi.hooks import balance_reading
+from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING, field_help
+from airflow_provider_unifapi.hooks import balance_reading, connection_check
 from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck
 from airflow_provider_unifapi.models import BalanceReading
 
@@ -65,7 +67,7 @@ class UnifAPIHook(BaseHook):
             # No default: a saved form stores only what the user set; the client's defaults do the rest.
             options: dict[str, Any] = {
                 "validators": validators,
-                "description": f"{spec.help} ({spec.range_text()}; default {spec.default_text()})",
+                "description": field_help(spec),
             }
             if spec.kind is not ExtraKind.BOOLEAN:
                 options["widget"] = BS3TextFieldWidget()
@@ -74,7 +76,7 @@ class UnifAPIHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hide unused fields and label the password "API key" (same table as the provider info)."""
+        """Hide unused fields (Port stays: see the provider info) and label the password "API key"."""
         return {
             "hidden_fields": list(HIDDEN_FIELDS),
             "relabeling": dict(RELABELING),
@@ -134,12 +136,18 @@ class UnifAPIHook(BaseHook):
 
     # -- the workspace balance (remembered for free, or read live for 1 credit) ----------------------
     def recall_balance(self) -> BalanceReading | None:
-        """The workspace balance remembered from an earlier response (free), or ``None``."""
-        return balance_reading.recall(self.unifapi_conn_id)
+        """The workspace balance remembered from an earlier response with this key (free), or ``None``."""
+        return balance_reading.recall(self.balance_variable())
 
     def remember_balance(self, reading: BalanceReading | None) -> None:
         """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""
-        balance_reading.remember(self.unifapi_conn_id, reading)
+        if reading is not None:
+            balance_reading.remember(self.balance_variable(), reading)
+
+    def balance_variable(self, conn: Any = None) -> str:
+        """Name of the Variable remembering the balance seen with this connection's API key."""
+        conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
+        return balance_reading.variable_name(conn.password or "")
 
     def balance_max_age(self) -> float:
         """Seconds a remembered balance answers for free: the connection's ``balance_max_age`` extra."""
@@ -193,7 +201,8 @@ class UnifAPIHook(BaseHook):
             self._balance_arguments, min_balance, max_age, probe_hashtag_id
         )
         # The Variable lives in the metadata DB / API server: read and write it off the event loop.
-        remembered = await asyncio.to_thread(self.recall_balance)
+        variable = self.balance_variable(await aget_connection(self, self.unifapi_conn_id))
+        remembered = await asyncio.to_thread(balance_reading.recall, variable)
         free = balance_reading.remembered_check(remembered, threshold, age)
         if free is not None:
             return free
@@ -212,7 +221,7 @@ class UnifAPIHook(BaseHook):
             min_balance=threshold,
             probe_hashtag_id=probe_id,
         )
-        await asyncio.to_thread(self.remember_balance, check.reading)
+        await asyncio.to_thread(balance_reading.remember, variable, check.reading)
         return check
 
     def _balance_arguments(
@@ -253,40 +262,59 @@ class UnifAPIHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-        Never raises. The message says what was verified and what it cost in credits.
+        Never raises. The message names the connection (as the user typed it: its id, and the base
+        URL), the cause of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and what
+        the check cost in credits. See :mod:`airflow_provider_unifapi.hooks.connection_check`.
         """
         try:
-            client = UnifAPIClient(**{**self.client_kwargs(), "max_retries": 1})
-        except UnifAPIError as exc:
-            return False, f"Connection settings are invalid: {exc}"
+            conn = self.get_connection(self.unifapi_conn_id)
         except Exception as exc:  # a missing connection, a secrets backend error...
-            return False, f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
+            name = connection_check.connection_name(self.unifapi_conn_id)
+            return False, f"Could not read {name}: {type(exc).__name__}: {exc}"
         try:
-            page = client.search_hashtags("tiktok", limit=1)
+            base_url = _base_url(conn)
         except UnifAPIError as exc:
-            if exc.error_type == "insufficient_credits":
-                return True, (
-                    f"API key accepted by {client.base_url}, but the workspace balance is too low "
-                    f"(balance {exc.balance_remaining}); this check cost 0 credits."
-                )
-            return False, f"UnifAPI refused the check at {client.base_url}: {exc}"
-        except Exception as exc:  # never raise from test_connection
-            return False, f"Unexpected error talking to {client.base_url}: {type(exc).__name__}"
-        finally:
-            client.close()
-        billing = page.billing
-        return True, (
-            f"API key accepted by {client.base_url} (hashtag search, request_id {page.request_id}); "
-            f"this check cost {billing.credits_charged} credit(s); balance now {billing.balance_remaining}."
-        )
+            name = connection_check.connection_name(self.unifapi_conn_id)
+            return (
+                False,
+                f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits.",
+            )
+        return connection_check.check_connection(self.unifapi_conn_id, conn, base_url)
 
 
 def _base_url(conn: Any) -> str:
-    host = (conn.host or "").strip()
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host and conn.conn_type and conn.schema in ("http", "https"):
-        host = f"{conn.schema}://{host}"
-    if conn.port and "://" in host and host.count(":") == 1:
-        host = f"{host.rstrip('/')}:{conn.port}"
-    return host
+    """The base URL of a connection: its host (``https://api.unifapi.com`` when empty) and its port.
+
+    A host written without a scheme gets the connection's schema when that is ``http``/``https``,
+    else ``http://`` for a loopback host (the sandbox: ``unifapi://:KEY@127.0.0.1:PORT`` is
+    ``http://127.0.0.1:PORT``) and ``https://`` for any other. The Port field (0 or empty: unset) is
+    added unless the URL names a port already; a different port there is an error. The scheme's
+    default port (443, 80) is not written.
+
+    :raises UnifAPIInputError: the Base URL and the Port name different ports.
+    """
+    host = (conn.host or "").strip() or DEFAULT_BASE_URL
+    if "://" not in host:
+        scheme = conn.schema if conn.schema in ("http", "https") else None
+        if scheme is None:
+            hostname = urlsplit(f"//{host}").hostname or ""
+            scheme = "http" if is_loopback(hostname) else "https"
+        host = f"{scheme}://{host}"
+    port = conn.port or None
+    if not port:
+        return host
+    parts = urlsplit(host)
+    try:
+        written = parts.port
+    except ValueError:  # not a number: the client's URL check names the problem
+        return host
+    if written is not None:
+        if written != int(port):
+            raise UnifAPIInputError(
+                "connection Port",
+                f"is {port} but the Base URL {host!r} names port {written}: write the port once",
+            )
+        return host
+    if (parts.scheme, int(port)) in (("https", 443), ("http", 80)):
+        return host
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{int(port)}"))

@@ -32,7 +32,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
     """Wait until the UnifAPI workspace balance is at least ``min_balance`` credits.
 
     UnifAPI has no free balance endpoint. Each poke first reads the balance remembered from an
-    earlier response (the Variable ``unifapi_balance__<conn_id>``, written by the operator and by
+    earlier response (the Variable ``unifapi_balance__<digest of the API key>``, written by the operator and by
     this sensor): while it is at most ``max_balance_age`` seconds old and high enough, the sensor
     succeeds for free. Otherwise it takes one live reading, the cheapest call there is: a hashtag
     search with ``limit=1`` (1 credit), or ``GET /tiktok/hashtags/{probe_hashtag_id}`` (1 credit).
