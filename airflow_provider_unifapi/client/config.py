@@ -261,6 +261,12 @@ class ClientConfig:
         minimum=1,
         maximum=1000,
     )
+    pace_requests: bool = _extra(
+        False,
+        kind=ExtraKind.BOOLEAN,
+        label="Pace requests to the rate limit",
+        help="Space requests by the X-RateLimit-* headers so the chains sharing a client meet no 429s.",
+    )
     verify: bool | str = _extra(
         True,
         kind=ExtraKind.CA_BUNDLE,

@@ -16,6 +16,7 @@ from tenacity import RetryCallState, stop_never
 from airflow_provider_unifapi import __version__
 from airflow_provider_unifapi.client.calls import Call, R
 from airflow_provider_unifapi.client.config import ClientConfig
+from airflow_provider_unifapi.client.pacing import RatePacer
 from airflow_provider_unifapi.client.responses import (
     AttemptContext,
     body_too_large_error,
@@ -67,6 +68,8 @@ class ClientCore:
         self.credits_charged = 0
         #: worst-case credits of attempts whose billing is unknown, over this client's life.
         self.possibly_billed_credits = 0
+        #: spaces the requests of every caller of this client to the workspace rate limit
+        self.pacer: RatePacer | None = RatePacer() if config.pace_requests else None
         self._http_kwargs = self._httpx_settings(user_agent)
 
     def _httpx_settings(self, user_agent: str | None) -> dict[str, Any]:
@@ -110,6 +113,11 @@ class ClientCore:
             "reraise": True,
         }
 
+    def _pacing_done(self) -> None:
+        # An attempt that got no response (network error) must not keep the pacer's probe slot.
+        if self.pacer is not None:
+            self.pacer.release_probe()
+
     # -- one attempt's outcome --------------------------------------------------------------------
     def _record_failure(self, call: Call[Any], err: UnifAPIError) -> None:
         """Account for a failed attempt (its error already carries the call's totals)."""
@@ -143,6 +151,8 @@ class ClientCore:
         if rate is not None:
             self.last_rate_limit = rate
         status = response.status_code
+        if self.pacer is not None:
+            self.pacer.observe(rate, retry_after=_retry_after(response) if status == 429 else None)
         if not 200 <= status < 300:
             raise decode_error(status, response.headers, body, ctx)
         request_id = response.headers.get("x-request-id")
@@ -152,3 +162,12 @@ class ClientCore:
         self._remember_balance(result.billing.balance_remaining, result.request_id)
         result._call_stats = call.stats()
         return result
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A 429's ``Retry-After`` in seconds (the pacer holds every chain that long), if readable."""
+    value = (response.headers.get("retry-after") or "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: the retry policy reads it; the pacer just does not hold
+        return None
