@@ -12,16 +12,32 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_unifapi import __version__
-from airflow_provider_unifapi.client.config import EXTRA_FIELDS
+from airflow_provider_unifapi.client.config import EXTRA_FIELDS, ExtraField
+
+
+def field_help(spec: ExtraField) -> str:
+    """The form's help text of an extra: what it does, the values it takes and its default."""
+    return f"{spec.help} Accepts {spec.range_text()}; default {spec.default_text()}."
+
 
 #: Extra fields of a ``unifapi`` connection with the JSON schema the UI validates them against, one
 #: per extra, from the client's config table (no ``default`` in the schema: a saved form then stores
-#: only what the user set, and the client's own defaults apply to the rest).
-CONN_FIELDS: dict[str, dict[str, Any]] = {spec.name: spec.conn_field() for spec in EXTRA_FIELDS}
+#: only what the user set, and the client's own defaults apply to the rest). The help text states the
+#: range and the default, which Airflow 3's form does not show from the schema.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    spec.name: {**spec.conn_field(), "description": field_help(spec)} for spec in EXTRA_FIELDS
+}
 
-HIDDEN_FIELDS: list[str] = ["schema", "login", "port", "extra"]
+#: Port stays visible: Airflow 3.3's Test button sends the stored port as a number (an empty one as
+#: 0) and its API refuses a test whose port differs from the stored connection's, so a connection
+#: whose Port is filled in is the one the Test button can check (README, "Connection").
+HIDDEN_FIELDS: list[str] = ["schema", "login", "extra"]
 RELABELING: dict[str, str] = {"host": "Base URL", "password": "API key"}
-PLACEHOLDERS: dict[str, str] = {"host": "https://api.unifapi.com", "password": "your UnifAPI API key"}
+PLACEHOLDERS: dict[str, str] = {
+    "host": "https://api.unifapi.com",
+    "port": "443 (the sandbox: its port)",
+    "password": "your UnifAPI API key",
+}
 
 
 def get_provider_info() -> dict[str, Any]:

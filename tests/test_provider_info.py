@@ -55,7 +55,7 @@ def test_form_declarations_agree_with_hook_methods():
             spec = conn_type["conn-fields"][name]
             assert str(field.args[0]) == spec["label"]
             assert "default" not in field.kwargs  # a saved form stores only what the user set
-            assert spec["description"] in str(field.kwargs["description"])
+            assert str(field.kwargs["description"]) == spec["description"]
     # every form field is an extra the hook actually reads
     from airflow_provider_unifapi.client.config import EXTRA_FIELDS
 
@@ -76,3 +76,27 @@ def test_airflow_lists_the_provider_and_connection_type():
     hooks = ProvidersManager().hooks
     assert "unifapi" in hooks
     assert hooks["unifapi"].hook_class_name.endswith("UnifAPIHook")
+
+
+def test_every_extra_has_a_label_help_text_range_and_no_default():
+    from airflow_provider_unifapi.client.config import EXTRA_FIELDS
+
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert list(fields) == [spec.name for spec in EXTRA_FIELDS]  # form order = the table's order
+    for spec in EXTRA_FIELDS:
+        field = fields[spec.name]
+        assert field["label"] == spec.label
+        assert field["description"].startswith(spec.help)
+        # Airflow 3's form shows the description, not the schema: the range and default are in the text.
+        assert f"Accepts {spec.range_text()}; default {spec.default_text()}." in field["description"]
+        assert "default" not in field["schema"]  # a saved form stores only what the user set
+        assert "null" in field["schema"]["type"]  # an empty input is allowed (the default applies)
+    assert fields["max_connections"]["schema"] == {"type": ["integer", "null"], "minimum": 1, "maximum": 1000}
+
+
+def test_port_is_shown_for_the_test_button_and_the_rest_hidden():
+    behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+    # Airflow 3.3's Test button sends the stored port (an empty one as 0): the form must show Port.
+    assert "port" not in behaviour["hidden-fields"]
+    assert set(behaviour["hidden-fields"]) == {"schema", "login", "extra"}
+    assert "443" in behaviour["placeholders"]["port"]
