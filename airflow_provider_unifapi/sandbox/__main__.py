@@ -7,6 +7,7 @@ SIGTERM or SIGINT and exits 0. Callers that pass ``--port 0`` parse that line to
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -94,8 +95,22 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def bind_failure(host: str, port: int, exc: OSError) -> str:
+    """The one-line message for a port the sandbox cannot listen on, naming the port and the fix."""
+    if exc.errno == errno.EADDRINUSE:
+        cause = f"port {port} on {host} is already in use"
+    elif exc.errno == errno.EACCES:
+        cause = f"port {port} on {host} needs privileges to bind"
+    else:
+        cause = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return f"{cause}; pass another --port, or --port 0 to pick a free one (the sandbox prints its URL)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sandbox until SIGTERM/SIGINT; returns the exit code (0)."""
+    """Run the sandbox until SIGTERM/SIGINT; returns the exit code (0).
+
+    A port it cannot listen on ends it with exit code 1 and one line on stderr naming the port and the fix.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -109,7 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:  # the port is taken (or not ours to bind): one line with the fix, no traceback
+        parser.exit(1, f"{parser.prog}: {bind_failure(args.host, args.port, exc)}\n")
     print(f"UnifAPI sandbox listening on {server.url}", flush=True)
     try:
         # wait() with a timeout in a loop: a bare wait() would not let the signal handler run promptly.
