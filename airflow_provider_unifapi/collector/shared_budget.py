@@ -1,0 +1,145 @@
+"""One ``max_credits`` and ``min_balance`` for the many chains of a batch, with calls in flight reserved.
+
+Each chain's :class:`HashtagBudget` asks the :class:`SharedBudget` before every call (the collector
+asks its budget for the next call's plan right before making it, and again for the write-ahead of
+the next one). The shared budget answers with a limit that fits what is left once every *other*
+chain's call in flight is counted at its worst case, and reserves that worst case for this chain
+until the chain asks again (its page is then settled into its checkpoint's ``credits_spent``).
+The call's ``X-Unifapi-Max-Credits`` is set to the reservation, so retries inside the call cannot
+spend past it either. When only the other chains' reservations stand in the way, the chain waits for
+them to settle (they are often charged less than their worst case) instead of stopping.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from airflow_provider_unifapi.collector.budget import Budget, CallPlan
+from airflow_provider_unifapi.models import StopReason
+from airflow_provider_unifapi.storage.checkpoint import Checkpoint
+
+#: how long a waiting chain sleeps before looking at the reservations again (seconds)
+_WAIT_SLICE = 0.5
+
+
+class SharedBudget:
+    """Thread-safe credit and balance limits shared by every chain of a batch, over all tries.
+
+    :param max_credits: never let the batch's ``credits_spent`` (every hashtag, every try, name
+        resolution included, calls in flight at their worst case) pass this.
+    :param min_balance: never let the workspace balance drop below this.
+    :param balance: a remembered balance, used until a response tells the real one.
+    """
+
+    def __init__(self, max_credits: int | None, min_balance: int | None, balance: int | None = None) -> None:
+        self.max_credits = max_credits
+        self.min_balance = min_balance
+        self._cond = threading.Condition()
+        self._spent: dict[str, int] = {}
+        self._reserved: dict[str, int] = {}
+        self._possibly_billed_since_balance: dict[str, int] = {}
+        self._balance = balance
+        self._balance_seen_at = ""
+
+    @property
+    def limits(self) -> bool:
+        """Whether there is anything to share."""
+        return self.max_credits is not None or self.min_balance is not None
+
+    @property
+    def credits_spent(self) -> int:
+        """Settled spend of the whole batch (confirmed + possibly billed), reservations excluded."""
+        with self._cond:
+            return sum(self._spent.values())
+
+    @property
+    def credits_reserved(self) -> int:
+        """Worst case of the calls in flight now."""
+        with self._cond:
+            return sum(self._reserved.values())
+
+    def settle(self, key: str, credits_spent: int) -> None:
+        """Record what ``key`` has spent over all tries and drop its reservation.
+
+        :param key: the hashtag (or ``name:<name>`` for a resolution).
+        :param credits_spent: its confirmed + possibly billed credits.
+        """
+        with self._cond:
+            self._spent[key] = credits_spent
+            self._reserved[key] = 0
+            self._cond.notify_all()
+
+    def room(self) -> int | None:
+        """Credits ``max_credits`` still allows with nothing in flight (``None``: no cap)."""
+        if self.max_credits is None:
+            return None
+        with self._cond:
+            return self.max_credits - sum(self._spent.values()) - sum(self._reserved.values())
+
+    def plan(self, key: str, cp: Checkpoint, plan: CallPlan) -> CallPlan:
+        """Shrink ``plan`` (the chain's own limits) to the shared room and reserve it; may wait.
+
+        :param key: the chain's hashtag id.
+        :param cp: the chain's checkpoint (its spend so far, its last balance reading).
+        :param plan: what the chain's own budget allows.
+        """
+        with self._cond:
+            self._spent[key] = cp.credits_spent
+            self._reserved[key] = 0
+            self._note_balance(key, cp)
+            self._cond.notify_all()
+            while True:
+                others = sum(self._reserved.values())
+                limit = self._limit(plan.limit, others)
+                if isinstance(limit, int):
+                    self._reserved[key] = limit
+                    return CallPlan(limit, max_credits=limit)
+                if others == 0:  # nothing will come back: the batch's limit is reached
+                    return CallPlan(0, stop_reason=limit)
+                self._cond.wait(_WAIT_SLICE)
+
+    def _note_balance(self, key: str, cp: Checkpoint) -> None:
+        if cp.balance_remaining is not None and (cp.balance_seen_at or "") >= self._balance_seen_at:
+            self._balance = cp.balance_remaining
+            self._balance_seen_at = cp.balance_seen_at or ""
+            self._possibly_billed_since_balance = {}
+        self._possibly_billed_since_balance[key] = cp.possibly_billed_since_balance
+
+    def _limit(self, wanted: int, others: int) -> int | StopReason:
+        """The records this call may ask for, or why none (the caller holds the lock)."""
+        limit = wanted
+        if self.max_credits is not None:
+            left = self.max_credits - sum(self._spent.values()) - others
+            if left < 1:
+                return StopReason.MAX_CREDITS
+            limit = min(limit, left)
+        if self.min_balance is not None:
+            if self._balance is None:
+                # Learn the balance with a 1-record call, one chain at a time.
+                return 1 if others == 0 else StopReason.MIN_BALANCE
+            unknown = sum(self._possibly_billed_since_balance.values())
+            left = self._balance - unknown - others - self.min_balance
+            if left < 1:
+                return StopReason.MIN_BALANCE
+            limit = min(limit, left)
+        return limit
+
+
+@dataclass(frozen=True)
+class HashtagBudget(Budget):
+    """A chain's own limits (per-hashtag caps), then the batch's shared ones.
+
+    :param shared: the batch's shared budget.
+    :param key: the chain's hashtag id.
+    """
+
+    shared: SharedBudget = field(default_factory=lambda: SharedBudget(None, None))
+    key: str = ""
+
+    def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
+        plan = super().next_call(page_size, checkpoint)
+        if plan.stop_reason is not None or not self.shared.limits:
+            self.shared.settle(self.key, checkpoint.credits_spent)
+            return plan
+        return self.shared.plan(self.key, checkpoint, plan)
