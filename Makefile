@@ -3,7 +3,7 @@ SHELL := /bin/bash
 AIRFLOW ?= 3.3
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke chaos lock clean
+.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke chaos lock clean ui-test
 
 demo:
 	@bash scripts/demo.sh
@@ -20,6 +20,11 @@ lint:
 # Build sdist and wheel, install the wheel into a fresh venv with Airflow, `airflow providers get`.
 package-check:
 	@bash scripts/package_check.sh
+
+# The connection form, Test button and masked key in Airflow 3's UI, in Debian's Chromium driven by
+# Playwright (tests/ui/); installs chromium and playwright if missing; screenshots into docs/img/.
+ui-test:
+	@bash scripts/ui_test.sh
 
 test-2.11:
 	@$(MAKE) --no-print-directory test AIRFLOW=2.11
