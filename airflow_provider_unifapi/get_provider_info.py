@@ -71,7 +71,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "UnifAPI",
-                "python-modules": ["airflow_provider_unifapi.operators.hashtag_videos"],
+                "python-modules": [
+                    "airflow_provider_unifapi.operators.hashtag_videos",
+                    "airflow_provider_unifapi.operators.hashtag_batch",
+                ],
             }
         ],
         "sensors": [
