@@ -40,6 +40,13 @@ PLACEHOLDERS: dict[str, str] = {
 }
 
 
+#: the operator modules (one hashtag; a batch of hashtags)
+_OPERATOR_MODULES = [
+    "airflow_provider_unifapi.operators.hashtag_videos",
+    "airflow_provider_unifapi.operators.hashtag_batch",
+]
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
     return {
@@ -71,10 +78,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "UnifAPI",
-                "python-modules": [
-                    "airflow_provider_unifapi.operators.hashtag_videos",
-                    "airflow_provider_unifapi.operators.hashtag_batch",
-                ],
+                "python-modules": _OPERATOR_MODULES,
             }
         ],
         "sensors": [
