@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_unifapi.client import AsyncUnifAPIClient, ClientConfig, UnifAPIClient
 from airflow_provider_unifapi.client.config import EXTRA_FIELDS, ExtraKind
 from airflow_provider_unifapi.exceptions import UnifAPIInputError
-from airflow_provider_unifapi.get_provider_info import get_provider_info
+from airflow_provider_unifapi.get_provider_info import field_help, get_provider_info
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 WHERE = "connection 'unifapi_default'"
@@ -54,7 +54,9 @@ def test_connection_form_fields_are_the_tables():
     json_types = {"integer": "integer", "number": "number", "boolean": "boolean", "CA-bundle path": "string"}
     for spec in EXTRA_FIELDS:
         field = conn_fields[spec.name]
-        assert field["label"] == spec.label and field["description"] == spec.help
+        # the help text, then the range and default (Airflow 3's form does not show the schema's)
+        assert field["label"] == spec.label and field["description"] == field_help(spec)
+        assert field["description"].startswith(spec.help) and spec.default_text() in field["description"]
         schema = field["schema"]
         assert schema["type"] == [json_types[spec.kind.value], "null"]
         assert schema.get("minimum") == spec.minimum and schema.get("maximum") == spec.maximum
