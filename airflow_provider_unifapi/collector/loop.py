@@ -282,7 +282,7 @@ class HashtagVideoCollector:
         return len(kept)
 
     def _log_page(self, cp: Checkpoint, page: VideoPage, kept: int, *, last: bool) -> None:
-        self.progress.page(cp, len(page.data), kept, page.billing.balance_remaining, last=last)
+        self.progress.page(cp, kept, page.billing.balance_remaining, last=last)
 
     # -- endings ----------------------------------------------------------------------------------
     def _stopped(self, cp: Checkpoint) -> RunStopped:

@@ -1,7 +1,7 @@
 """The run's log lines as a person reads them: an opening line, bounded progress, a closing summary.
 
 Money is shown in credits and dollars (1 credit = $0.001), and against ``max_credits`` when there
-is one. Progress lines stay short (about 100 characters, 120 at the extremes) and their rate is
+is one. Progress lines stay short (about 80 characters, under 120 at the extremes) and their rate is
 bounded: every page for the first :data:`FIRST_PAGES` pages, then one line every
 :data:`EVERY_PAGES` pages or every :data:`EVERY_SECONDS` seconds, whichever comes first, plus the
 page a run stops on. A 20,000-page run so logs about 210 progress lines, not 20,000.
@@ -46,16 +46,14 @@ def dollars(credits: int) -> str:
 
 
 def spent_text(cp: Checkpoint, budget: Budget) -> str:
-    """``612 of 5,000 credits ($0.612 of $5.00)``, or ``612 credits ($0.612)`` without a cap.
+    """``612 of 5,000 credits ($0.612)``, or ``612 credits ($0.612)`` without a cap.
 
     :param cp: the run so far (``credits_spent`` = confirmed + possibly billed, what the cap counts).
-    :param budget: the run's limits.
+    :param budget: the run's limits (the cap's dollars are in the opening line).
     """
     spent = cp.credits_spent
-    if budget.max_credits is None:
-        return f"{spent:,} credits ({dollars(spent)})"
-    cap = budget.max_credits
-    return f"{spent:,} of {cap:,} credits ({dollars(spent)} of {dollars(cap)})"
+    cap = "" if budget.max_credits is None else f" of {budget.max_credits:,}"
+    return f"{spent:,}{cap} credits ({dollars(spent)})"
 
 
 class ProgressLog:
@@ -108,11 +106,10 @@ class ProgressLog:
             earlier,
         )
 
-    def page(self, cp: Checkpoint, received: int, kept: int, balance: int | None, *, last: bool) -> None:
+    def page(self, cp: Checkpoint, kept: int, balance: int | None, *, last: bool) -> None:
         """Log a page's line when the rate bound allows it (always the first pages and the last one).
 
         :param cp: the run after the page was committed.
-        :param received: records the page held.
         :param kept: new records kept from it.
         :param balance: the balance the page reported, if any.
         :param last: the run stops on this page.
@@ -129,12 +126,12 @@ class ProgressLog:
         if not due:
             return
         self._last_line, self._last_logged_page = now, cp.pages
-        self.log.info("%s", self.page_line(cp, received, kept, balance, now - self._started))
+        self.log.info("%s", self.page_line(cp, kept, balance, now - self._started))
 
-    def page_line(self, cp: Checkpoint, received: int, kept: int, balance: int | None, elapsed: float) -> str:
-        """One progress line: ``page 12: 50 new of 50, 600 records; 612 of 5,000 credits (...)``."""
+    def page_line(self, cp: Checkpoint, kept: int, balance: int | None, elapsed: float) -> str:
+        """One progress line: ``page 12: 600 records (+50); 612 of 5,000 credits ($0.612); ...``."""
         rate = self._records_this_try / max(elapsed, 1e-9)
-        line = f"page {cp.pages:,}: {kept} new of {received}, {cp.records:,} records; {spent_text(cp, self.budget)}"
+        line = f"page {cp.pages:,}: {cp.records:,} records (+{kept}); {spent_text(cp, self.budget)}"
         if balance is not None:
             line += f"; balance {balance:,}"
         return f"{line}; {rate:,.0f} rec/s"
