@@ -64,5 +64,8 @@ lock:
 	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
 	uv pip compile -q pyproject.toml --extra test --extra bench --extra openlineage --extra fast -c requirements/airflow-bench.in --python-version 3.11 -o requirements/airflow-bench.txt
 
+# Everything `make demo` and `make test` leave behind: the environments, the demo's Airflow home and
+# SQLite DB (.demo/), its output (demo-output/), caches and bytecode.
 clean:
-	rm -rf .venv .venv-* .pytest_cache demo-output airflow-home
+	rm -rf .venv .venv-* .pytest_cache .demo demo-output airflow-home
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -48,20 +48,36 @@ if ! "$venv/bin/airflow" dags test example_unifapi_hashtag_videos "$logical_date
   tail -n 40 "$log"; echo "The demo run failed; full log: $log" >&2; exit 1
 fi
 # Last page lines, the final summary line and the downstream task's top videos, without log decorations.
-grep -E "balance reading|Remembered balance|page [0-9]+:|Done with hashtag|^ ?[0-9]+\. |videos of hashtag" "$log" \
+grep -E "balance reading|Remembered balance|Collecting hashtag|page [0-9,]+:|Done with hashtag|Reused the complete folder|^ ?[0-9]+\. |videos of hashtag" "$log" \
   | sed -E 's/^[0-9T:.Z-]+ \[[a-z ]+\] //; s/ +\[[a-zA-Z0-9_.]+\] loc=.*$//' | tail -n 16 || true
-"$py" - "$logical_date" <<'PY'
-import glob, json, os, sys
+reused=0; grep -q "Reused the complete folder" "$log" && reused=1
+"$py" - "$logical_date" "$reused" "${url:-}" <<'PY'
+import glob, json, os, sys, urllib.request
+date, reused, sandbox_url = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
 base = os.environ["UNIFAPI_OUTPUT_BASE"].removeprefix("file://")
-manifests = sorted(glob.glob(f"{base}/*/ds={sys.argv[1]}/_manifest.json"))
+manifests = sorted(glob.glob(f"{base}/*/ds={date}/_manifest.json"))
 if not manifests:
     sys.exit("no _manifest.json was written: the run did not complete")
 m = json.load(open(manifests[-1]))
+def usd(credits):
+    whole, rest = divmod(credits, 1000)
+    rest = f"{rest:03d}"
+    return f"${whole:,}.{rest[:2] if rest.endswith('0') else rest}"
+spent = m["credits_charged"] + m.get("possibly_billed_credits", 0)
 print(f"==> Output: {os.path.dirname(manifests[-1])}")
 for part in m["parts"]:
     print(f"    {part['name']}: {part['records']} records")
-print(f"==> Summary: {m['records']} records in {m['pages']} pages, {m['credits_charged']} credits charged "
-      f"(${m['credits_charged'] / 1000:.3f}), stop reason {m['stop_reason']}, balance left {m['balance_remaining']}, "
-      f"{m['duplicates_dropped']} duplicates dropped")
+if reused:
+    print(f"==> Reused the folder of an earlier run (it has _manifest.json): 0 credits ($0.00) spent on "
+          f"records this time; it holds {m['records']} records that cost {spent} credits ({usd(spent)}) "
+          "when fetched. Delete it (or make clean) to fetch again.")
+else:
+    print(f"==> Summary: {m['records']} records in {m['pages']} pages, {spent} credits spent ({usd(spent)}): "
+          f"{m['credits_charged']} charged + {m.get('possibly_billed_credits', 0)} possibly billed; stop reason "
+          f"{m['stop_reason']}, balance left {m['balance_remaining']}, {m['duplicates_dropped']} duplicates dropped")
+if sandbox_url:  # the sandbox's own ledger: every call this demo made, the balance check included
+    with urllib.request.urlopen(f"{sandbox_url}/_sandbox/ledger") as answer:
+        total = json.load(answer)["totals"]["credits_charged"]
+    print(f"==> The sandbox billed {total} credits ({usd(total)}) for this demo run, balance checks included")
 PY
 [ -n "$sandbox_pid" ] && echo "==> Stopping the sandbox"

@@ -146,7 +146,7 @@ class ProgressLog:
         # "N credits charged (+M possibly billed)" keeps plain integers: scripts parse it.
         self.log.info(
             "Done with hashtag %s: %s records in %s pages, stop reason %s; spent %s credits (%s)%s = "
-            "%d credits charged (+%d possibly billed); %d tries, %s duplicates dropped, balance %s",
+            "%d credits charged (+%d possibly billed); %s, %s duplicates dropped, balance %s",
             cp.hashtag_id,
             f"{cp.records:,}",
             f"{cp.pages:,}",
@@ -156,7 +156,7 @@ class ProgressLog:
             cap,
             cp.credits_charged,
             cp.possibly_billed_credits,
-            cp.tries,
+            "1 try" if cp.tries == 1 else f"{cp.tries} tries",
             f"{cp.duplicates_dropped:,}",
             "unknown" if cp.balance_remaining is None else f"{cp.balance_remaining:,}",
         )
