@@ -233,6 +233,11 @@ def test_truncation_then_top_up_then_retry_completes(sb, dag_runner, tmp_path, c
     first = dag_runner.run(path, capsys=capfd)
     assert first.state == "failed"
     assert "balance" in first.log_text and "Top up" in first.log_text
+    # the truth about the retry: the cut-short page is asked again and billed again (its records
+    # come back as duplicates), nothing before it is
+    assert "asks the cut-short page again from its cursor and pays for it again" in first.log_text
+    assert "up to 50 credits" in first.log_text and "no page before it is paid again" in first.log_text
+    assert "without paying again" not in first.log_text
     checkpoint = read_checkpoint(out)
     assert checkpoint["records"] >= 100 and checkpoint["balance_remaining"] == 0
     assert not (out / "_manifest.json").exists()  # incomplete folders carry no manifest
@@ -247,6 +252,9 @@ def test_truncation_then_top_up_then_retry_completes(sb, dag_runner, tmp_path, c
     # only the truncated page was asked again (from the same cursor); nothing before it
     assert_no_page_paid_twice(sb, allow_refetch_offsets={truncated["offset"] or 0})
     assert summary["credits_charged"] == sb.credits_charged()
+    # the re-asked page was paid in full again (at most one page), as the message said
+    again = [c for c in video_calls(sb) if c["status"] == 200 and c["offset"] == truncated["offset"]]
+    assert len(again) == 2 and 0 < again[1]["credits_charged"] <= 50
     assert_no_key(first.log_text, second.log_text, checkpoint, manifest)
 
 
