@@ -54,7 +54,9 @@ def test_lineage_names_the_endpoint_and_the_folder(monkeypatch):
     assert [(d.namespace, d.name) for d in lineage.inputs] == [
         ("http://127.0.0.1:8377", "/tiktok/hashtags/123/videos")
     ]
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://lake", "tiktok/day=1")]
+    # A folder without its manifest is not a dataset yet: START names no output (COMPLETE names the
+    # parts; tests/test_lineage.py checks those against real runs).
+    assert lineage.outputs == []
 
 
 def test_example_dag_runs_without_a_logical_date(unifapi_conn, dag_runner, tmp_path, monkeypatch):
