@@ -249,3 +249,41 @@ def read_variable(key: str) -> str | None:
     with create_session() as session:
         row = session.query(Variable).filter(Variable.key == key).one_or_none()
         return None if row is None else row.val
+
+
+def run_dag_then_kill(sb: Sandbox, path: Path, *, page_calls: int) -> None:
+    """Run the DAG file ``path`` with ``dag.test()`` in a process of its own and SIGKILL its whole
+    process group once the sandbox ledger holds ``page_calls`` calls for pages; then wait until the
+    ledger settles (a call of the killed process may still be in the sandbox, and would otherwise be
+    logged as if the resumed run had made it)."""
+    import signal
+    import time
+
+    code = (
+        "import importlib.util, pendulum;"
+        f"spec = importlib.util.spec_from_file_location('killdag', {str(path)!r});"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
+        "from airflow_provider_unifapi._compat import dag_test;"
+        "dag_test(m.dag, pendulum.datetime(2024, 1, 1, tz='UTC'))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=os.environ.copy(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(sb.calls("videos")) < page_calls:
+            assert proc.poll() is None, "the task process ended before it could be killed"
+            assert time.monotonic() < deadline, "the task never got going"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    settled, count = time.monotonic(), len(sb.calls())
+    while time.monotonic() - settled < 0.5:
+        time.sleep(0.05)
+        if len(sb.calls()) != count:
+            settled, count = time.monotonic(), len(sb.calls())

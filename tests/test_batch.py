@@ -4,15 +4,10 @@ budget, failures that do not stop the others, and resume after SIGKILL (judged o
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import assert_no_key
+from tests.conftest import assert_no_key, run_dag_then_kill
 from tests.test_operator import read_output
 
 TAGS = {"7101": 900, "7102": 1300, "7103": 400, "7104": 1100}
@@ -124,37 +119,6 @@ def test_bad_input_fails_before_any_call(unifapi_conn, dag_runner, tmp_path):
     assert sb.calls() == []
 
 
-def _run_killed(sb, path: Path, pages_before_kill: int) -> None:
-    code = (
-        "import importlib.util, pendulum;"
-        f"spec = importlib.util.spec_from_file_location('killdag', {str(path)!r});"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
-        "from airflow_provider_unifapi._compat import dag_test;"
-        "dag_test(m.dag, pendulum.datetime(2024, 1, 1, tz='UTC'))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=os.environ.copy(),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(sb.calls("videos")) < pages_before_kill:
-            assert proc.poll() is None, "the task process ended before it could be killed"
-            assert time.monotonic() < deadline, "the task never got going"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    settled, count = time.monotonic(), len(sb.calls())
-    while time.monotonic() - settled < 0.5:  # calls of the killed process still in the sandbox
-        time.sleep(0.05)
-        if len(sb.calls()) != count:
-            settled, count = time.monotonic(), len(sb.calls())
-
-
 def test_sigkilled_batch_resumes_every_chain_and_pays_at_most_one_page_per_chain(
     unifapi_conn, dag_runner, tmp_path
 ):
@@ -169,7 +133,7 @@ def test_sigkilled_batch_resumes_every_chain_and_pays_at_most_one_page_per_chain
         "max_credits": cap,
         "records_per_part": 200,
     }
-    _run_killed(sb, batch_dag(dag_runner, "batch_kill", **kwargs), pages_before_kill=30)
+    run_dag_then_kill(sb, batch_dag(dag_runner, "batch_kill", **kwargs), page_calls=30)
     killed = sb.calls("videos")
     assert len(killed) < sum(TAGS.values()) / 50, "the kill must land mid-run"
     result = dag_runner.run(batch_dag(dag_runner, "batch_kill_retry", **kwargs))

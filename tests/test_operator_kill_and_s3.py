@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
 
-from tests.conftest import assert_no_key
+from tests.conftest import assert_no_key, run_dag_then_kill
 from tests.test_operator import op_dag, read_checkpoint, read_output
 
 TAG = "5151"
@@ -26,36 +21,7 @@ def test_resume_after_sigkill_of_the_task_process(unifapi_conn, dag_runner, tmp_
     path = op_dag(
         dag_runner, "op_sigkill", retries=0, hashtag_id=TAG, output_path=f"file://{out}", records_per_part=100
     )
-    code = (
-        "import importlib.util, pendulum, sys;"
-        f"spec = importlib.util.spec_from_file_location('killdag', {str(path)!r});"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
-        "from airflow_provider_unifapi._compat import dag_test;"
-        "dag_test(m.dag, pendulum.datetime(2024, 1, 1, tz='UTC'))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=os.environ.copy(),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(sb.calls("videos")) < 15:
-            assert proc.poll() is None, "the task process ended before it could be killed"
-            assert time.monotonic() < deadline, "the task never got going"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    # A request of the killed process may still be in the sandbox (25 ms latency): let the ledger
-    # settle, or that call would be logged after the reset below as if the resumed run had made it.
-    settled, count = time.monotonic(), len(sb.calls())
-    while time.monotonic() - settled < 0.5:
-        time.sleep(0.05)
-        if len(sb.calls()) != count:
-            settled, count = time.monotonic(), len(sb.calls())
+    run_dag_then_kill(sb, path, page_calls=15)
     killed_at = len(sb.calls("videos"))
     assert killed_at < VIDEOS / 50, "the kill must land mid-run"
     assert not (out / "_manifest.json").exists()

@@ -180,7 +180,7 @@ class ObjectStorageOutput:
             raise UnifAPIInputError(
                 "output_path",
                 f"already holds an unfinished run for hashtag {checkpoint.hashtag_id} in "
-                f"{checkpoint.output_format}; use another output_path (e.g. one templated with {{{{ ds }}}}) "
+                f"{checkpoint.output_format}; use another output_path (e.g. one templated with the run's day, {{{{ (dag_run.logical_date or dag_run.run_after) | ds }}}}) "
                 "or overwrite=True",
             )
         self.folder.recover(checkpoint)

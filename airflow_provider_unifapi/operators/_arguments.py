@@ -126,5 +126,5 @@ def _check_xcom_cap(max_records: int | None, xcom_max_records: int) -> None:
             "output_path",
             f"is not set, so records go to XCom, which holds at most xcom_max_records="
             f"{xcom_max_records}; set max_records <= {xcom_max_records}, or set output_path "
-            "(e.g. 's3://bucket/tiktok/{{ ds }}/' or 'file:///data/tiktok/') to write any number of records",
+            "(e.g. 's3://bucket/tiktok/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/' or 'file:///data/tiktok/') to write any number of records",
         )

@@ -56,7 +56,7 @@ class TikTokHashtagVideosOperator(BaseOperator):
     :param max_pages: stop after this many page calls (templated).
     :param max_credits: never spend more credits than this over all tries (templated).
     :param min_balance: never let the workspace balance drop below this (templated).
-    :param output_path: folder URL for ``ObjectStoragePath`` (``s3://bucket/tiktok/{{ ds }}/``,
+    :param output_path: folder URL for ``ObjectStoragePath`` (``s3://bucket/tiktok/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/``,
         ``file:///data/tiktok/``...); ``None`` returns the records as XCom (templated).
     :param output_conn_id: connection for the object store (e.g. an ``aws`` connection) (templated).
     :param output_format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
