@@ -34,6 +34,14 @@ SUITES = {
     "operator": "Operator runs (dag.test, Airflow retries)",
     "concurrency": "20 concurrent tasks, 60 requests/min",
     "soak": "Soak, 1M records",
+    "batch-sigkill": "Batch operator, SIGKILL of the task process",
+    "batch-faults": "Batch operator, fault plan",
+    "batch-squeeze": "Batch operator, balance squeezed mid-run",
+}
+BATCH_KINDS = {
+    "batch-sigkill": "SIGKILL of the task process at seeded moments, then retries",
+    "batch-faults": "fault plan (429s, 5xx, resets, timeouts, truncated/malformed bodies, 402s)",
+    "batch-squeeze": "balance set low mid-run, topped up before the retry",
 }
 
 
@@ -111,6 +119,7 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
                 f"{run.get('rate_limited_retries')} answers 429 retried, {run.get('failed_tasks')} tasks failed "
                 f"on the first try, wall time {run.get('wall_s')} s.",
             ]
+    lines += batch_lines(report)
     total, failures, names = junit_results(junit)
     if total:
         lines += ["", f"Tests of the run (chaos suite, fuzzers, security): {total}, failed: {failures}."]
@@ -124,6 +133,35 @@ def render(report: dict[str, Any], junit: list[str], fuzz_examples: str | None) 
             lines += [f"- `{name}`" for name in names]
     lines += ["", END]
     return "\n".join(lines)
+
+
+def batch_lines(report: dict[str, Any]) -> list[str]:
+    """A table of the batch operator's chaos runs, one row per kind (nothing without batch runs)."""
+    kinds = [suite for suite in BATCH_KINDS if suite in report["suites"]]
+    if not kinds:
+        return []
+    lines = [
+        "",
+        "Batch operator (`TikTokHashtagBatchOperator`: 3-5 hashtags a run, 2-3 chains at once, one shared "
+        "`max_credits`), by kind of trouble:",
+        "",
+        "| Kind | Runs | Hashtags | Tries | SIGKILLs | Balance squeezes | Faults | Records | "
+        + " | ".join(label for _, label in ZERO)
+        + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(ZERO),
+    ]
+    for suite in kinds:
+        t = report["suites"][suite]
+        runs = [run for run in report["runs"] if run["suite"] == suite]
+        hashtags = sum(int(run.get("hashtags") or 0) for run in runs)
+        squeezes = sum(int(run.get("squeezes") or 0) for run in runs)
+        lines.append(
+            f"| {BATCH_KINDS[suite]} | {t['runs']} | {hashtags} | {t['tries']} | {t['kills_sigkill']} | "
+            f"{squeezes} | {t['faults_total']:,} | {t['records']:,} | "
+            + " | ".join(f"**{t[key]}**" for key, _ in ZERO)
+            + " |"
+        )
+    return lines
 
 
 def main(argv: list[str]) -> int:

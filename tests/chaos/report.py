@@ -113,4 +113,13 @@ def summary_lines() -> list[str]:
         "chaos: faults by kind: " + ", ".join(f"{k}={v}" for k, v in t["faults"].items()),
         "chaos: " + ", ".join(f"{name}={t[name]}" for name in MUST_BE_ZERO),
     ]
+    for suite in sorted({str(item["suite"]) for item in items if str(item["suite"]).startswith("batch-")}):
+        mine = [item for item in items if item["suite"] == suite]
+        b = totals(mine)
+        lines.append(
+            f"chaos: {suite}: {b['runs']} runs of {sum(int(i.get('hashtags') or 0) for i in mine)} hashtags, "
+            f"{b['tries']} tries, {b['kills_sigkill']} SIGKILLs, "
+            f"{sum(int(i.get('squeezes') or 0) for i in mine)} balance squeezes, {b['faults_total']} faults, "
+            f"{b['records']} records; " + ", ".join(f"{name}={b[name]}" for name in MUST_BE_ZERO)
+        )
     return lines
