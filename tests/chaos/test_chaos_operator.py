@@ -112,4 +112,7 @@ def test_operator_chaos_run(
     report.record("operator", figures)
     assert_promises(figures)
     assert figures["log_mismatch"] == 0, f"log line {logged} vs summary {summary}"
-    assert {k: v for k, v in manifest.items() if k in summary} == summary
+    # A run that found the folder complete (a killed try wrote the manifest just before dying)
+    # returns the manifest's summary plus ``reused``, which the manifest itself does not hold.
+    expected = {k: v for k, v in summary.items() if k != "reused"}
+    assert {k: v for k, v in manifest.items() if k in expected} == expected
