@@ -3,7 +3,7 @@ SHELL := /bin/bash
 AIRFLOW ?= 3.3
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke chaos lock clean ui-test
+.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke bench-fleet chaos cluster-test lock clean ui-test
 
 demo:
 	@bash scripts/demo.sh
@@ -39,6 +39,11 @@ test-all:
 bench:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.run $(BENCH_ARGS)
 
+# The rate-limit scenario (issue 14): N hashtags, latency L +- jitter, workspace limit R; ours batched
+# and mapped, HttpOperator mapped, dlt, and an asyncio ceiling at exactly R/min (benchmarks/fleet/).
+bench-fleet:
+	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.fleet $(FLEET_ARGS)
+
 # Seconds-to-minutes check of the harness: tiny sizes, one round, fails on a crash or wrong data.
 bench-smoke:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.run --smoke
@@ -58,9 +63,15 @@ chaos:
 	  --junit "$$work/chaos.xml" --junit "$$work/fuzz.xml" --fuzz-examples $$examples; fi; \
 	echo "chaos report: $$report"; exit $$(( chaos || fuzz ))
 
+# A real cluster: CeleryExecutor, Redis broker, two Celery workers, moto S3, the batches example DAG
+# over a few hundred sandbox hashtags; one worker SIGKILLed mid-run (tests/cluster/).
+# CLUSTER_HASHTAGS sets the size (CI runs a small one); figures into RELIABILITY.md.
+cluster-test:
+	@bash scripts/cluster_test.sh
+
 # Regenerate the pinned environments (needs network access to PyPI).
 lock:
-	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast --extra lint -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
+	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast --extra lint --extra cluster -c requirements/airflow-3.3.in --python-version 3.11 -o requirements/airflow-3.3.txt
 	uv pip compile -q pyproject.toml --extra test --extra openlineage --extra fast -c requirements/airflow-2.11.in --python-version 3.11 -o requirements/airflow-2.11.txt
 	uv pip compile -q pyproject.toml --extra test --extra bench --extra openlineage --extra fast -c requirements/airflow-bench.in --python-version 3.11 -o requirements/airflow-bench.txt
 

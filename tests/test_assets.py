@@ -9,21 +9,13 @@ pair of DAGs in its DAGs folder, and waits for the asset-scheduled DAG to run an
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_unifapi._compat import AIRFLOW_V_3
 from airflow_provider_unifapi.collector import dollars
+from tests.airflow_stack import AirflowStack
 from tests.conftest import API_KEY, REPO, assert_no_key, conn_uri_json
 
 TAG = "4343"
@@ -97,112 +89,6 @@ def test_every_event_carries_the_summary_and_a_reused_folder_says_so(sb, dag_run
     assert_no_key(events, again)
 
 
-# -- a real scheduler ---------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class AirflowStack:
-    """A throw-away Airflow (its own home and SQLite DB) with the example pair of DAGs."""
-
-    def __init__(self, root: Path, sandbox_url: str) -> None:
-        self.root = root
-        self.home = root / "home"
-        self.dags = root / "dags"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        # Airflow 2.11 executors run tasks as `airflow tasks run ...` found on PATH
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env.update(
-            AIRFLOW_HOME=str(self.home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__UNIT_TEST_MODE="False",
-            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
-            AIRFLOW__CORE__EXECUTOR="LocalExecutor" if AIRFLOW_V_3 else "SequentialExecutor",
-            AIRFLOW__CORE__PARALLELISM="2",
-            AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
-            AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
-            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-            AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}/",
-            AIRFLOW__API__HOST="127.0.0.1",
-            AIRFLOW__API__PORT=str(port),
-            AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(24).hex(),
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-            AIRFLOW__WEBSERVER__WEB_SERVER_HOST="127.0.0.1",
-            AIRFLOW_CONN_UNIFAPI_DEFAULT=conn_uri_json(sandbox_url),
-            UNIFAPI_HASHTAG_ID=TAG,
-            UNIFAPI_OUTPUT_BASE=f"file://{root}/lake",
-            UNIFAPI_MAX_CREDITS="100000",
-        )
-        self.env = env
-
-    def airflow(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "airflow", *args]
-
-    def start(self) -> None:
-        self.home.mkdir(parents=True)
-        self.dags.mkdir()
-        shutil.copy(REPO / "example_dags" / "example_unifapi_asset_pipeline.py", self.dags)
-        subprocess.run(self.airflow("db", "migrate"), env=self.env, check=True, capture_output=True)
-        if AIRFLOW_V_3:  # tasks talk to the api-server: it must answer before the first task starts
-            self._spawn(self.airflow("api-server"))
-            self._wait_for_port(int(self.env["AIRFLOW__API__PORT"]))
-            self._spawn(self.airflow("dag-processor"))
-        self._spawn(self.airflow("scheduler", "--skip-serve-logs"))
-
-    def _spawn(self, command: list[str]) -> None:
-        log = open(self.root / f"process-{len(self.procs)}.log", "wb")  # noqa: SIM115 - lives with the process
-        self.procs.append(
-            subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
-
-    def _wait_for_port(self, port: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.5)
-        raise AssertionError(f"the api-server did not listen on 127.0.0.1:{port}")
-
-    def stop(self) -> None:
-        for proc in self.procs:  # each in its own session: its workers go with it
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            return db.execute(sql, params).fetchall()
-
-    def wait_for_success(self, dag_id: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            states = {row[0] for row in self.query("select state from dag_run where dag_id = ?", dag_id)}
-            if "success" in states:
-                return
-            if "failed" in states:
-                break
-            time.sleep(1)
-        logs = "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in sorted(self.root.glob("process-*.log"))
-        )
-        raise AssertionError(f"{dag_id} did not succeed (runs: {states}); last logs:\n{logs}")
-
-
 def _value(raw: Any) -> Any:
     if isinstance(raw, bytes):
         raw = raw.decode()
@@ -212,7 +98,13 @@ def _value(raw: Any) -> Any:
 
 @pytest.mark.airflow
 def test_scheduler_runs_the_downstream_dag_with_the_summary(sb, tmp_path):
-    stack = AirflowStack(tmp_path, sb.url)
+    env = {
+        "AIRFLOW_CONN_UNIFAPI_DEFAULT": conn_uri_json(sb.url),
+        "UNIFAPI_HASHTAG_ID": TAG,
+        "UNIFAPI_OUTPUT_BASE": f"file://{tmp_path}/lake",
+        "UNIFAPI_MAX_CREDITS": "100000",
+    }
+    stack = AirflowStack(tmp_path, [REPO / "example_dags" / "example_unifapi_asset_pipeline.py"], env)
     try:
         stack.start()
         stack.wait_for_success("example_unifapi_asset_collect")
