@@ -5,6 +5,7 @@ Nothing here is edited by hand afterwards: the command regenerates all of it.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -89,6 +90,10 @@ class Verdict:
     target: str
     figure: str
     verdict: str  # met | missed | not measured
+    # Issue 14 turned the 0 ms ratio, the 2x-the-peers bars and the credits figure of one hashtag into
+    # information: at a real API's latency a page's time is the API's, and the rate-limit scenario
+    # (make bench-fleet) now carries the throughput targets. Still shown, with its old bar, no verdict.
+    information: bool = False
 
 
 def _fmt_size(size: int) -> str:
@@ -107,20 +112,25 @@ def targets(
     sizes = sorted({k[1] for k in ours})
 
     for latency, bar, name in (
-        (0.0, ZERO_MS_BAR, f"0 ms latency: ours jsonl.gz >= {ZERO_MS_BAR}x the ceiling's records/s"),
+        (
+            0.0,
+            ZERO_MS_BAR,
+            f"0 ms latency: ours jsonl.gz / the ceiling's records/s (was a target: >= {ZERO_MS_BAR}x)",
+        ),
         (50.0, 0.97, "50 ms latency: ours jsonl.gz >= 0.97x the ceiling's records/s"),
     ):
+        information = latency == 0.0
         got: list[tuple[int, float]] = []
         for size in sizes:
             cell = ours.get((latency, size, OURS))
             if cell is not None and cell.ratio is not None:
                 got.append((size, cell.ratio))
         if not got:
-            out.append(Verdict(name, "-", "not measured"))
+            out.append(Verdict(name, "-", "not measured", information))
             continue
         # Three decimals: a ratio of 0.968 against a bar of 0.97 must not print as "0.97x, missed".
         figure = ", ".join(f"{_fmt_size(s)}: {r:.3f}x" for s, r in got)
-        out.append(Verdict(name, figure, "met" if all(r >= bar for _, r in got) else "missed"))
+        out.append(Verdict(name, figure, "met" if all(r >= bar for _, r in got) else "missed", information))
 
     name = "peak RSS at 1M records within 30 MB of the 10k run (ours jsonl.gz)"
     pairs: list[tuple[float, Cell, Cell]] = []
@@ -142,7 +152,7 @@ def targets(
         out.append(Verdict(name, "; ".join(parts), "met" if ok else "missed"))
 
     for latency in (0.0, 50.0):
-        name = f"{latency:g} ms: >= 2x the records/s of HttpOperator and of dlt, with lower peak RSS"
+        name = f"{latency:g} ms: records/s over HttpOperator's and dlt's, and peak RSS (was a target: >= 2x, lower RSS)"
         parts, ok, any_pair = [], True, False
         for size in sizes:
             mine = table.get((latency, size, OURS))
@@ -182,11 +192,24 @@ def targets(
                     )
         out.append(
             Verdict(
-                name, "; ".join(parts) or "-", ("met" if ok else "missed") if any_pair else "not measured"
+                name,
+                "; ".join(parts) or "-",
+                ("met" if ok else "missed") if any_pair else "not measured",
+                information=True,
             )
         )
 
-    name = "1.00 credits per unique record on a clean run (ours jsonl.gz)"
+    out.extend(_credits_verdict(samples, table, ours))
+    out.append(_kill_verdict(kills))
+    return out
+
+
+def _credits_verdict(
+    samples: list[Sample], table: dict[tuple[float, int, str], Cell], ours: dict[tuple[float, int, str], Cell]
+) -> list[Verdict]:
+    """Credits per unique record of one hashtag: information (the fleet scenario measures it at scale)."""
+    out: list[Verdict] = []
+    name = "credits per unique record on a clean run (ours jsonl.gz; was a target: 1.00)"
     nodup = {s.contestant: s for s in samples if s.kind == NODUP_KIND and s.ok}
     credits = [
         (k[1], c.credits_per_unique) for k, c in sorted(ours.items()) if c.credits_per_unique is not None
@@ -208,25 +231,27 @@ def targets(
                 f"{max(v for _, v in credits):.4f} at worst, {max(extra):+.4f} over one bare pass over "
                 "it (the ceiling)"
             )
-        out.append(Verdict(name, figure, "met" if per_unique <= 1.0 else "missed"))
+        out.append(Verdict(name, figure, "met" if per_unique <= 1.0 else "missed", information=True))
     elif not credits:
-        out.append(Verdict(name, "-", "not measured"))
+        out.append(Verdict(name, "-", "not measured", information=True))
     else:
         worst = max(v for _, v in credits)
-        out.append(Verdict(name, f"{worst:.4f} at worst on a feed with ~2% repeated records", "missed"))
+        figure = f"{worst:.4f} at worst on a feed with ~2% repeated records"
+        out.append(Verdict(name, figure, "missed", information=True))
+    return out
 
+
+def _kill_verdict(kills: list[KillOutcome]) -> Verdict:
     name = f"after a kill at 50%: at most one page's credits ({PAGE_SIZE}) re-spent (ours)"
     our_kills = [k for k in kills if k.contestant.startswith("ours")]
     if not our_kills:
-        out.append(Verdict(name, "-", "not measured"))
-    else:
-        ok = all(
-            k.killed_at_calls is not None and k.correct_after_restart and k.respent <= PAGE_SIZE
-            for k in our_kills
-        )
-        figure = "; ".join(f"{k.contestant}: {k.respent} credits" for k in our_kills)
-        out.append(Verdict(name, figure, "met" if ok else "missed"))
-    return out
+        return Verdict(name, "-", "not measured")
+    ok = all(
+        k.killed_at_calls is not None and k.correct_after_restart and k.respent <= PAGE_SIZE
+        for k in our_kills
+    )
+    figure = "; ".join(f"{k.contestant}: {k.respent} credits" for k in our_kills)
+    return Verdict(name, figure, "met" if ok else "missed")
 
 
 # -- the chart ----------------------------------------------------------------------------------------
@@ -363,11 +388,25 @@ both runs minus the credits of a clean run.
 
 {credits_table}
 
-## Targets (issue 5)
+## Targets (one hashtag)
+
+Since issue 14 the single-hashtag targets are the 50 ms ratio, flat RSS to 1M records and at most
+one page re-spent after a kill; throughput at many hashtags is judged by the rate-limit scenario
+(`make bench-fleet`, its own section).
 
 | Target | Figure | Verdict |
 |---|---|---|
 {target_rows}
+
+## Information (former targets)
+
+At a real API's latency (hundreds of ms a page) a page's time is the API's: the 0 ms ratio measures
+CPU per page against the bare loop (with the sandbox on the same 2 cores), and at 50 ms every
+sequential cursor client waits on the API. Shown with the bar they once had; no verdict.
+
+| Figure | This run | Against the old bar |
+|---|---|---|
+{information_rows}
 
 {cpu_budget}{profile}
 ## Method
@@ -600,7 +639,7 @@ def _cpu_budget(samples: list[Sample], contestants: list[Contestant], cores: int
 def _profile(profile: Sample | None, verdicts: list[Verdict]) -> str:
     if profile is None:
         return ""
-    missed = [v.target for v in verdicts if v.verdict == "missed"]
+    missed = [v.target for v in verdicts if v.verdict == "missed" and not v.information]
     head = (
         "## Per-page profile of ours (jsonl.gz, 0 ms)\n\n"
         + (f"{len(missed)} target(s) missed, so: where a page's time goes. " if missed else "")
@@ -723,7 +762,12 @@ def write(
         failures=_failures(samples, contestants, machine.get("open_files_limit")),
         kill_table=_kill_table(kills, contestants, info.get("kill")),
         credits_table=_credits_table(samples, contestants),
-        target_rows="\n".join(f"| {v.target} | {v.figure} | **{v.verdict}** |" for v in verdicts),
+        target_rows="\n".join(
+            f"| {v.target} | {v.figure} | **{v.verdict}** |" for v in verdicts if not v.information
+        ),
+        information_rows="\n".join(
+            f"| {v.target} | {v.figure} | {v.verdict} |" for v in verdicts if v.information
+        ),
         cpu_budget=_cpu_budget(samples, contestants, int(machine.get("nproc") or 0)),
         profile=_profile(profile, verdicts),
         sandbox=", ".join(f"`{k}={v}`" for k, v in sorted(info.get("sandbox", {}).items())),
@@ -737,7 +781,19 @@ def write(
         text = text.replace(
             f"![records/s and peak RSS by size]({link})", "(matplotlib is not installed: no chart)"
         )
-    md.write_text(text)
+    md.write_text(_with_kept_sections(text, md))
+
+
+#: A section another command (``python -m benchmarks.fleet``) or a person wrote between
+#: ``<!-- NAME:start ... -->`` and ``<!-- NAME:end -->``: a re-run of this report carries it over.
+KEPT_SECTION = re.compile(r"<!-- ([\w-]+):start\b.*?-->.*?<!-- \1:end -->\n", re.DOTALL)
+
+
+def _with_kept_sections(text: str, md: Path) -> str:
+    """``text`` with the kept sections of the current ``md`` put back before ``## Command``."""
+    old = md.read_text() if md.exists() else ""
+    kept = "".join(m.group(0) + "\n" for m in KEPT_SECTION.finditer(old))
+    return text.replace("## Command\n", kept + "## Command\n", 1) if kept else text
 
 
 def _describe(c: Contestant) -> str:
