@@ -53,6 +53,8 @@ OUTPUT_CONN_ID = os.environ.get("UNIFAPI_OUTPUT_CONN_ID") or None
 # Hard budget of each batch (chunk) over all its tries, and the per-hashtag cap inside it.
 MAX_CREDITS_PER_HASHTAG = int(os.environ.get("UNIFAPI_MAX_CREDITS_PER_HASHTAG", "3000"))
 POOL = os.environ.get("UNIFAPI_POOL", "unifapi")
+# Wait before a failed batch is retried (it then resumes from its checkpoints).
+RETRY_DELAY_SECONDS = int(os.environ.get("UNIFAPI_RETRY_DELAY_SECONDS", "300"))
 RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 with DAG(
@@ -63,7 +65,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two days at once would share the rate limit and the balance
     tags=["unifapi", "tiktok", "example"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=RETRY_DELAY_SECONDS)},
 ) as dag:
 
     @task
