@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit-per-minute", type=int, help="token-bucket rate; 0 = unlimited (default)")
     p.add_argument("--rate-limit-burst", type=int, help="bucket size (default max(1, per_minute // 6))")
     p.add_argument("--latency-ms", type=float, help="sleep before answering each API call")
+    p.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        help="spread the latency uniformly over latency +- this (seeded by --seed; default 0)",
+    )
     # action="extend" + nargs="+": both "--api-key A B" and "--api-key A --api-key B" work.
     p.add_argument(
         "--api-key",
@@ -76,6 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "rate_limit_per_minute",
         "rate_limit_burst",
         "latency_ms",
+        "latency_jitter_ms",
         "api_keys",
         "seed",
         "duplicate_rate",

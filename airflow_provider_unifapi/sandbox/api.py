@@ -4,7 +4,7 @@
 only writes it. Order of checks for one call (and why):
 
 1. count the call and pick a fault rule (faults model the gateway or network, so they come first);
-2. sleep ``latency_ms``; ``error`` and unbilled ``reset`` faults answer now, ``slow`` waits;
+2. sleep ``latency_ms`` (+- ``latency_jitter_ms``, uniform); ``error`` and unbilled ``reset`` faults answer now, ``slow`` waits;
 3. unknown route -> 404 (no key needed to learn that a path does not exist);
 4. ``Authorization: Bearer <key>`` -> 401 (does not consume a rate token: no workspace yet);
 5. rate-limit token -> 429 with ``Retry-After``;
@@ -20,6 +20,7 @@ The pieces live next door: :mod:`.request` (parsing, validation), :mod:`.billing
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,10 @@ class ApiService:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.pages = PagesAhead()
+        # Jitter draws come from one RNG, reseeded from ``seed`` whenever the settings change (a
+        # reset bumps the state's generation), so a run's sequence of latencies repeats.
+        self._rng = random.Random()
+        self._rng_generation = -1
 
     def handle(
         self,
@@ -75,9 +80,9 @@ class ApiService:
         )
         with self.state.lock:
             call.fault = self.state.begin_call(endpoint)
-        latency = self.state.settings.latency_ms
+            latency = self._draw_latency_s()
         if latency:
-            time.sleep(latency / 1000.0)
+            time.sleep(latency)
         rule = call.fault
         if rule is not None:
             early = self._fault_before_processing(call, rule, client_alive)
@@ -87,6 +92,14 @@ class ApiService:
         if rule is not None and rule.kind in _BREAKS_REPLY:
             reply = break_reply(reply, rule)
         return reply
+
+    def _draw_latency_s(self) -> float:
+        """This call's latency in seconds (the caller holds the state lock, which guards the RNG)."""
+        state = self.state
+        if state.generation != self._rng_generation:
+            self._rng.seed(state.settings.seed)
+            self._rng_generation = state.generation
+        return state.settings.draw_latency_s(self._rng)
 
     def prefetch(self, hint: PrefetchHint) -> None:
         """Render the page a sequential client asks for next, while it parses this one.

@@ -7,6 +7,7 @@ can never log or echo) a key in clear text.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -60,6 +61,7 @@ class Settings:
     rate_limit_per_minute: int = 0
     rate_limit_burst: int | None = None
     latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
     api_key_digests: frozenset[str] = frozenset()
     seed: int = 0
     duplicate_rate: float = 0.02
@@ -77,6 +79,20 @@ class Settings:
             return self.rate_limit_burst
         return max(1, self.rate_limit_per_minute // 6)
 
+    def draw_latency_s(self, rng: random.Random) -> float:
+        """Seconds to sleep before answering one call: ``latency_ms`` +- up to ``latency_jitter_ms``.
+
+        Uniform over ``[latency - jitter, latency + jitter]``, clamped at 0 (a jitter larger than the
+        latency piles some calls up at 0 ms rather than failing the setting). The caller serialises
+        access to ``rng`` (``random.Random`` is not safe to share between threads unlocked).
+
+        :param rng: the workspace's latency RNG (seeded by ``seed`` at reset, so runs repeat).
+        """
+        if not self.latency_jitter_ms:
+            return self.latency_ms / 1000.0
+        jitter = rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms)
+        return max(0.0, self.latency_ms + jitter) / 1000.0
+
     def public(self) -> dict[str, object]:
         """JSON view of the settings; keys are reported by count only, never echoed."""
         return {
@@ -84,6 +100,7 @@ class Settings:
             "rate_limit_per_minute": self.rate_limit_per_minute,
             "rate_limit_burst": self.burst,
             "latency_ms": self.latency_ms,
+            "latency_jitter_ms": self.latency_jitter_ms,
             "api_keys_configured": len(self.api_key_digests),
             "seed": self.seed,
             "duplicate_rate": self.duplicate_rate,
@@ -115,7 +132,7 @@ class Settings:
                 new[name] = None if value is None else _int(name, value, minimum=1)
             elif name in ("duplicate_rate", "short_page_rate"):
                 new[name] = _float(name, value, 0.0, 0.5 if name == "duplicate_rate" else 1.0)
-            elif name == "latency_ms":
+            elif name in ("latency_ms", "latency_jitter_ms"):
                 new[name] = _float(name, value, 0.0, 600_000.0)
             elif name == "extra_fields":
                 if not isinstance(value, bool):
@@ -135,6 +152,7 @@ _FIELDS = {
     "rate_limit_per_minute",
     "rate_limit_burst",
     "latency_ms",
+    "latency_jitter_ms",
     "api_keys",
     "seed",
     "duplicate_rate",
