@@ -27,11 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit-per-minute", type=int, help="token-bucket rate; 0 = unlimited (default)")
     p.add_argument("--rate-limit-burst", type=int, help="bucket size (default max(1, per_minute // 6))")
     p.add_argument("--latency-ms", type=float, help="sleep before answering each API call")
-    p.add_argument(
-        "--latency-jitter-ms",
-        type=float,
-        help="spread the latency uniformly over latency +- this (seeded by --seed; default 0)",
-    )
+    p.add_argument("--latency-jitter-ms", type=float, help="each call sleeps latency +- up to this (uniform)")
     # action="extend" + nargs="+": both "--api-key A B" and "--api-key A --api-key B" work.
     p.add_argument(
         "--api-key",
