@@ -115,10 +115,26 @@ def run_cell(
         )
         run = run_child(spec, cenv, run_dir, limit)
     calls = sandbox.admin.get("/_sandbox/ledger", params={"since": 0}).raise_for_status().json()["calls"]
+    # Kept per cell (time, status, hashtag) so a figure can be traced back to the calls behind it.
+    compact = [(c["ts"], c["status"], c["hashtag_id"]) for c in calls]
+    (run_dir / "ledger.json").write_text(json.dumps(compact))
     run.update(ledger_figures(calls, scenario.rate, run["wall_s"]))
+    run["timeline_10s"] = timeline(calls)
     run.update(contestant=contestant, n=n, videos=sum(settings_sizes(settings)))
     _judge(run, sandbox, contestant, out, ids)
     return run
+
+
+def timeline(calls: list[dict[str, Any]], step: float = 10.0) -> list[int]:
+    """Successful calls per ``step`` seconds from the first call: where a run ran below R."""
+    if not calls:
+        return []
+    start = calls[0]["ts"]
+    buckets = [0] * (int((calls[-1]["ts"] - start) // step) + 1)
+    for c in calls:
+        if c["status"] == 200:
+            buckets[int((c["ts"] - start) // step)] += 1
+    return buckets
 
 
 def settings_sizes(settings: dict[str, Any]) -> list[int]:
