@@ -67,7 +67,10 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     if not ours:
         return ["- ours batched did not run: no verdict."]
     out = []
+    ceilings = {r["n"]: r["sustained_frac"] for r in results if r["contestant"] == "ceiling"}
     for r in ours:
+        # The ceiling shows what the job allows: a few big hashtags leave one chain alone at the end.
+        ceiling = f" (the ceiling: {ceilings[r['n']]:.3f} R)" if r["n"] in ceilings else ""
         met = (
             r["state"] == "success"
             and r["sustained_frac"] >= TARGET_FRACTION
@@ -75,7 +78,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         )
         out.append(
             f"- N = {r['n']}: ours batched >= {TARGET_FRACTION} R sustained with <= {TARGET_429_PCT:g} % 429s: "
-            f"{r['sustained_frac']:.3f} R, {r['pct_429']:.2f} % -> **{'met' if met else 'NOT met'}**"
+            f"{r['sustained_frac']:.3f} R, {r['pct_429']:.2f} %{ceiling} -> **{'met' if met else 'NOT met'}**"
         )
     big = ours[-1]
     for r in results:
