@@ -90,7 +90,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
                 f"(records/s over wall): {ratio:.1f}x -> **{'met' if met else 'NOT met'}**"
             )
     if len(ours) > 1:
-        rss = [r["rss_mb"]["process"] for r in ours]
+        rss = [r["rss_mb"].get("process", 0.0) for r in ours]
         met = max(rss) - min(rss) <= TARGET_RSS_MB
         out.append(
             f"- ours batched peak RSS from N = {ours[0]['n']} to {ours[-1]['n']}: "

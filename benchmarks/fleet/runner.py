@@ -87,33 +87,14 @@ def run_cell(
     run_dir = work / f"n{n}-{contestant}"
     run_dir.mkdir(parents=True, exist_ok=True)
     cenv = contestant_env(env, sandbox.url)
-    limit = scenario.time_limit_s
-    if contestant in MAPPED:
-        # The stack brings its own Airflow config: keep only the connections of ours.
-        cenv = {k: v for k, v in cenv.items() if not k.startswith("AIRFLOW") or k.startswith("AIRFLOW_CONN_")}
-        mapped = run_mapped(contestant, run_dir, ids, cenv, scenario.concurrency, limit)
-        out = run_dir / "out"
-        run: dict[str, Any] = {
-            "state": mapped.state,
-            "wall_s": round(mapped.wall_s, 2),
-            "startup_s": round(mapped.startup_s, 2),
-            "slot_s": round(mapped.slot_s, 2),
-            "rss_mb": mapped.rss_mb,
-            "log_tail": mapped.log_tail,
-            "task_states": mapped.tis,
-        }
-    else:
-        out = run_dir / "out"
-        spec = ChildSpec(
-            contestant,
-            sandbox.url,
-            ids,
-            str(out),
-            scenario.concurrency,
-            scenario.rate,
-            work_dir=str(run_dir / "state"),
-        )
-        run = run_child(spec, cenv, run_dir, limit)
+    started = time.monotonic()
+    try:
+        run = _run_contestant(contestant, scenario, ids, sandbox.url, run_dir, cenv)
+    except Exception as exc:  # one broken cell is reported, the matrix goes on
+        wall = round(time.monotonic() - started, 2)
+        run = {"state": f"failed ({type(exc).__name__}: {exc})"[:300], "wall_s": wall, "startup_s": None}
+        run.update(slot_s=wall, rss_mb={}, log_tail="")
+    out = run_dir / "out"
     calls = sandbox.admin.get("/_sandbox/ledger", params={"since": 0}).raise_for_status().json()["calls"]
     # Kept per cell (time, status, hashtag) so a figure can be traced back to the calls behind it.
     compact = [(c["ts"], c["status"], c["hashtag_id"]) for c in calls]
@@ -123,6 +104,30 @@ def run_cell(
     run.update(contestant=contestant, n=n, videos=sum(settings_sizes(settings)))
     _judge(run, sandbox, contestant, out, ids)
     return run
+
+
+def _run_contestant(
+    contestant: str, scenario: Scenario, ids: list[str], url: str, run_dir: Path, cenv: dict[str, str]
+) -> dict[str, Any]:
+    """Run one contestant to its end or the time limit; its state, wall, slot seconds and RSS."""
+    limit = scenario.time_limit_s
+    if contestant not in MAPPED:
+        out = str(run_dir / "out")
+        state = str(run_dir / "state")
+        spec = ChildSpec(contestant, url, ids, out, scenario.concurrency, scenario.rate, work_dir=state)
+        return run_child(spec, cenv, run_dir, limit)
+    # The stack brings its own Airflow config: keep only the connections of ours.
+    cenv = {k: v for k, v in cenv.items() if not k.startswith("AIRFLOW") or k.startswith("AIRFLOW_CONN_")}
+    mapped = run_mapped(contestant, run_dir, ids, cenv, scenario.concurrency, limit)
+    return {
+        "state": mapped.state,
+        "wall_s": round(mapped.wall_s, 2),
+        "startup_s": round(mapped.startup_s, 2),
+        "slot_s": round(mapped.slot_s, 2),
+        "rss_mb": mapped.rss_mb,
+        "log_tail": mapped.log_tail,
+        "task_states": mapped.tis,
+    }
 
 
 def timeline(calls: list[dict[str, Any]], step: float = 10.0) -> list[int]:
