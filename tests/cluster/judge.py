@@ -92,20 +92,23 @@ def _read_folder(s3: Any, bucket: str, prefix: str, keys: list[str]) -> tuple[li
     return ids, stray
 
 
-def output_check(chunks: dict[int, list[str]], lake: Lake, truths: dict[str, list[str]]) -> dict[str, int]:
+def output_check(chunks: dict[int, list[str]], lake: Lake, truths: dict[str, list[str]]) -> dict[str, Any]:
     """Records against the truth, hashtag by hashtag (see :func:`tests.chaos.analysis.output_figures`)."""
     totals: Counter[str] = Counter()
+    details: list[str] = []
     for hashtags in chunks.values():
         for hashtag in hashtags:
             ids, truth = lake.ids.get(hashtag, []), truths[hashtag]
             for name, value in output_figures(ids, truth, "exhausted").items():
                 totals[name] += value
             totals["hashtags_not_exact"] += int(set(ids) != set(truth) or len(ids) != len(set(ids)))
-            totals["stray_objects"] += len(lake.stray.get(hashtag, [hashtag]))
+            stray = lake.stray.get(hashtag, ["(no folder)"])
+            totals["stray_objects"] += len(stray)
+            details += [f"hashtag={hashtag}/{name}" for name in stray]
     rows = [row for m in lake.manifests.values() for row in m["hashtags"]]
     totals["hashtags_failed"] = sum(1 for row in rows if row["status"] == "failed")
     totals["batches_missing"] = len(set(chunks) - set(lake.manifests))
-    return dict(totals)
+    return {**totals, "stray_detail": details[:5]}
 
 
 def paid_pages(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ WORKER_SLOTS = 2
 # good run, so the batch cap (per_task x this) is a real bound the ledger is checked against
 MAX_CREDITS_PER_HASHTAG = SIZES[1] + 50 * MAX_CONCURRENCY
 HEARTBEAT_TIMEOUT_S = 30
+KILL_AFTER = 0.2  # share of the run's pages paid before a worker is killed
 RUN_TIMEOUT_S = float(os.environ.get("CLUSTER_TIMEOUT", "3600"))
 
 
@@ -104,7 +105,9 @@ def kill_mid_run(
             seq = max(seq, call["seq"])
             if paid_pages([call]) and call["hashtag_id"] in batch_of:
                 paid[batch_of[call["hashtag_id"]]] += 1
-        for batch, worker, _ in cluster.running("collect"):
+        # late enough that both workers have run batches, early enough to leave work for the retry
+        ripe = sum(paid.values()) >= KILL_AFTER * sum(pages.values())
+        for batch, worker, _ in cluster.running("collect") if ripe else []:
             if 3 <= paid[batch] <= 0.6 * pages[batch]:
                 running = sorted(b for b, w, _ in cluster.running("collect") if w == worker)
                 at = time.time()
