@@ -150,3 +150,70 @@ def test_sigkilled_batch_resumes_every_chain_and_pays_at_most_one_page_per_chain
     totals = batch_manifest(out)["totals"]
     assert totals["credits_charged"] + totals["possibly_billed_credits"] >= charged  # nothing unaccounted
     print(f"kill: {len(killed)} pages before the kill, {again} paid twice, {charged} credits of cap {cap}")
+
+
+def test_shared_min_balance_holds_across_chains(unifapi_conn, dag_runner, tmp_path):
+    """Four chains share one floor: the workspace balance never drops below ``min_balance``,
+    with each chain's call in flight reserved at its worst case."""
+    sb = unifapi_conn
+    sb.reset(hashtags=CATALOGUE, latency_ms=20)
+    start, floor = 3_000, 1_700
+    sb.set_balance(start)
+    out = tmp_path / "floor"
+    path = batch_dag(
+        dag_runner,
+        "batch_floor",
+        hashtags=list(TAGS),
+        output_path=f"file://{out}",
+        max_concurrency=4,
+        min_balance=floor,
+    )
+    result = dag_runner.run(path)
+    assert result.ti_state("batch") == "success"
+    calls = sb.ledger()["calls"]
+    assert min(c["balance_after"] for c in calls if c.get("balance_after") is not None) >= floor
+    assert sb.balance() >= floor
+    charged = sb.credits_charged()
+    assert start - floor - 4 * 50 <= charged <= start - floor  # the room was used, not left idle
+    totals = batch_manifest(out)["totals"]
+    assert totals["credits_spent"] == charged
+    assert totals["stop_reasons"].get("min_balance", 0) >= 1
+    for tag in TAGS:  # what was paid for is on disk, exactly once
+        _manifest, records = read_output(out / f"hashtag={tag}")
+        ids = [r["id"] for r in records]
+        assert len(ids) == len(set(ids)) and set(ids) <= set(sb.truth(tag))
+
+
+def test_name_searches_under_min_balance_learn_the_balance_first_and_count_it(
+    unifapi_conn, dag_runner, tmp_path
+):
+    """With no balance known, the batch probes it (1 credit) before a name search could cross the
+    floor; the probe and the searches are in the manifest's credits, and the floor holds."""
+    from tests.test_balance_sensor import forget_remembered
+
+    sb = unifapi_conn
+    sb.reset(hashtags=CATALOGUE)
+    forget_remembered()
+    start, floor = 2_000, 1_500
+    sb.set_balance(start)
+    out = tmp_path / "names"
+    path = batch_dag(
+        dag_runner,
+        "batch_names_floor",
+        hashtags=["batch7101", "#batch7103"],
+        output_path=f"file://{out}",
+        max_concurrency=2,
+        min_balance=floor,
+    )
+    result = dag_runner.run(path)
+    assert result.ti_state("batch") == "success"
+    calls = sb.ledger()["calls"]
+    first = calls[0]
+    assert first["endpoint"] != "videos" and first["limit"] == 1 and first["credits_charged"] == 1
+    assert min(c["balance_after"] for c in calls if c.get("balance_after") is not None) >= floor
+    totals = batch_manifest(out)["totals"]
+    assert totals["credits_spent"] == sb.credits_charged() == start - sb.balance()
+    assert totals["resolution_credits"] == sum(
+        c["credits_charged"] for c in calls if c["endpoint"] != "videos"
+    )
+    assert totals["stop_reasons"].get("min_balance", 0) >= 1

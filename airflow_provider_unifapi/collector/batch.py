@@ -29,7 +29,8 @@ from airflow_provider_unifapi.collector.loop import (
 )
 from airflow_provider_unifapi.collector.output import ObjectStorageOutput
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget
-from airflow_provider_unifapi.exceptions import UnifAPIError, is_retryable
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError, is_retryable
+from airflow_provider_unifapi.hooks.balance_reading import PROBE_CREDITS, PROBE_QUERY
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -40,6 +41,9 @@ BATCH_MANIFEST = "_batch_manifest.json"
 NAMES_FILE = "_batch_names.json"
 #: worst case of one name resolution (the client reads at most 3 search pages of 20 results)
 RESOLUTION_WORST_CASE = 60
+#: The balance probe's entry in the names file (a hashtag name has no spaces): its credits count
+#: with the resolutions'.
+PROBE_ENTRY = "balance probe"
 
 
 @dataclass(frozen=True)
@@ -160,9 +164,11 @@ class HashtagBatch:
         entry = names.get(name, {})
         if entry.get("hashtag_id"):
             return BatchItem(item.key, entry["hashtag_id"], name)
-        room = self.shared.room()
-        if room is not None and room < RESOLUTION_WORST_CASE:
-            return _row(item, status="skipped", stop_reason="max_credits")
+        if self.shared.needs_balance:
+            self._probe_balance(names)
+        why = self.shared.admits(RESOLUTION_WORST_CASE)
+        if why is not None:
+            return _row(item, status="skipped", stop_reason=why.value)
         spent_before = int(entry.get("credits", 0))
         # Write-ahead: a try killed during the search still counts its worst case.
         names[name] = {"credits": spent_before, "in_flight": RESOLUTION_WORST_CASE}
@@ -173,11 +179,11 @@ class HashtagBatch:
             cost = int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
             names[name] = {"credits": spent_before + cost, "error": str(exc)}
             self._write_json(NAMES_FILE, names)
-            self.shared.settle(f"name:{name}", spent_before + cost)
+            self.shared.settle_search(f"name:{name}", spent_before + cost, cost)
             return _row(item, status="failed", error=_error(exc))
         names[name] = {"hashtag_id": resolved.hashtag.id, "credits": spent_before + resolved.credits_charged}
         self._write_json(NAMES_FILE, names)
-        self.shared.settle(f"name:{name}", names[name]["credits"])
+        self.shared.settle_search(f"name:{name}", names[name]["credits"], resolved.credits_charged)
         self.log.info(
             "Resolved hashtag name %r to id %s (%d credits)",
             name,
@@ -185,6 +191,27 @@ class HashtagBatch:
             resolved.credits_charged,
         )
         return BatchItem(item.key, resolved.hashtag.id, name)
+
+    def _probe_balance(self, names: dict[str, dict[str, Any]]) -> None:
+        """Learn the balance (1 credit; no free endpoint) before a name search under ``min_balance``."""
+        spent_before = int(names.get(PROBE_ENTRY, {}).get("credits", 0))
+        names[PROBE_ENTRY] = {"credits": spent_before, "in_flight": PROBE_CREDITS}
+        self._write_json(NAMES_FILE, names)
+        try:
+            page = self.client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
+        except UnifAPIError as exc:
+            cost = int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
+            names[PROBE_ENTRY] = {"credits": spent_before + cost}
+            self._write_json(NAMES_FILE, names)
+            self.shared.settle_search(f"name:{PROBE_ENTRY}", spent_before + cost, cost)
+            if isinstance(exc, UnifAPIInsufficientCreditsError) and exc.balance_remaining is not None:
+                self.shared.note_balance(exc.balance_remaining)
+            return
+        cost = page.billing.credits_charged + page.call_stats.possibly_billed_credits
+        names[PROBE_ENTRY] = {"credits": spent_before + cost}
+        self._write_json(NAMES_FILE, names)
+        self.shared.settle_search(f"name:{PROBE_ENTRY}", spent_before + cost, 0)
+        self.shared.note_balance(page.billing.balance_remaining)
 
     # -- one chain --------------------------------------------------------------------------------
     def _chain(self, item: BatchItem | dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +251,10 @@ class HashtagBatch:
             so_far = self._settle_from_checkpoint(item.hashtag_id, output)
             return _row(item, status="failed", summary=so_far, error=_error(exc))
         self.shared.settle(
-            item.hashtag_id, int(summary["credits_charged"]) + int(summary["possibly_billed_credits"])
+            item.hashtag_id,
+            int(summary["credits_charged"]) + int(summary["possibly_billed_credits"]),
+            summary["balance_remaining"],
+            summary["balance_seen_at"],
         )
         return _row(item, status="done", summary=summary)
 
@@ -234,7 +264,9 @@ class HashtagBatch:
         output.close()
         if cp is None:
             return {}
-        self.shared.settle(hashtag_id, cp.credits_spent + cp.in_flight_credits)
+        self.shared.settle(
+            hashtag_id, cp.credits_spent + cp.in_flight_credits, cp.balance_remaining, cp.balance_seen_at
+        )
         return {
             "hashtag_id": hashtag_id,
             "records": cp.records,

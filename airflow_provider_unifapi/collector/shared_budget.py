@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from airflow_provider_unifapi.collector.budget import Budget, CallPlan
 from airflow_provider_unifapi.models import StopReason
@@ -29,7 +30,13 @@ class SharedBudget:
     :param max_credits: never let the batch's ``credits_spent`` (every hashtag, every try, name
         resolution included, calls in flight at their worst case) pass this.
     :param min_balance: never let the workspace balance drop below this.
-    :param balance: a remembered balance, used until a response tells the real one.
+    :param balance: a remembered balance, used until a response of this try tells the real one.
+
+    Responses of concurrent calls reach their chains in any order, so the order in which chains
+    report their readings says nothing about which is newer. While the batch spends, the balance
+    only goes down, so the lowest reading of this try is the newest: a higher one is stale. A top-up
+    during a try is therefore seen by the next try (which starts from the remembered balance, then
+    the first response); until then chains may stop at ``min_balance`` early, never late.
     """
 
     def __init__(self, max_credits: int | None, min_balance: int | None, balance: int | None = None) -> None:
@@ -40,7 +47,11 @@ class SharedBudget:
         self._reserved: dict[str, int] = {}
         self._possibly_billed_since_balance: dict[str, int] = {}
         self._balance = balance
-        self._balance_seen_at = ""
+        self._balance_remembered = balance is not None
+        # Name searches run before any chain's call, so the first reading of a chain reflects them.
+        self._outside_since_balance = 0
+        # Checkpoints keep the reading of an earlier try: older than a remembered balance, ignored.
+        self._try_started_at = datetime.now(timezone.utc).isoformat()
 
     @property
     def limits(self) -> bool:
@@ -59,23 +70,65 @@ class SharedBudget:
         with self._cond:
             return sum(self._reserved.values())
 
-    def settle(self, key: str, credits_spent: int) -> None:
+    def settle(
+        self, key: str, credits_spent: int, balance: int | None = None, balance_seen_at: str | None = None
+    ) -> None:
         """Record what ``key`` has spent over all tries and drop its reservation.
 
         :param key: the hashtag (or ``name:<name>`` for a resolution).
         :param credits_spent: its confirmed + possibly billed credits.
+        :param balance: the balance its last response reported: a chain that ends releases its
+            reservation, so the charge it stood for must show in the balance from now on.
+        :param balance_seen_at: when that reading was taken (ISO 8601, UTC).
         """
         with self._cond:
             self._spent[key] = credits_spent
             self._reserved[key] = 0
+            self._note_reading(balance, balance_seen_at)
             self._cond.notify_all()
 
-    def room(self) -> int | None:
-        """Credits ``max_credits`` still allows with nothing in flight (``None``: no cap)."""
-        if self.max_credits is None:
-            return None
+    def settle_search(self, key: str, credits_spent: int, cost: int) -> None:
+        """Record a name search's spend; its ``cost`` is unknown to the balance until a chain's reading.
+
+        :param key: ``name:<name>``.
+        :param credits_spent: the name's resolution credits over all tries.
+        :param cost: what this try's search charged (or may have).
+        """
         with self._cond:
-            return self.max_credits - sum(self._spent.values()) - sum(self._reserved.values())
+            self._spent[key] = credits_spent
+            self._reserved[key] = 0
+            self._outside_since_balance += cost
+            self._cond.notify_all()
+
+    def note_balance(self, balance: int) -> None:
+        """A reading taken outside the chains (the batch's balance probe)."""
+        with self._cond:
+            self._note_reading(balance, datetime.now(timezone.utc).isoformat())
+            self._cond.notify_all()
+
+    @property
+    def needs_balance(self) -> bool:
+        """``min_balance`` is set and no balance is known yet."""
+        with self._cond:
+            return self.min_balance is not None and self._balance is None
+
+    def admits(self, credits: int) -> StopReason | None:
+        """Whether a call outside the chains (a name search) may spend ``credits``; why not if not.
+
+        :param credits: its worst case.
+        """
+        with self._cond:
+            others = sum(self._reserved.values())
+            if (
+                self.max_credits is not None
+                and self.max_credits - sum(self._spent.values()) - others < credits
+            ):
+                return StopReason.MAX_CREDITS
+            if self.min_balance is None:
+                return None
+            if self._balance is None or self._room_above_floor(others) < credits:
+                return StopReason.MIN_BALANCE
+            return None
 
     def plan(self, key: str, cp: Checkpoint, plan: CallPlan) -> CallPlan:
         """Shrink ``plan`` (the chain's own limits) to the shared room and reserve it; may wait.
@@ -100,11 +153,24 @@ class SharedBudget:
                 self._cond.wait(_WAIT_SLICE)
 
     def _note_balance(self, key: str, cp: Checkpoint) -> None:
-        if cp.balance_remaining is not None and (cp.balance_seen_at or "") >= self._balance_seen_at:
-            self._balance = cp.balance_remaining
-            self._balance_seen_at = cp.balance_seen_at or ""
-            self._possibly_billed_since_balance = {}
+        self._note_reading(cp.balance_remaining, cp.balance_seen_at)
+        # Each chain's calls of unknown outcome since its own last reading; summed over chains, as
+        # another chain's lower reading may predate them.
         self._possibly_billed_since_balance[key] = cp.possibly_billed_since_balance
+
+    def _note_reading(self, reading: int | None, seen_at: str | None) -> None:
+        if reading is None or (seen_at or "") < self._try_started_at:
+            return
+        self._outside_since_balance = 0
+        if self._balance is None or self._balance_remembered or reading < self._balance:
+            self._balance = reading
+            self._balance_remembered = False
+
+    def _room_above_floor(self, others: int) -> int:
+        """Credits the balance allows above ``min_balance`` (the caller holds the lock)."""
+        assert self._balance is not None and self.min_balance is not None
+        unknown = sum(self._possibly_billed_since_balance.values()) + self._outside_since_balance
+        return self._balance - unknown - others - self.min_balance
 
     def _limit(self, wanted: int, others: int) -> int | StopReason:
         """The records this call may ask for, or why none (the caller holds the lock)."""
@@ -118,8 +184,7 @@ class SharedBudget:
             if self._balance is None:
                 # Learn the balance with a 1-record call, one chain at a time.
                 return 1 if others == 0 else StopReason.MIN_BALANCE
-            unknown = sum(self._possibly_billed_since_balance.values())
-            left = self._balance - unknown - others - self.min_balance
+            left = self._room_above_floor(others)
             if left < 1:
                 return StopReason.MIN_BALANCE
             limit = min(limit, left)
@@ -140,6 +205,8 @@ class HashtagBudget(Budget):
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         plan = super().next_call(page_size, checkpoint)
         if plan.stop_reason is not None or not self.shared.limits:
-            self.shared.settle(self.key, checkpoint.credits_spent)
+            self.shared.settle(
+                self.key, checkpoint.credits_spent, checkpoint.balance_remaining, checkpoint.balance_seen_at
+            )
             return plan
         return self.shared.plan(self.key, checkpoint, plan)

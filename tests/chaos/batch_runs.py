@@ -32,7 +32,7 @@ from tests.chaos.cases import fault_plan
 from tests.chaos.harness import REPO, child_env, read_checkpoint
 from tests.chaos.runner import TryOutcome, _describe
 
-KINDS = ("sigkill", "faults", "squeeze")
+KINDS = ("sigkill", "faults", "squeeze", "floor")
 MAX_TRIES = 40
 #: the settle time after a SIGKILL: calls the killed process had in the sandbox land in the ledger
 SETTLE_S = 0.3
@@ -59,6 +59,9 @@ class BatchCase:
     squeezes: list[tuple[int, int]] = field(default_factory=list)
     #: top-ups after a try stopped for lack of credits (the last always suffices)
     top_ups: list[int] = field(default_factory=lambda: [10_000_000])
+    #: ``floor`` runs: the batch's shared ``min_balance``, and the workspace balance at the start
+    min_balance: int | None = None
+    start_balance: int = 10_000_000
 
     @classmethod
     def from_seed(cls, seed: int, kind: str, *, long: bool = False) -> BatchCase:
@@ -92,6 +95,9 @@ class BatchCase:
         )
         if kind == "sigkill":
             case.kills = [rng.randint(2, max(3, pages // 3)) for _ in range(rng.randint(1, 3 if long else 2))]
+        if kind == "floor":  # the floor stops some chains mid-way: room for about half the records
+            case.min_balance = rng.randint(1_000, 50_000)
+            case.start_balance = case.min_balance + rng.randint(total // 4, (total * 3) // 4)
         if kind == "squeeze":
             n = rng.randint(1, 2)
             case.squeezes = [
@@ -113,6 +119,7 @@ class BatchCase:
             records_per_part=self.records_per_part,
             output_format=self.output_format,
             known_path=str(workdir / "committed.txt"),
+            min_balance=self.min_balance,
         )
 
 
@@ -128,6 +135,7 @@ class BatchSpec:
     records_per_part: int
     output_format: str
     known_path: str
+    min_balance: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -178,6 +186,7 @@ def batch_try(spec: BatchSpec) -> TryOutcome:
             output_path=spec.output_url,
             max_concurrency=spec.max_concurrency,
             max_credits=spec.max_credits,
+            min_balance=spec.min_balance,
             page_size=spec.page_size,
             records_per_part=spec.records_per_part,
             output_format=spec.output_format,
@@ -309,7 +318,7 @@ def run_batch(case: BatchCase, sandbox: Any, workdir: Path, api_key: str, captur
     """
     sandbox.reset(
         seed=case.seed,
-        balance=10_000_000,
+        balance=case.start_balance,
         hashtags=[{"id": h, "name": f"bchaos{h}", "video_count": n} for h, n in case.tags.items()],
     )
     sandbox.faults(*case.faults)
@@ -493,6 +502,11 @@ def check_batch(case: BatchCase, sandbox: Any, workdir: Path, run: BatchRun, api
     figures["ledger_credits"] = ledger_credits
     figures["credits_spent"] = spent
     figures["budget_breaches"] = int(ledger_credits > case.max_credits) + int(spent > case.max_credits)
+    if case.min_balance is not None:  # the shared floor, on every balance the sandbox reported
+        lowest = min((c["balance_after"] for c in paid if c.get("balance_after") is not None), default=None)
+        figures["min_balance"] = case.min_balance
+        figures["lowest_balance"] = lowest
+        figures["budget_breaches"] += int(lowest is not None and lowest < case.min_balance)
     # the batch manifest's totals are its rows' sums, and the file says what the task returned
     on_disk = json.loads((out / "_batch_manifest.json").read_text(encoding="utf-8"))
     figures["manifest_mismatch"] = int(

@@ -64,5 +64,7 @@ def test_batch_chaos_run(kind: str, seed: int, sandbox, tmp_path, capfd, monkeyp
         assert figures["kills_sigkill"] >= 1, figures
     elif kind == "squeeze":
         assert figures["squeezes"] >= 1, figures
+    elif kind == "floor":  # the floor was reached, not left far away
+        assert figures["stop_reasons"].get("min_balance", 0) >= 1, figures
     else:
         assert sum(figures["faults"].values()) > 0, figures
