@@ -7,22 +7,14 @@ SIGKILLs it mid-run; logs go to stdout/stderr (the parent scans them for the key
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
 
 from tests.chaos.batch_runs import BatchSpec, batch_try
+from tests.chaos.child import serve
 
 
 def main(argv: list[str]) -> int:
-    spec_path, result_path = argv[1], argv[2]
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    spec = BatchSpec.from_json(Path(spec_path).read_text(encoding="utf-8"))
-    outcome = batch_try(spec)
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(outcome.to_json(), encoding="utf-8")
-    tmp.replace(result_path)  # the parent never reads half a result
-    return 0
+    return serve(argv, lambda text: batch_try(BatchSpec.from_json(text)))
 
 
 if __name__ == "__main__":
