@@ -93,9 +93,16 @@ def test_a_404_hashtag_fails_the_task_by_name_and_a_retry_redoes_nothing(unifapi
     assert_exact(sb, out, "7103")
     before = sb.credits_charged()
     seen = len(sb.calls("videos"))
+    # what a try killed between a manifest and its clean-up leaves: the reuse removes it
+    (out / "hashtag=7101" / "_checkpoint.json").write_text("{}")
+    (out / "hashtag=7101" / "_staging").mkdir(exist_ok=True)
+    (out / "hashtag=7101" / "_staging" / "page-000003.jsonl").write_text("{}\n")
     # The retry (a new try on the same folder): finished hashtags cost nothing and are not called.
     result = dag_runner.run(batch_dag(dag_runner, "batch_404_retry", **kwargs))
     assert result.ti_state("batch") == "failed"
+    assert sorted(p.name for p in (out / "hashtag=7101").iterdir() if p.name.startswith("_")) == [
+        "_manifest.json"
+    ]
     again = sb.calls("videos")[seen:]
     assert {c["hashtag_id"] for c in again} == {"7199"}
     assert sb.credits_charged() == before

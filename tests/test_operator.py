@@ -327,9 +327,15 @@ def test_complete_folder_is_reused_for_free_and_overwrite_refetches(sb, dag_runn
     path = op_dag(dag_runner, "op_reuse", hashtag_id=TAG, output_path=out, max_records=100)
     first = dag_runner.run(path)
     calls = len(sb.calls())
+    # what a try killed between the manifest and its clean-up leaves: the reuse removes it
+    folder = tmp_path / "reuse"
+    (folder / "_checkpoint.json").write_text(json.dumps({"left": "by a killed try"}))
+    (folder / "_staging").mkdir(exist_ok=True)
+    (folder / "_staging" / "page-000003.jsonl").write_text("{}\n")
     second = dag_runner.run(path)
     assert second.state == "success" and len(sb.calls()) == calls  # no call, no credit
     assert second.xcoms["collect"]["records"] == first.xcoms["collect"]["records"] == 100
+    assert not (folder / "_checkpoint.json").exists() and not (folder / "_staging").exists()
     path = op_dag(
         dag_runner, "op_overwrite", hashtag_id=TAG, output_path=out, max_records=100, overwrite=True
     )

@@ -222,6 +222,7 @@ class HashtagBatch:
         folder = self._folder(item.hashtag_id)
         manifest = folder.read_manifest()
         if manifest is not None:
+            folder.finish()  # a try killed between the manifest and its clean-up left them
             return _row(item, status="reused", summary=manifest)
         output = ObjectStorageOutput(
             folder,

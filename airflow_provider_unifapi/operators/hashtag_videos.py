@@ -214,6 +214,8 @@ class TikTokHashtagVideosOperator(BaseOperator):
         manifest = output.folder.read_manifest()
         if manifest is None:
             return None
+        # A try killed between the manifest and its clean-up leaves the checkpoint and staging.
+        output.folder.finish()
         spent = manifest.get("credits_charged", 0) + manifest.get("possibly_billed_credits", 0)
         self.log.info(
             "Reused the complete folder %s (it has _manifest.json): 0 credits ($0.00) spent this time; "
