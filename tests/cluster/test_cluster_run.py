@@ -73,8 +73,8 @@ def cluster_env(sandbox_url: str, redis_url: str, s3_endpoint: str, tags: dict[s
         # a killed task is noticed when its heartbeats stop: soon, but well above a loaded machine's gaps
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        # the workers import tests.cluster.hostnames; celery_shim: see its sitecustomize.py
-        "PYTHONPATH": f"{REPO / 'tests' / 'cluster' / 'celery_shim'}{os.pathsep}{REPO}",
+        # the workers import tests.cluster.hostnames
+        "PYTHONPATH": str(REPO),
     }
 
 
