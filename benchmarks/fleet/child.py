@@ -89,6 +89,10 @@ def run_dlt(spec: ChildSpec) -> int:
     """dlt's rest_api source with a parallelized resource per hashtag."""
     # dlt reads its config from the environment: the extract thread pool is the "pool size".
     os.environ["EXTRACT__WORKERS"] = str(spec.concurrency)
+    # dlt retries a 429 after its Retry-After, 5 attempts by default: with 8 parallel resources at
+    # the limit a call can meet more, which failed the whole run (N = 1,000). 30, as for
+    # HttpOperator's retry_args: the setting a user would raise.
+    os.environ["RUNTIME__REQUEST_MAX_ATTEMPTS"] = "30"
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
