@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="seconds-scale check of every contestant")
     p.add_argument("--output-md", type=Path, help="default BENCHMARKS.md (smoke: the work folder)")
     p.add_argument("--output-json", type=Path, help="default benchmarks/fleet/results.json")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the cells of the existing results.json that this run does not redo (split runs)",
+    )
     p.add_argument("--work", type=Path, help=f"scratch folder (default {WORK}/<time>)")
     return p.parse_args(argv)
 
@@ -143,6 +148,7 @@ def run_matrix(
                     f"{cell['sustained_frac']:.2f} R sustained, {cell['calls_429']} x 429",
                     flush=True,
                 )
+                cell.update(commit=meta["commit"], when=meta["when"])
                 results.append(cell)
     return meta, results
 
@@ -155,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     meta, results = run_matrix(args, scenario, work)
     default_md = work / "BENCHMARKS.md" if args.smoke else REPO / "BENCHMARKS.md"
     default_json = work / "results.json" if args.smoke else REPO / "benchmarks" / "fleet" / "results.json"
-    report.write_json(args.output_json or default_json, meta, results)
+    json_path = args.output_json or default_json
+    if args.merge:
+        results = report.merged(json_path, results)
+    report.write_json(json_path, meta, results)
     report.write_markdown(args.output_md or default_md, report.section(meta, results))
     bad = [r for r in results if r["state"] != "success"]
     for r in bad:

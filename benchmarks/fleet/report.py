@@ -149,6 +149,18 @@ def write_markdown(path: Path, text: str) -> None:
     path.write_text(doc)
 
 
+def merged(path: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` plus the cells of an earlier ``path`` this run did not redo (same scenario assumed).
+
+    For a matrix split over several windows (``--merge``); each cell keeps its own commit and time.
+    """
+    if not path.exists():
+        return results
+    done = {(r["contestant"], r["n"]) for r in results}
+    old = [r for r in json.loads(path.read_text())["results"] if (r["contestant"], r["n"]) not in done]
+    return sorted(old + results, key=lambda r: r["n"])
+
+
 def write_json(path: Path, meta: dict[str, Any], results: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
