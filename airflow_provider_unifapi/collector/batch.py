@@ -138,16 +138,21 @@ class HashtagBatch:
                 continue
             output = ObjectStorageOutput(self._folder(hashtag_id))
             manifest = output.folder.read_manifest()
+            # Each with its last balance reading: the newest of them stands for the balance until
+            # this try's first response (a finished hashtag's may be the only recent one).
             if manifest is not None:
                 spent = int(manifest.get("credits_charged", 0)) + int(
                     manifest.get("possibly_billed_credits", 0)
                 )
-                self.shared.settle(hashtag_id, spent)
+                reading = manifest.get("balance_remaining"), manifest.get("balance_seen_at")
+                self.shared.settle(hashtag_id, spent, *reading)
                 continue
             cp = output.earlier_checkpoint()
             output.close()
             if cp is not None:  # a call was in flight when that try died: count it as possibly billed
-                self.shared.settle(hashtag_id, cp.credits_spent + cp.in_flight_credits)
+                spent = cp.credits_spent + cp.in_flight_credits
+                unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
+                self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
 
     # -- names ------------------------------------------------------------------------------------
     def _load_names(self) -> dict[str, dict[str, Any]]:
@@ -265,9 +270,9 @@ class HashtagBatch:
         output.close()
         if cp is None:
             return {}
-        self.shared.settle(
-            hashtag_id, cp.credits_spent + cp.in_flight_credits, cp.balance_remaining, cp.balance_seen_at
-        )
+        unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
+        spent = cp.credits_spent + cp.in_flight_credits
+        self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
         return {
             "hashtag_id": hashtag_id,
             "records": cp.records,

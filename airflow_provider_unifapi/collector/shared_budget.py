@@ -31,15 +31,24 @@ class SharedBudget:
         resolution included, calls in flight at their worst case) pass this.
     :param min_balance: never let the workspace balance drop below this.
     :param balance: a remembered balance, used until a response of this try tells the real one.
+    :param balance_seen_at: when it was seen (ISO 8601, UTC).
 
-    Responses of concurrent calls reach their chains in any order, so the order in which chains
-    report their readings says nothing about which is newer. While the batch spends, the balance
-    only goes down, so the lowest reading of this try is the newest: a higher one is stale. A top-up
-    during a try is therefore seen by the next try (which starts from the remembered balance, then
-    the first response); until then chains may stop at ``min_balance`` early, never late.
+    Before this try's first response, the newest reading known (the remembered one, or one a chain's
+    checkpoint kept from an earlier try) stands for the balance; none at all means a 1-record call
+    learns it. Within a try, responses of concurrent calls reach their chains in any order, so the
+    order in which chains report their readings says nothing about which is newer. While the batch
+    spends, the balance only goes down, so the lowest reading of this try is the newest: a higher
+    one is stale. A top-up during a try is therefore seen by the next try; until then chains may
+    stop at ``min_balance`` early, never late.
     """
 
-    def __init__(self, max_credits: int | None, min_balance: int | None, balance: int | None = None) -> None:
+    def __init__(
+        self,
+        max_credits: int | None,
+        min_balance: int | None,
+        balance: int | None = None,
+        balance_seen_at: str | None = None,
+    ) -> None:
         self.max_credits = max_credits
         self.min_balance = min_balance
         self._cond = threading.Condition()
@@ -47,10 +56,11 @@ class SharedBudget:
         self._reserved: dict[str, int] = {}
         self._possibly_billed_since_balance: dict[str, int] = {}
         self._balance = balance
-        self._balance_remembered = balance is not None
+        # True while the balance comes from before this try: then the newest reading wins.
+        self._balance_earlier = True
+        self._balance_seen_at = (balance_seen_at or "") if balance is not None else ""
         # Name searches run before any chain's call, so the first reading of a chain reflects them.
         self._outside_since_balance = 0
-        # Checkpoints keep the reading of an earlier try: older than a remembered balance, ignored.
         self._try_started_at = datetime.now(timezone.utc).isoformat()
 
     @property
@@ -71,20 +81,29 @@ class SharedBudget:
             return sum(self._reserved.values())
 
     def settle(
-        self, key: str, credits_spent: int, balance: int | None = None, balance_seen_at: str | None = None
+        self,
+        key: str,
+        credits_spent: int,
+        balance: int | None = None,
+        balance_seen_at: str | None = None,
+        unknown_since_balance: int = 0,
     ) -> None:
         """Record what ``key`` has spent over all tries and drop its reservation.
 
+        A chain that ends releases its reservation, so the charge it stood for must show from now
+        on: in the balance it last read, or among the credits of unknown outcome since.
+
         :param key: the hashtag (or ``name:<name>`` for a resolution).
         :param credits_spent: its confirmed + possibly billed credits.
-        :param balance: the balance its last response reported: a chain that ends releases its
-            reservation, so the charge it stood for must show in the balance from now on.
+        :param balance: the balance its last response reported.
         :param balance_seen_at: when that reading was taken (ISO 8601, UTC).
+        :param unknown_since_balance: credits of its calls of unknown outcome since that reading.
         """
         with self._cond:
             self._spent[key] = credits_spent
             self._reserved[key] = 0
             self._note_reading(balance, balance_seen_at)
+            self._possibly_billed_since_balance[key] = unknown_since_balance
             self._cond.notify_all()
 
     def settle_search(self, key: str, credits_spent: int, cost: int) -> None:
@@ -159,12 +178,17 @@ class SharedBudget:
         self._possibly_billed_since_balance[key] = cp.possibly_billed_since_balance
 
     def _note_reading(self, reading: int | None, seen_at: str | None) -> None:
-        if reading is None or (seen_at or "") < self._try_started_at:
+        if reading is None:
+            return
+        seen_at = seen_at or ""
+        if seen_at < self._try_started_at:  # an earlier try's: the newest of those stands in
+            if self._balance_earlier and (self._balance is None or seen_at >= self._balance_seen_at):
+                self._balance, self._balance_seen_at = reading, seen_at
             return
         self._outside_since_balance = 0
-        if self._balance is None or self._balance_remembered or reading < self._balance:
+        if self._balance is None or self._balance_earlier or reading < self._balance:
             self._balance = reading
-            self._balance_remembered = False
+            self._balance_earlier = False
 
     def _room_above_floor(self, others: int) -> int:
         """Credits the balance allows above ``min_balance`` (the caller holds the lock)."""
@@ -205,8 +229,13 @@ class HashtagBudget(Budget):
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         plan = super().next_call(page_size, checkpoint)
         if plan.stop_reason is not None or not self.shared.limits:
+            cp = checkpoint
             self.shared.settle(
-                self.key, checkpoint.credits_spent, checkpoint.balance_remaining, checkpoint.balance_seen_at
+                self.key,
+                cp.credits_spent,
+                cp.balance_remaining,
+                cp.balance_seen_at,
+                cp.possibly_billed_since_balance,
             )
             return plan
         return self.shared.plan(self.key, checkpoint, plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import timezone
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -145,7 +146,11 @@ class TikTokHashtagBatchOperator(BaseOperator):
         kwargs["max_connections"] = max(int(kwargs["max_connections"]), settings.max_concurrency)
         kwargs["pace_requests"] = bool(self.pace_requests)
         remembered = self.hook.recall_balance() if shared_caps[1] is not None else None
-        shared = SharedBudget(*shared_caps, balance=remembered.balance if remembered else None)
+        shared = SharedBudget(
+            *shared_caps,
+            balance=remembered.balance if remembered else None,
+            balance_seen_at=remembered.seen_at.astimezone(timezone.utc).isoformat() if remembered else None,
+        )
         with UnifAPIClient(**kwargs) as client:
             batch = HashtagBatch(client, base, self.output_path, items, settings, shared, logger=self.log)
             try:

@@ -96,6 +96,7 @@ class BatchCase:
         if kind == "sigkill":
             case.kills = [rng.randint(2, max(3, pages // 3)) for _ in range(rng.randint(1, 3 if long else 2))]
         if kind == "floor":  # the floor stops some chains mid-way: room for about half the records
+            case.max_credits = total * 2  # the floor, not the cap, is what stops them
             case.min_balance = rng.randint(1_000, 50_000)
             case.start_balance = case.min_balance + rng.randint(total // 4, (total * 3) // 4)
         if kind == "squeeze":
