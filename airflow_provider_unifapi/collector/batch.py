@@ -147,12 +147,7 @@ class HashtagBatch:
                 reading = manifest.get("balance_remaining"), manifest.get("balance_seen_at")
                 self.shared.settle(hashtag_id, spent, *reading)
                 continue
-            cp = output.earlier_checkpoint()
-            output.close()
-            if cp is not None:  # a call was in flight when that try died: count it as possibly billed
-                spent = cp.credits_spent + cp.in_flight_credits
-                unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
-                self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
+            self._settle_from_checkpoint(hashtag_id, output)
 
     # -- names ------------------------------------------------------------------------------------
     def _load_names(self) -> dict[str, dict[str, Any]]:
@@ -181,7 +176,7 @@ class HashtagBatch:
         try:
             resolved = self.client.resolve_hashtag_id(name)
         except UnifAPIError as exc:
-            cost = int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
+            cost = _error_cost(exc)
             names[name] = {"credits": spent_before + cost, "error": str(exc)}
             self._write_json(NAMES_FILE, names)
             self.shared.settle_search(f"name:{name}", spent_before + cost, cost)
@@ -205,7 +200,7 @@ class HashtagBatch:
         try:
             page = self.client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
         except UnifAPIError as exc:
-            cost = int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
+            cost = _error_cost(exc)
             names[PROBE_ENTRY] = {"credits": spent_before + cost}
             self._write_json(NAMES_FILE, names)
             self.shared.settle_search(f"name:{PROBE_ENTRY}", spent_before + cost, cost)
@@ -265,7 +260,8 @@ class HashtagBatch:
         return _row(item, status="done", summary=summary)
 
     def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> dict[str, Any]:
-        """Settle a failed chain from the checkpoint it saved before raising; returns its figures."""
+        """Settle a chain from its saved checkpoint (one that raised, or an earlier try's); returns
+        its figures. A call in flight when a try died counts as possibly billed."""
         cp = output.earlier_checkpoint()
         output.close()
         if cp is None:
@@ -313,6 +309,11 @@ class HashtagBatch:
         # Written aside and renamed: a try killed mid-write leaves the previous version whole.
         self.io.write(f"{name}.tmp", json.dumps(data, indent=1, sort_keys=True, default=str).encode())
         self.io.replace(f"{name}.tmp", name)
+
+
+def _error_cost(exc: UnifAPIError) -> int:
+    """Credits a failed call charged or may have."""
+    return int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
 
 
 def _error(exc: UnifAPIError) -> dict[str, Any]:

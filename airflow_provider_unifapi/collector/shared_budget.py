@@ -229,13 +229,12 @@ class HashtagBudget(Budget):
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         plan = super().next_call(page_size, checkpoint)
         if plan.stop_reason is not None or not self.shared.limits:
-            cp = checkpoint
             self.shared.settle(
                 self.key,
-                cp.credits_spent,
-                cp.balance_remaining,
-                cp.balance_seen_at,
-                cp.possibly_billed_since_balance,
+                checkpoint.credits_spent,
+                checkpoint.balance_remaining,
+                checkpoint.balance_seen_at,
+                checkpoint.possibly_billed_since_balance,
             )
             return plan
         return self.shared.plan(self.key, checkpoint, plan)

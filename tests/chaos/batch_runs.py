@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.chaos.analysis import fault_counts, folder_texts, key_hits, money_figures, output_figures
 from tests.chaos.cases import fault_plan
-from tests.chaos.harness import REPO, child_env, read_checkpoint
+from tests.chaos.harness import read_checkpoint, start_child
 from tests.chaos.runner import TryOutcome, _describe
 
 KINDS = ("sigkill", "faults", "squeeze", "floor")
@@ -242,21 +242,8 @@ def sigkill_try(
     sandbox: Any, spec: BatchSpec, workdir: Path, name: str, api_key: str, nth: int, rng: random.Random
 ) -> tuple[TryOutcome, bool]:
     """Run a try in a child process; SIGKILL its process group once the sandbox saw ``nth`` calls of it."""
-    import subprocess
-    import sys
-
-    spec_path, result_path, log_path = (workdir / f"{name}.{s}" for s in ("spec.json", "result.json", "log"))
-    spec_path.write_text(spec.to_json(), encoding="utf-8")
     start = ledger_seq(sandbox)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.chaos.batch_child", str(spec_path), str(result_path)],
-            cwd=REPO,
-            env=child_env(api_key),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the kill takes everything it started
-        )
+    proc, result_path, log_path = start_child(spec, workdir, name, api_key, module="tests.chaos.batch_child")
     killed = False
     deadline = time.monotonic() + 600
     try:

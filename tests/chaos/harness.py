@@ -57,16 +57,17 @@ def child_env(api_key: str) -> dict[str, str]:
 
 
 def start_child(
-    spec: TrySpec, workdir: Path, name: str, api_key: str
+    spec: Any, workdir: Path, name: str, api_key: str, module: str = "tests.chaos.child"
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """Start ``python -m tests.chaos.child`` on ``spec``; returns the process, its result and log paths."""
+    """Start ``python -m <module>`` (a collector try, or ``tests.chaos.batch_child``) on ``spec``
+    (anything with ``to_json()``); returns the process, its result and log paths."""
     spec_path = workdir / f"{name}.spec.json"
     result_path = workdir / f"{name}.result.json"
     log_path = workdir / f"{name}.log"
     spec_path.write_text(spec.to_json(), encoding="utf-8")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.chaos.child", str(spec_path), str(result_path)],
+            [sys.executable, "-m", module, str(spec_path), str(result_path)],
             cwd=REPO,
             env=child_env(api_key),
             stdout=log,
