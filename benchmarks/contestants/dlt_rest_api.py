@@ -20,21 +20,27 @@ DATASET = "tiktok"
 TABLE = "videos"
 
 
+def rest_api_client(base_url: str, api_key: str) -> dict[str, Any]:
+    """The ``client`` part of a ``rest_api`` config for UnifAPI: bearer key, cursor paginator
+    (this contestant and the fleet scenario's dlt share it)."""
+    return {
+        "base_url": base_url + "/",
+        "auth": {"type": "bearer", "token": api_key},
+        "paginator": {
+            "type": "cursor",
+            "cursor_path": "pagination.next_cursor",
+            "cursor_param": "cursor",
+        },
+    }
+
+
 def run_pipeline(spec: RunSpec) -> dict[str, int]:
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
     source = rest_api_source(
         {
-            "client": {
-                "base_url": spec.base_url + "/",
-                "auth": {"type": "bearer", "token": spec.api_key},
-                "paginator": {
-                    "type": "cursor",
-                    "cursor_path": "pagination.next_cursor",
-                    "cursor_param": "cursor",
-                },
-            },
+            "client": rest_api_client(spec.base_url, spec.api_key),
             "resources": [
                 {
                     "name": TABLE,

@@ -96,6 +96,8 @@ def run_dlt(spec: ChildSpec) -> int:
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
+    from benchmarks.contestants.dlt_rest_api import rest_api_client
+
     resources: list[Any] = [
         {
             "name": dlt_table(hid),
@@ -108,20 +110,7 @@ def run_dlt(spec: ChildSpec) -> int:
         }
         for hid in spec.hashtag_ids
     ]
-    source = rest_api_source(
-        {
-            "client": {
-                "base_url": spec.base_url + "/",
-                "auth": {"type": "bearer", "token": spec.api_key},
-                "paginator": {
-                    "type": "cursor",
-                    "cursor_path": "pagination.next_cursor",
-                    "cursor_param": "cursor",
-                },
-            },
-            "resources": resources,
-        }
-    )
+    source = rest_api_source({"client": rest_api_client(spec.base_url, spec.api_key), "resources": resources})
     # dlt 1.31 drops ``parallelized`` of a rest_api resource that depends on no other (measured: its
     # pages came one at a time, ~0.3 R); ``DltResource.parallelize()`` is the documented way to ask
     # for the same, and does it.
