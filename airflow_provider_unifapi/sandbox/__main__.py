@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_unifapi.sandbox.server import SandboxServer
-from airflow_provider_unifapi.sandbox.settings import DEFAULT_HASHTAGS, SettingsError, parse_hashtag_spec
+from airflow_provider_unifapi.sandbox.settings import (
+    DEFAULT_HASHTAGS,
+    FIELDS,
+    SettingsError,
+    parse_hashtag_spec,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,19 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn parsed options into ``SandboxServer`` settings."""
     out: dict[str, Any] = {}
-    for name in (
-        "balance",
-        "rate_limit_per_minute",
-        "rate_limit_burst",
-        "latency_ms",
-        "latency_jitter_ms",
-        "api_keys",
-        "seed",
-        "duplicate_rate",
-        "short_page_rate",
-        "not_found_ids",
-        "invalid_ids",
-    ):
+    # One option per setting, named alike; extra_fields and hashtags are translated below, ledger_cap has none.
+    for name in sorted(FIELDS - {"extra_fields", "hashtags", "ledger_cap"}):
         value = getattr(args, name)
         if value is not None:
             out[name] = value

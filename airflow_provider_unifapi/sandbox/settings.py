@@ -117,7 +117,7 @@ class Settings:
 
         :raises SettingsError: on an unknown key or a bad value.
         """
-        unknown = sorted(set(changes) - _FIELDS)
+        unknown = sorted(set(changes) - FIELDS)
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
         new: dict[str, Any] = {}
@@ -147,7 +147,8 @@ class Settings:
         return replace(self, **new)
 
 
-_FIELDS = {
+#: Every setting ``reset``, ``settings`` and the CLI accept.
+FIELDS = {
     "balance",
     "rate_limit_per_minute",
     "rate_limit_burst",
