@@ -29,6 +29,7 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowSkipException,
     )
 else:  # Airflow 2.11
@@ -37,6 +38,7 @@ else:  # Airflow 2.11
     from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowSkipException,
     )
     from airflow.hooks.base import BaseHook
@@ -55,6 +57,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",

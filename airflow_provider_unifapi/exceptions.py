@@ -13,7 +13,9 @@ from typing import Any
 __all__ = [
     "ERROR_TYPES",
     "UnifAPIAPIError",
+    "UnifAPIClaimLostError",
     "UnifAPIError",
+    "UnifAPIFolderBusyError",
     "UnifAPIHashtagNotFoundError",
     "UnifAPIInputError",
     "UnifAPIInsecureURLError",
@@ -22,6 +24,8 @@ __all__ = [
     "UnifAPIInvalidIdError",
     "UnifAPIInvalidResponseError",
     "UnifAPINotFoundError",
+    "UnifAPIOutputError",
+    "UnifAPIOutputMismatchError",
     "UnifAPIPaginationError",
     "UnifAPIRateLimitedError",
     "UnifAPIResponseShapeError",
@@ -256,6 +260,30 @@ class UnifAPIHashtagNotFoundError(UnifAPIError):
     error_type = "hashtag_name_not_found"
 
 
+class UnifAPIOutputError(UnifAPIError):
+    """The output folder cannot hold this run as it is; nothing was paid for because of it."""
+
+    error_type = "output_error"
+
+
+class UnifAPIFolderBusyError(UnifAPIOutputError):
+    """Another live writer (try, DAG run, chain) holds the folder's claim; retry once it has ended."""
+
+    error_type = "folder_busy"
+
+
+class UnifAPIClaimLostError(UnifAPIOutputError):
+    """This writer's claim expired or was taken over: it stops before writing again (a zombie)."""
+
+    error_type = "claim_lost"
+
+
+class UnifAPIOutputMismatchError(UnifAPIOutputError):
+    """The folder's parts do not hold what the checkpoint says; nothing was deleted, look before rerunning."""
+
+    error_type = "output_mismatch"
+
+
 #: ``error.type`` -> exception class, for every type of the spec.
 ERROR_TYPES: dict[str, type[UnifAPIAPIError]] = {
     cls.error_type: cls
@@ -311,7 +339,9 @@ def is_retryable(exc: BaseException) -> bool:
     """
     if isinstance(exc, (UnifAPIInputError, UnifAPIHashtagNotFoundError)):
         return False
-    if isinstance(exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError)):
+    if isinstance(
+        exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError, UnifAPIFolderBusyError)
+    ):
         return True
     if isinstance(exc, UnifAPIUnexpectedStatusError):
         return exc.status in _TRANSIENT_STATUSES

@@ -24,6 +24,7 @@ __all__ = [
     "Hashtag",
     "HashtagEnvelope",
     "HashtagPage",
+    "HashtagStatus",
     "Music",
     "Page",
     "Pagination",
@@ -53,6 +54,35 @@ class StopReason(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def ends_feed(self) -> bool:
+        """Whether the hashtag's feed is finished; any other stop is a pause that a raised limit or a
+        top-up continues from the cursor."""
+        return self in (StopReason.EXHAUSTED, StopReason.EMPTY_PAGES)
+
+
+class HashtagStatus(str, Enum):
+    """How one hashtag's run ended (the ``status`` of summaries, manifests and batch results)."""
+
+    #: the feed's end was reached (stop reason ``exhausted`` or ``empty_pages``)
+    DONE = "done"
+    #: a limit (or the balance) paused it after some pages: a raised limit continues from the cursor
+    STOPPED = "stopped"
+    #: a limit stopped it before its first page: no manifest was written
+    SKIPPED = "skipped"
+    #: an error ended it; what it paid for is checkpointed and a retry resumes it
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def of(cls, stop_reason: StopReason, pages: int) -> HashtagStatus:
+        """The status of a run that stopped for ``stop_reason`` after ``pages`` pages (all tries)."""
+        if stop_reason.ends_feed:
+            return cls.DONE
+        return cls.STOPPED if pages else cls.SKIPPED
 
 
 class _ApiModel(BaseModel):

@@ -81,12 +81,25 @@ def test_every_event_carries_the_summary_and_a_reused_folder_says_so(sb, dag_run
     assert extra["dollars_spent"] == dollars(extra["credits_spent"])
     assert extra["reused"] is False and extra["credits_spent_this_run"] == extra["credits_spent"]
 
-    second = dag_runner.run(path)  # the folder is complete: reused for free, and the event says so
+    assert extra["status"] == "stopped"
+
+    # The same limit again: the stopped folder stays as it is, for free, and the event says so.
+    second = dag_runner.run(path)
     assert second.state == "success"
     again = asset_events(url)[-1]
-    assert again["reused"] is True and again["credits_spent_this_run"] == 0
+    assert again["status"] == "stopped" and again["credits_spent_this_run"] == 0
     assert again["records"] == extra["records"] and sb.credits_charged() == extra["credits_charged"]
-    assert_no_key(events, again)
+
+    # Raised, it continues to the end: a done folder is then reused for free.
+    raised = path.read_text().replace("max_credits=150", "max_credits=1000")
+    path.write_text(raised)
+    assert dag_runner.run(path).state == "success"
+    assert asset_events(url)[-1]["status"] == "done"
+    third = dag_runner.run(path)
+    assert third.state == "success"
+    last = asset_events(url)[-1]
+    assert last["reused"] is True and last["credits_spent_this_run"] == 0 and last["records"] == VIDEOS
+    assert_no_key(events, last)
 
 
 def _value(raw: Any) -> Any:

@@ -51,7 +51,12 @@ def test_batch_pages_ids_and_names_exactly_with_chains_paced(unifapi_conn, dag_r
     manifest = batch_manifest(out)
     assert result.xcoms["batch"]["totals"] == manifest["totals"]
     totals = manifest["totals"]
-    assert totals["records"] == sum(TAGS.values()) and totals["by_status"] == {"done": 4}
+    assert totals["records"] == sum(TAGS.values()) and totals["by_status"] == {
+        "done": 4,
+        "stopped": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
     ledger = sb.ledger()["totals"]
     assert totals["credits_spent"] == ledger["credits_charged"]
     assert ledger["by_status"].get("429", 0) == 0  # paced, not throttled
@@ -106,8 +111,8 @@ def test_a_404_hashtag_fails_the_task_by_name_and_a_retry_redoes_nothing(unifapi
     again = sb.calls("videos")[seen:]
     assert {c["hashtag_id"] for c in again} == {"7199"}
     assert sb.credits_charged() == before
-    statuses = {r["hashtag"]: r["status"] for r in batch_manifest(out)["hashtags"]}
-    assert statuses == {"7101": "reused", "7199": "failed", "7103": "reused"}
+    statuses = {r["hashtag"]: (r["status"], r["reused"]) for r in batch_manifest(out)["hashtags"]}
+    assert statuses == {"7101": ("done", True), "7199": ("failed", False), "7103": ("done", True)}
     # fail_on_hashtag_error=False: the same batch succeeds, failures reported.
     result = dag_runner.run(batch_dag(dag_runner, "batch_404_ok", fail_on_hashtag_error=False, **kwargs))
     assert result.ti_state("batch") == "success"

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_unifapi.client.async_client import AsyncUnifAPIClient as AsyncUnifAPIClient
+    from airflow_provider_unifapi.client.calls import PROBE_CREDITS as PROBE_CREDITS
+    from airflow_provider_unifapi.client.calls import PROBE_QUERY as PROBE_QUERY
     from airflow_provider_unifapi.client.config import ClientConfig as ClientConfig
     from airflow_provider_unifapi.client.paging import ResolvedHashtag as ResolvedHashtag
     from airflow_provider_unifapi.client.paging import VideoPager as VideoPager
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_PAGE_SIZE",
+    "PROBE_CREDITS",
+    "PROBE_QUERY",
     "AsyncUnifAPIClient",
     "ClientConfig",
     "ResolvedHashtag",
@@ -47,6 +51,8 @@ _HOMES = {
     "ClientConfig": "config",
     "DEFAULT_BASE_URL": "validation",
     "MAX_PAGE_SIZE": "validation",
+    "PROBE_CREDITS": "calls",
+    "PROBE_QUERY": "calls",
     "ResolvedHashtag": "paging",
     "UnifAPIClient": "sync_client",
     "VideoPager": "paging",

@@ -20,6 +20,12 @@ from airflow_provider_unifapi.client.validation import (
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIRateLimitedError
 from airflow_provider_unifapi.models import Billing, CallStats, HashtagEnvelope, HashtagPage, VideoPage
 
+#: Keyword of the cheapest live balance reading. Any keyword costs the same (1 credit, ``limit=1``),
+#: found or not.
+PROBE_QUERY = "tiktok"
+#: Most credits a live balance reading may spend; sent as ``X-Unifapi-Max-Credits``, retries included.
+PROBE_CREDITS = 1
+
 MAX_CREDITS_HEADER = "X-Unifapi-Max-Credits"
 
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_unifapi.collector.budget import Budget, CallPlan
+from airflow_provider_unifapi.collector.budget import Budget, CallPlan, dollars
 from airflow_provider_unifapi.collector.loop import (
     HashtagVideoCollector,
     PagingSettings,
@@ -16,7 +16,7 @@ from airflow_provider_unifapi.collector.loop import (
     RunStopped,
 )
 from airflow_provider_unifapi.collector.output import ObjectStorageOutput, RunOutput, XComOutput
-from airflow_provider_unifapi.collector.progress import ProgressLog, dollars
+from airflow_provider_unifapi.collector.progress import ProgressLog
 
 __all__ = [
     "Budget",

@@ -14,23 +14,24 @@ import json
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_unifapi.client import UnifAPIClient
-from airflow_provider_unifapi.collector.budget import Budget
-from airflow_provider_unifapi.collector.loop import (
-    HashtagVideoCollector,
-    PageLogger,
-    PagingSettings,
-    RunStart,
-    RunStopped,
-)
+from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, UnifAPIClient
+from airflow_provider_unifapi.collector.budget import Budget, dollars
+from airflow_provider_unifapi.collector.loop import PageLogger, PagingSettings
 from airflow_provider_unifapi.collector.output import ObjectStorageOutput
+from airflow_provider_unifapi.collector.progress import LinePace
+from airflow_provider_unifapi.collector.run import HashtagResult, HashtagRun, HashtagTarget
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget
-from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError, is_retryable
-from airflow_provider_unifapi.hooks.balance_reading import PROBE_CREDITS, PROBE_QUERY
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIError,
+    UnifAPIInputError,
+    UnifAPIInsufficientCreditsError,
+)
+from airflow_provider_unifapi.models import HashtagStatus
+from airflow_provider_unifapi.storage.claim import FolderClaim
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -47,29 +48,17 @@ PROBE_ENTRY = "balance probe"
 
 
 @dataclass(frozen=True)
-class BatchItem:
-    """One entry of the batch: a numeric id, or a name to resolve.
-
-    :param key: how the user gave it (the id, or the name), used to name it in failures.
-    :param hashtag_id: the numeric id, if given or resolved.
-    :param hashtag_name: the name, if given.
-    """
-
-    key: str
-    hashtag_id: str | None = None
-    hashtag_name: str | None = None
-
-
-@dataclass(frozen=True)
 class BatchSettings:
     """How every chain of the batch writes and pages.
 
     :param output_format: ``jsonl``, ``jsonl.gz`` or ``parquet``.
     :param records_per_part: records per part file.
     :param gzip_level: compression level of ``jsonl.gz`` parts.
-    :param per_hashtag: each hashtag's own caps (``max_records``, ``max_credits``).
+    :param per_hashtag: each hashtag's own caps (``max_records``, ``max_pages``, ``max_credits``).
     :param paging: page size, empty-page bound, what a low balance does.
     :param max_concurrency: cursor chains paged at once.
+    :param overwrite: clear every hashtag's finished (or stopped) earlier run and fetch again.
+    :param owner: who writes (task instance and try), shown to a writer refused by a folder's claim.
     """
 
     output_format: str
@@ -78,6 +67,8 @@ class BatchSettings:
     per_hashtag: Budget
     paging: PagingSettings
     max_concurrency: int
+    overwrite: bool = False
+    owner: str = ""
 
 
 class HashtagBatch:
@@ -97,7 +88,7 @@ class HashtagBatch:
         client: UnifAPIClient,
         base: Any,
         url: str,
-        items: list[BatchItem],
+        items: list[HashtagTarget],
         settings: BatchSettings,
         shared: SharedBudget,
         logger: PageLogger | None = None,
@@ -110,19 +101,52 @@ class HashtagBatch:
         self.shared = shared
         self.log: PageLogger = logger or log
         self.io = FolderIO(base)
+        self.pace = LinePace()
 
     # -- the batch --------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Resolve names, page every hashtag (finished ones reused for 0 credits), write the manifest."""
-        self.io.makedirs()
-        names = self._load_names()
-        self._count_earlier_spend(names)
-        items = [self._resolve(item, names) for item in self.items]
-        with ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="unifapi-chain") as pool:
-            results = list(pool.map(self._chain, items))
-        manifest = self._manifest(results, names)
-        self._write_json(BATCH_MANIFEST, manifest)
+        """Resolve names, page every hashtag (finished ones reused for 0 credits), write the manifest.
+
+        :raises UnifAPIInputError: the base folder cannot be written (before anything is paid).
+        :raises UnifAPIFolderBusyError: another live try or run writes this batch's folder.
+        """
+        claim = FolderClaim(self.io, self.url, self.settings.owner)
+        try:
+            self.io.makedirs()
+            claim.acquire()
+        except OSError as exc:
+            raise UnifAPIInputError(
+                "output_path",
+                f"{self.url} cannot be created or written: {exc.strerror or type(exc).__name__}",
+            ) from None
+        try:
+            self._log_opening()
+            names = self._load_names()
+            self._count_earlier_spend(names)
+            targets = _same_hashtags([self._resolve(item, names) for item in self.items])
+            with ThreadPoolExecutor(
+                self.settings.max_concurrency, thread_name_prefix="unifapi-chain"
+            ) as pool:
+                results = list(pool.map(self._chain, targets))
+            manifest = self._manifest(results, names)
+            self._write_json(BATCH_MANIFEST, manifest)
+        finally:
+            claim.release()
         return manifest
+
+    def _log_opening(self) -> None:
+        cap, floor = self.shared.max_credits, self.shared.min_balance
+        self.log.info(
+            "Collecting %d hashtags into %s: %s%s, %d at once, pages of %d",
+            len(self.items),
+            self.url,
+            "no max_credits (set it to cap the batch's spend)"
+            if cap is None
+            else f"batch budget {cap:,} credits ({dollars(cap)}) over all tries",
+            "" if floor is None else f", keeping the balance >= {floor:,}",
+            self.settings.max_concurrency,
+            self.settings.paging.page_size,
+        )
 
     def _folder(self, hashtag_id: str) -> RunFolder:
         s = self.settings
@@ -156,19 +180,21 @@ class HashtagBatch:
         names: dict[str, dict[str, Any]] = json.loads(self.io.read(NAMES_FILE))
         return names
 
-    def _resolve(self, item: BatchItem, names: dict[str, dict[str, Any]]) -> BatchItem | dict[str, Any]:
-        """The item with its id, or the failure of its resolution (a result row)."""
+    def _resolve(
+        self, item: HashtagTarget, names: dict[str, dict[str, Any]]
+    ) -> HashtagTarget | HashtagResult:
+        """The hashtag with its id, or the result of a resolution that could not be made."""
         name = item.hashtag_name
         if item.hashtag_id is not None or name is None:
             return item
         entry = names.get(name, {})
         if entry.get("hashtag_id"):
-            return BatchItem(item.key, entry["hashtag_id"], name)
+            return replace(item, hashtag_id=entry["hashtag_id"])
         if self.shared.needs_balance:
             self._probe_balance(names)
         why = self.shared.admits(RESOLUTION_WORST_CASE)
         if why is not None:
-            return _row(item, status="skipped", stop_reason=why.value)
+            return HashtagResult(item, HashtagStatus.SKIPPED, {"stop_reason": why.value})
         spent_before = int(entry.get("credits", 0))
         # Write-ahead: a try killed during the search still counts its worst case.
         names[name] = {"credits": spent_before, "in_flight": RESOLUTION_WORST_CASE}
@@ -180,7 +206,7 @@ class HashtagBatch:
             names[name] = {"credits": spent_before + cost, "error": str(exc)}
             self._write_json(NAMES_FILE, names)
             self.shared.settle_search(f"name:{name}", spent_before + cost, cost)
-            return _row(item, status="failed", error=_error(exc))
+            return HashtagResult(item, HashtagStatus.FAILED, error=exc)
         names[name] = {"hashtag_id": resolved.hashtag.id, "credits": spent_before + resolved.credits_charged}
         self._write_json(NAMES_FILE, names)
         self.shared.settle_search(f"name:{name}", names[name]["credits"], resolved.credits_charged)
@@ -190,7 +216,7 @@ class HashtagBatch:
             resolved.hashtag.id,
             resolved.credits_charged,
         )
-        return BatchItem(item.key, resolved.hashtag.id, name)
+        return replace(item, hashtag_id=resolved.hashtag.id)
 
     def _probe_balance(self, names: dict[str, dict[str, Any]]) -> None:
         """Learn the balance (1 credit; no free endpoint) before a name search under ``min_balance``."""
@@ -214,91 +240,87 @@ class HashtagBatch:
         self.shared.note_balance(page.billing.balance_remaining)
 
     # -- one chain --------------------------------------------------------------------------------
-    def _chain(self, item: BatchItem | dict[str, Any]) -> dict[str, Any]:
-        """Page one hashtag; never raises for an API error (the batch finishes the others)."""
-        if isinstance(item, dict):
+    def _chain(self, item: HashtagTarget | HashtagResult) -> HashtagResult:
+        """Run one hashtag; never raises for an API or folder error (the batch finishes the others)."""
+        if isinstance(item, HashtagResult):
             return item
         assert item.hashtag_id is not None
-        folder = self._folder(item.hashtag_id)
-        manifest = folder.read_manifest()
-        if manifest is not None:
-            folder.finish()  # a try killed between the manifest and its clean-up left them
-            return _row(item, status="reused", summary=manifest)
+        s = self.settings
         output = ObjectStorageOutput(
-            folder,
-            records_per_part=self.settings.records_per_part,
+            self._folder(item.hashtag_id),
+            records_per_part=s.records_per_part,
             url=f"{self.url}/hashtag={item.hashtag_id}/",
         )
-        p = self.settings.per_hashtag
+        p = s.per_hashtag
         budget = HashtagBudget(
-            max_records=p.max_records, max_credits=p.max_credits, shared=self.shared, key=item.hashtag_id
+            max_records=p.max_records,
+            max_pages=p.max_pages,
+            max_credits=p.max_credits,
+            shared=self.shared,
+            key=item.hashtag_id,
         )
-        collector = HashtagVideoCollector(
+        run = HashtagRun(
             self.client,
-            item.hashtag_id,
-            output=output,
+            item,
+            output,
             budget=budget,
-            paging=self.settings.paging,
-            start=RunStart(hashtag_name=item.hashtag_name),
+            paging=s.paging,
+            overwrite=s.overwrite,
+            owner=s.owner,
             logger=self.log,
+            pace=self.pace,
         )
         try:
-            summary = collector.run()
-        except RunStopped as stop:
+            result = run.run()
+        except UnifAPIError as exc:  # the folder refused this writer: nothing was paid
             self._settle_from_checkpoint(item.hashtag_id, output)
-            error = {"message": str(stop), "type": "RunStopped", "retryable": True}
-            return _row(item, status="failed", summary=stop.summary, error=error)
-        except UnifAPIError as exc:
-            so_far = self._settle_from_checkpoint(item.hashtag_id, output)
-            return _row(item, status="failed", summary=so_far, error=_error(exc))
+            return HashtagResult(item, HashtagStatus.FAILED, {"output_path": output.url}, error=exc)
+        r = result.summary
         self.shared.settle(
             item.hashtag_id,
-            int(summary["credits_charged"]) + int(summary["possibly_billed_credits"]),
-            summary["balance_remaining"],
-            summary["balance_seen_at"],
+            result.credits_spent,
+            r.get("balance_remaining"),
+            r.get("balance_seen_at"),
+            int(r.get("possibly_billed_since_balance") or 0),
         )
-        return _row(item, status="done", summary=summary)
+        return result
 
-    def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> dict[str, Any]:
-        """Settle a chain from its saved checkpoint (one that raised, or an earlier try's); returns
-        its figures. A call in flight when a try died counts as possibly billed."""
+    def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> None:
+        """Settle a chain from its saved checkpoint (an earlier try's). A call in flight when a try
+        died counts as possibly billed."""
         cp = output.earlier_checkpoint()
         output.close()
         if cp is None:
-            return {}
+            return
         unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
         spent = cp.credits_spent + cp.in_flight_credits
         self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
-        return {
-            "hashtag_id": hashtag_id,
-            "records": cp.records,
-            "pages": cp.pages,
-            "credits_charged": cp.credits_charged,
-            "possibly_billed_credits": cp.possibly_billed_credits + cp.in_flight_credits,
-            "stop_reason": None,
-            "output_path": output.url,
-        }
 
     # -- the batch manifest -----------------------------------------------------------------------
-    def _manifest(self, rows: list[dict[str, Any]], names: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _manifest(self, results: list[HashtagResult], names: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        rows = [result.row() for result in results]
         resolution = sum(int(e.get("credits", 0)) + int(e.get("in_flight", 0)) for e in names.values())
         charged = sum(r["credits_charged"] for r in rows)
         possibly = sum(r["possibly_billed_credits"] for r in rows)
-        failures = [{"hashtag": r["hashtag"], **r["error"]} for r in rows if r["status"] == "failed"]
+        failures = [
+            {"hashtag": r["hashtag"], **r["error"]} for r in rows if r["status"] == HashtagStatus.FAILED
+        ]
+        by_status = Counter(r["status"] for r in rows)
         return {
             "output_path": self.url,
             "hashtags": rows,
             "failures": failures,
             "totals": {
                 "hashtags": len(rows),
-                "by_status": dict(Counter(r["status"] for r in rows)),
+                "by_status": {status.value: by_status[status.value] for status in HashtagStatus},
+                "reused": sum(r["reused"] for r in rows),
                 "stop_reasons": dict(Counter(r["stop_reason"] for r in rows if r["stop_reason"])),
                 "records": sum(r["records"] for r in rows),
                 "credits_charged": charged,
                 "possibly_billed_credits": possibly,
                 "resolution_credits": resolution,
                 "credits_spent": charged + possibly + resolution,
-                "credits_spent_this_try": sum(r["credits_spent"] for r in rows if r["status"] != "reused"),
+                "credits_spent_this_try": sum(r["credits_spent_this_try"] for r in rows),
             },
             "max_credits": self.shared.max_credits,
             "min_balance": self.shared.min_balance,
@@ -316,38 +338,24 @@ def _error_cost(exc: UnifAPIError) -> int:
     return int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
 
 
-def _error(exc: UnifAPIError) -> dict[str, Any]:
-    """A chain's failure: its message, its type, and whether a retry of the task may fix it."""
-    return {
-        "message": str(exc),
-        "type": type(exc).__name__,
-        "retryable": is_retryable(exc) or exc.may_have_been_billed,
-    }
+def _same_hashtags(items: list[HashtagTarget | HashtagResult]) -> list[HashtagTarget | HashtagResult]:
+    """Drop inputs that resolved to a hashtag listed before (a name and its id): one chain per folder.
 
-
-def _row(
-    item: BatchItem,
-    *,
-    status: str,
-    summary: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
-    stop_reason: str | None = None,
-) -> dict[str, Any]:
-    """One hashtag's line in the batch manifest."""
-    s = summary or {}
-    charged, possibly = int(s.get("credits_charged") or 0), int(s.get("possibly_billed_credits") or 0)
-    return {
-        "hashtag": item.key,
-        "hashtag_id": item.hashtag_id or s.get("hashtag_id"),
-        "hashtag_name": item.hashtag_name,
-        "status": status,
-        "records": int(s.get("records") or 0),
-        "pages": int(s.get("pages") or 0),
-        "credits_charged": charged,
-        "possibly_billed_credits": possibly,
-        "credits_spent": charged + possibly,
-        "stop_reason": s.get("stop_reason", stop_reason),
-        "output_path": s.get("output_path"),
-        "files": s.get("files", []),
-        "error": error,
-    }
+    The first input of a hashtag runs it; its result names the others in ``same_as``.
+    """
+    first: dict[str, int] = {}
+    same: dict[str, list[str]] = {}
+    kept: list[HashtagTarget | HashtagResult] = []
+    for item in items:
+        if isinstance(item, HashtagTarget) and item.hashtag_id is not None:
+            if item.hashtag_id in first:
+                same[item.hashtag_id].append(item.key)
+                continue
+            first[item.hashtag_id], same[item.hashtag_id] = len(kept), []
+        kept.append(item)
+    return [
+        replace(item, same_as=tuple(same[item.hashtag_id]))
+        if isinstance(item, HashtagTarget) and item.hashtag_id in same
+        else item
+        for item in kept
+    ]

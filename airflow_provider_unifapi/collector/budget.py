@@ -8,6 +8,19 @@ from airflow_provider_unifapi.models import StopReason
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 
 
+def dollars(credits: int) -> str:
+    """Credits as dollars, exactly (1 credit = $0.001): ``5000`` -> ``$5.00``, ``452`` -> ``$0.452``.
+
+    :param credits: a whole number of credits.
+    """
+    sign = "-" if credits < 0 else ""
+    whole, thousandths = divmod(abs(credits), 1000)
+    fraction = f"{thousandths:03d}"
+    if fraction.endswith("0"):  # cents suffice: $5.00, $0.45
+        fraction = fraction[:2]
+    return f"{sign}${whole:,}.{fraction}"
+
+
 @dataclass(frozen=True)
 class CallPlan:
     """What the budget allows for the next page.
@@ -42,6 +55,12 @@ class Budget:
     max_pages: int | None = None
     max_credits: int | None = None
     min_balance: int | None = None
+
+    def cap_text(self) -> str:
+        """The credit cap as an opening line says it (in credits and dollars)."""
+        if self.max_credits is None:
+            return "no max_credits (set it to cap the spend)"
+        return f"budget {self.max_credits:,} credits ({dollars(self.max_credits)})"
 
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         """What the next page may ask for, given what the run has already spent and kept.

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, VideoPager
 from airflow_provider_unifapi.collector.budget import Budget, CallPlan
 from airflow_provider_unifapi.collector.output import RunOutput
-from airflow_provider_unifapi.collector.progress import ProgressLog
+from airflow_provider_unifapi.collector.progress import LinePace, ProgressLog
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
-from airflow_provider_unifapi.models import StopReason, VideoPage
+from airflow_provider_unifapi.models import HashtagStatus, StopReason, VideoPage
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 from airflow_provider_unifapi.storage.idset import IdSet
 
@@ -96,6 +96,7 @@ class HashtagVideoCollector:
     :param start: what a fresh run starts from.
     :param logger: where page and summary lines go (the task's logger in Airflow).
     :param on_page: called after each page is committed, with the page and the checkpoint.
+    :param pace: when progress lines are due (a batch shares one across its chains).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class HashtagVideoCollector:
         start: RunStart | None = None,
         logger: PageLogger | None = None,
         on_page: Callable[[VideoPage, Checkpoint], None] | None = None,
+        pace: LinePace | None = None,
     ) -> None:
         self.client = client
         self.hashtag_id = hashtag_id
@@ -120,7 +122,9 @@ class HashtagVideoCollector:
         self.on_page = on_page
         self.resumed = False
         self.ids = IdSet()
-        self.progress = ProgressLog(self.log, self.budget)
+        self.progress = ProgressLog(self.log, self.budget, pace=pace)
+        #: credits spent by earlier tries (and runs of a stopped folder), known once the run opens
+        self.spent_before = 0
         self._low_balance_cause: UnifAPIError | VideoPage | None = None
 
     # -- start and resume -------------------------------------------------------------------------
@@ -162,6 +166,7 @@ class HashtagVideoCollector:
                     cp.possibly_billed_credits,
                 )
         cp.tries += 1
+        self.spent_before = cp.credits_spent
         return cp
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class HashtagVideoCollector:
         try:
             cp = self._open()
             self.progress.opening(cp, url=self.output.url, page_size=self.paging.page_size)
-            if cp.finished:  # a try died after its last page, before the manifest
+            if cp.finished:  # a try died after the feed's last page, before the manifest
                 stop = StopReason(cp.stop_reason or StopReason.EXHAUSTED)
             else:
                 stop = self._page_until_stop(cp)
@@ -251,7 +256,7 @@ class HashtagVideoCollector:
             # Write-ahead for the next call in this same commit: one checkpoint write per page.
             plan = self.budget.next_call(self.paging.page_size, cp)
             cp.in_flight_credits = 0 if plan.stop_reason is not None else plan.worst_case_credits
-        elif stop is not StopReason.BALANCE_TRUNCATED:
+        elif stop.ends_feed:
             # Committed with the last page: a try killed before the manifest only closes the run.
             cp.finished, cp.stop_reason = True, stop
         self.output.save(cp)
@@ -337,6 +342,8 @@ class HashtagVideoCollector:
             "balance_seen_at": cp.balance_seen_at,
             "duplicates_dropped": cp.duplicates_dropped,
             "stop_reason": stop_reason.value,
+            "status": HashtagStatus.of(stop_reason, cp.pages).value,
+            "credits_spent_this_try": cp.credits_spent - self.spent_before,
             "next_cursor": None if stop_reason is StopReason.EXHAUSTED else cp.cursor,
             "resumed": self.resumed,
             "tries": cp.tries,
@@ -346,9 +353,15 @@ class HashtagVideoCollector:
         }
 
     def _finish(self, cp: Checkpoint, stop_reason: StopReason) -> dict[str, Any]:
-        cp.finished, cp.stop_reason = True, stop_reason
-        self.output.finish(cp)
-        summary = self.summary(cp, stop_reason)
-        self.output.complete(cp, summary)
+        # Only the feed's end finishes a run; a limit's stop keeps the checkpoint and its cursor, so a
+        # raised limit (or a top-up) continues without paying again for any page.
+        cp.finished, cp.stop_reason = stop_reason.ends_feed, stop_reason
+        if HashtagStatus.of(stop_reason, cp.pages) is HashtagStatus.SKIPPED:
+            self.output.skip(cp)
+            summary = self.summary(cp, stop_reason)
+        else:
+            self.output.finish(cp)  # closes the last part, which the summary lists
+            summary = self.summary(cp, stop_reason)
+            self.output.complete(cp, summary)
         self.progress.closing(cp, stop_reason.value)
         return summary

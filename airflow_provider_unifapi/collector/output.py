@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from airflow_provider_unifapi.exceptions import UnifAPIInputError
-from airflow_provider_unifapi.models import Video
+from airflow_provider_unifapi.models import HashtagStatus, Video
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_unifapi.storage.claim import FolderClaim
 from airflow_provider_unifapi.storage.idset import IdSet
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -31,6 +32,24 @@ class RunOutput(Protocol):
     keeps_records: bool
     #: a retried try counts what earlier tries spent against the budget
     keeps_budget: bool
+
+    def claim(self, owner: str) -> None:
+        """Become the output's only writer (a folder's claim); raises if another live writer holds it.
+
+        :param owner: who writes, shown to a writer that is refused.
+        """
+
+    def release(self) -> None:
+        """Give the claim up (safe to call more than once)."""
+
+    def stored_run(self) -> dict[str, Any] | None:
+        """The manifest of a run that ended in this output (done or stopped), or ``None``."""
+
+    def clear(self) -> None:
+        """Delete everything an earlier run wrote (``overwrite=True``)."""
+
+    def tidy(self) -> None:
+        """Remove what only a resume needs from a finished output (a try killed before cleaning up)."""
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         """The checkpoint an unfinished earlier try left, without changing anything."""
@@ -57,7 +76,11 @@ class RunOutput(Protocol):
         """Close the last part and commit the finished checkpoint."""
 
     def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
-        """Mark the output complete (the manifest) and remove what only a resume needs."""
+        """Write the manifest (``status`` done or stopped); a done run's checkpoint goes, a stopped
+        run's stays with its cursor."""
+
+    def skip(self, checkpoint: Checkpoint) -> None:
+        """The run stopped before its first page: no manifest; keep only what counts its spend."""
 
     def close(self) -> None:
         """Release open files (safe to call more than once)."""
@@ -97,6 +120,21 @@ class XComOutput:
         self.keeps_budget = state is not None
         #: the kept records, as JSON-able dicts, in the API's order
         self.records: list[dict[str, Any]] = []
+
+    def claim(self, owner: str) -> None:
+        pass  # one task instance's tries run one at a time
+
+    def release(self) -> None:
+        pass
+
+    def stored_run(self) -> dict[str, Any] | None:
+        return None  # records never outlive a try
+
+    def clear(self) -> None:
+        pass
+
+    def tidy(self) -> None:
+        pass
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         if self.state is None:
@@ -145,6 +183,9 @@ class XComOutput:
         if self.state is not None:
             self.state.delete(XCOM_STATE_KEY)
 
+    def skip(self, checkpoint: Checkpoint) -> None:
+        self.complete(checkpoint, {})
+
     def close(self) -> None:
         pass
 
@@ -164,6 +205,33 @@ class ObjectStorageOutput:
         self.output_format: str | None = folder.output_format
         self.keeps_records = self.keeps_budget = True
         self.store = CheckpointStore(folder.io)
+        self.writer = FolderClaim(folder.io, url or str(folder.folder))
+
+    def claim(self, owner: str) -> None:
+        self.writer.owner = owner
+        try:
+            self.folder.prepare()
+            self.writer.acquire()
+        except OSError as exc:
+            # The first write of the run: a folder that cannot be written fails here, before any call.
+            reason = exc.strerror or type(exc).__name__
+            raise UnifAPIInputError(
+                "output_path", f"{self.url or self.folder.folder} cannot be created or written: {reason}"
+            ) from None
+
+    def release(self) -> None:
+        if self.writer.number is not None:
+            self.writer.release()
+            self.folder.remove_if_empty()  # a run that stopped before writing anything leaves nothing
+
+    def stored_run(self) -> dict[str, Any] | None:
+        return self.folder.read_manifest()
+
+    def clear(self) -> None:
+        self.folder.clear()
+
+    def tidy(self) -> None:
+        self.folder.finish()
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         return self.store.load()
@@ -190,6 +258,7 @@ class ObjectStorageOutput:
         return self.folder.load_ids(checkpoint)
 
     def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
+        self.writer.check()
         payload = b"\n".join([_VIDEO_JSON(video) for video in videos]) + b"\n"
         self.folder.add_page(checkpoint, payload, request_id, len(videos))
 
@@ -203,6 +272,7 @@ class ObjectStorageOutput:
         self.folder.drop_staged(done)
 
     def save(self, checkpoint: Checkpoint) -> None:
+        self.writer.check()  # a writer whose claim was taken over stops here, before writing again
         self.store.save(checkpoint)
 
     def finish(self, checkpoint: Checkpoint) -> None:
@@ -218,9 +288,19 @@ class ObjectStorageOutput:
             },
             "written_at": datetime.now(timezone.utc).isoformat(),
         }
-        self.folder.write_manifest(manifest)  # written last: its presence marks the folder complete
+        self.writer.check()
+        # Written from what the parts hold, never from memory alone.
+        self.folder.check_parts(checkpoint)
+        self.folder.write_manifest(manifest)  # written last: the folder is done (or stopped) as it says
         self.store.close()
-        self.folder.finish()
+        if summary["status"] == HashtagStatus.DONE:
+            self.folder.finish()
+
+    def skip(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.credits_spent:
+            self.store.compact(checkpoint)  # its spend (a name's resolution, a call of unknown outcome)
+        else:
+            self.store.delete()
 
     def close(self) -> None:
         self.store.close()

@@ -11,11 +11,12 @@ Nothing here sees the API key or a response body: lines are built from counters 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from airflow_provider_unifapi.collector.budget import Budget
+from airflow_provider_unifapi.collector.budget import Budget, dollars
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 
 #: pages logged one by one at the start of a try (a person watching sees it move)
@@ -32,19 +33,6 @@ class LineLogger(Protocol):
     def info(self, msg: Any, /, *args: Any) -> Any: ...
 
 
-def dollars(credits: int) -> str:
-    """Credits as dollars, exactly (1 credit = $0.001): ``5000`` -> ``$5.00``, ``452`` -> ``$0.452``.
-
-    :param credits: a whole number of credits.
-    """
-    sign = "-" if credits < 0 else ""
-    whole, thousandths = divmod(abs(credits), 1000)
-    fraction = f"{thousandths:03d}"
-    if fraction.endswith("0"):  # cents suffice: $5.00, $0.45
-        fraction = fraction[:2]
-    return f"{sign}${whole:,}.{fraction}"
-
-
 def spent_text(cp: Checkpoint, budget: Budget) -> str:
     """``612 of 5,000 credits ($0.612)``, or ``612 credits ($0.612)`` without a cap.
 
@@ -56,25 +44,67 @@ def spent_text(cp: Checkpoint, budget: Budget) -> str:
     return f"{spent:,}{cap} credits ({dollars(spent)})"
 
 
+class LinePace:
+    """When a progress line is due: the first pages, then every so many pages or seconds.
+
+    One pace serves one run, or every chain of a batch at once (thread-safe), so a batch of many
+    hashtags logs about as many progress lines as one hashtag of the same total pages.
+
+    :param clock: seconds, monotonic (tests pass a fake one).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pages = 0
+        self._last_line: float | None = None
+        self._last_logged_page = 0
+
+    def due(self, *, last: bool) -> bool:
+        """Count a page; whether its line is due (always for the page a run stops on).
+
+        :param last: the run stops on this page.
+        """
+        with self._lock:
+            self._pages += 1
+            now = self.clock()
+            if self._last_line is None:
+                self._last_line = now
+            due = (
+                last
+                or self._pages <= FIRST_PAGES
+                or self._pages - self._last_logged_page >= EVERY_PAGES
+                or now - self._last_line >= EVERY_SECONDS
+            )
+            if due:
+                self._last_line, self._last_logged_page = now, self._pages
+            return due
+
+
 class ProgressLog:
     """Writes the opening, progress and closing lines of one try.
 
     :param logger: where lines go.
     :param budget: the run's limits (for "x of max_credits").
     :param clock: seconds, monotonic (tests pass a fake one).
+    :param pace: a batch's shared pace; its lines then start with the hashtag.
     """
 
     def __init__(
-        self, logger: LineLogger, budget: Budget, *, clock: Callable[[], float] = time.monotonic
+        self,
+        logger: LineLogger,
+        budget: Budget,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pace: LinePace | None = None,
     ) -> None:
         self.log = logger
         self.budget = budget
         self.clock = clock
+        self.pace = pace or LinePace(clock)
+        self.prefix = "" if pace is None else "{} "
         self._started = 0.0
-        self._last_line = 0.0
-        self._pages_this_try = 0
         self._records_this_try = 0
-        self._last_logged_page = 0
 
     def opening(self, cp: Checkpoint, *, url: str | None, page_size: int) -> None:
         """Say what the try is about to do: hashtag, folder, budget, and what earlier tries spent.
@@ -83,13 +113,10 @@ class ProgressLog:
         :param url: the output folder, or ``None`` for XCom.
         :param page_size: records per call.
         """
-        self._started = self._last_line = self.clock()
+        self._started = self.clock()
         name = f"#{cp.hashtag_name} (id {cp.hashtag_id})" if cp.hashtag_name else cp.hashtag_id
         where = url or "XCom (returned by the task)"
-        if self.budget.max_credits is None:
-            budget = "no max_credits (set it to cap the spend)"
-        else:
-            budget = f"budget {self.budget.max_credits:,} credits ({dollars(self.budget.max_credits)})"
+        budget = self.budget.cap_text()
         floor = (
             "" if self.budget.min_balance is None else f", keeping the balance >= {self.budget.min_balance:,}"
         )
@@ -107,26 +134,17 @@ class ProgressLog:
         )
 
     def page(self, cp: Checkpoint, kept: int, balance: int | None, *, last: bool) -> None:
-        """Log a page's line when the rate bound allows it (always the first pages and the last one).
+        """Log a page's line when the pace allows it (always the first pages and the last one).
 
         :param cp: the run after the page was committed.
         :param kept: new records kept from it.
         :param balance: the balance the page reported, if any.
         :param last: the run stops on this page.
         """
-        self._pages_this_try += 1
         self._records_this_try += kept
-        now = self.clock()
-        due = (
-            last
-            or self._pages_this_try <= FIRST_PAGES
-            or cp.pages - self._last_logged_page >= EVERY_PAGES
-            or now - self._last_line >= EVERY_SECONDS
-        )
-        if not due:
-            return
-        self._last_line, self._last_logged_page = now, cp.pages
-        self.log.info("%s", self.page_line(cp, kept, balance, now - self._started))
+        if self.pace.due(last=last):
+            line = self.page_line(cp, kept, balance, self.clock() - self._started)
+            self.log.info("%s", self.prefix.format(cp.hashtag_id) + line)
 
     def page_line(self, cp: Checkpoint, kept: int, balance: int | None, elapsed: float) -> str:
         """One progress line: ``page 12: 600 records (+50); 612 of 5,000 credits ($0.612); ...``."""

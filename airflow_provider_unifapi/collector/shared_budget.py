@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from airflow_provider_unifapi.collector.budget import Budget, CallPlan
+from airflow_provider_unifapi.collector.budget import Budget, CallPlan, dollars
 from airflow_provider_unifapi.models import StopReason
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 
@@ -225,6 +225,13 @@ class HashtagBudget(Budget):
 
     shared: SharedBudget = field(default_factory=lambda: SharedBudget(None, None))
     key: str = ""
+
+    def cap_text(self) -> str:
+        own = "" if self.max_credits is None else f", at most {self.max_credits:,} for this hashtag"
+        cap = self.shared.max_credits
+        if cap is None:
+            return f"no batch max_credits{own}"
+        return f"batch budget {cap:,} credits ({dollars(cap)}) shared{own}"
 
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         plan = super().next_call(page_size, checkpoint)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from airflow_provider_unifapi.client import ClientConfig, validate_hashtag_id
+from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, ClientConfig, validate_hashtag_id
 from airflow_provider_unifapi.exceptions import (
     UnifAPIError,
     UnifAPIInputError,
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a remembered balance answers for free when neither the sensor nor the connection says.
 DEFAULT_MAX_BALANCE_AGE: float = ClientConfig().balance_max_age
-#: Keyword of the default live reading. Any keyword costs the same (1 credit, ``limit=1``), found or not.
-PROBE_QUERY = "tiktok"
-#: Most credits a live reading may spend; sent as ``X-Unifapi-Max-Credits`` and covering retries too.
-PROBE_CREDITS = 1
 VARIABLE_PREFIX = "unifapi_balance__"
 
 

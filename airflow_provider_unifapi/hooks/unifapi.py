@@ -139,6 +139,19 @@ class UnifAPIHook(BaseHook):
         """The workspace balance remembered from an earlier response with this key (free), or ``None``."""
         return balance_reading.recall(self.balance_variable())
 
+    def recall_fresh_balance(self, min_balance: int) -> BalanceReading | None:
+        """A remembered balance that may stand in for a live reading, or ``None``.
+
+        Only a reading at most ``balance_max_age`` seconds old and at least ``min_balance`` stands in:
+        an old one may be far too high, and a low one may predate a top-up (a run would then stop
+        without trying); without one, the first call asks for a single record to learn the balance.
+
+        :param min_balance: the run's floor.
+        """
+        reading = self.recall_balance()
+        fresh = balance_reading.remembered_check(reading, min_balance, self.balance_max_age())
+        return reading if fresh is not None else None
+
     def remember_balance(self, reading: BalanceReading | None) -> None:
         """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""
         if reading is not None:

@@ -7,13 +7,18 @@ string, an ``XComArg`` or a mapped value there. Everything is checked here, at t
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_unifapi._compat import ObjectStoragePath
 from airflow_provider_unifapi.client import validate_hashtag_id, validate_limit
 from airflow_provider_unifapi.collector import Budget, PagingSettings
+from airflow_provider_unifapi.collector.run import HashtagTarget
 from airflow_provider_unifapi.exceptions import UnifAPIInputError
+from airflow_provider_unifapi.storage.fsio import local_folder
 from airflow_provider_unifapi.storage.parts import check_format
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -34,6 +39,93 @@ def check_count(argument: str, value: Any, *, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UnifAPIInputError(argument, f"must be None or an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_gzip_level(value: Any) -> int:
+    """A ``jsonl.gz`` compression level, 0 to 9."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {value!r}")
+    return value
+
+
+def check_paging(op: Any) -> PagingSettings:
+    """``page_size``, ``max_empty_pages`` and ``fail_on_low_balance`` of either operator."""
+    return PagingSettings(
+        page_size=validate_limit(check_count("page_size", op.page_size, minimum=1), "page_size"),
+        max_empty_pages=check_count("max_empty_pages", op.max_empty_pages, minimum=1) or 1,
+        fail_on_low_balance=bool(op.fail_on_low_balance),
+    )
+
+
+def output_folder(url: str, conn_id: str | None) -> Any:
+    """The ``ObjectStoragePath`` of ``output_path`` (a plain local path for ``file://`` without a
+    connection: see :func:`~airflow_provider_unifapi.storage.fsio.local_folder`).
+
+    :param url: the rendered ``output_path``.
+    :param conn_id: the rendered ``output_conn_id``.
+    """
+    try:
+        return (None if conn_id else local_folder(url)) or ObjectStoragePath(url, conn_id=conn_id)
+    except Exception as exc:
+        raise UnifAPIInputError("output_path", f"{url!r} is not a usable object-storage URL: {exc}") from None
+
+
+def writer_name(context: Any) -> str:
+    """The task instance and try writing a folder, as a refused writer reads it in its error."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is None:
+        return "a task"
+    index = getattr(ti, "map_index", -1)
+    mapped = f"[{index}]" if isinstance(index, int) and index >= 0 else ""
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}{mapped} try {ti.try_number}"
+
+
+def parse_hashtags(value: Any) -> list[HashtagTarget]:
+    """A batch's hashtags from a rendered ``hashtags``: ids (digits) and names, case and ``#`` folded.
+
+    A name and its id are told apart only once the name is resolved (the batch does that).
+
+    :param value: a list/tuple, or text: a JSON list, a Python list (as Jinja renders one), or
+        comma-separated.
+    :raises UnifAPIInputError: naming ``hashtags`` and the bad entry.
+    """
+    if isinstance(value, str):
+        value = _parse_list_text(value)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise UnifAPIInputError(
+            "hashtags", f"must be a non-empty list of hashtag ids and/or names, got {value!r}"
+        )
+    targets: dict[str, HashtagTarget] = {}
+    for entry in value:
+        if isinstance(entry, int) and not isinstance(entry, bool):
+            entry = str(entry)
+        if not isinstance(entry, str) or not entry.strip().lstrip("#"):
+            raise UnifAPIInputError("hashtags", f"holds {entry!r}: give numeric ids or names without #")
+        text = entry.strip().lstrip("#")
+        if text.isascii() and text.isdigit():
+            targets.setdefault(text, HashtagTarget(text, hashtag_id=validate_hashtag_id(text)))
+        else:
+            targets.setdefault(text.lower(), HashtagTarget(text, hashtag_name=text))
+    return list(targets.values())
+
+
+def _parse_list_text(text: str) -> Any:
+    text = text.strip()
+    if not text.startswith(("[", "(")):
+        return [v.strip() for v in text.split(",") if v.strip()]
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        # ``hashtags="{{ params.tags }}"`` renders a Python list: ['cats', '123']
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise UnifAPIInputError(
+            "hashtags",
+            f"{text[:200]!r} is neither a JSON nor a Python list; pass a list, an XComArg, or "
+            "comma-separated text (with Jinja, render_template_as_native_obj=True passes the list itself)",
+        ) from None
 
 
 def _blank(value: Any) -> bool:
@@ -71,7 +163,6 @@ def check_arguments(op: Any) -> CheckedArguments:
     :raises UnifAPIInputError: naming the first bad argument and the fix.
     """
     hashtag_id, hashtag_name = _check_hashtag(op.hashtag_id, op.hashtag_name)
-    page_size = validate_limit(check_count("page_size", op.page_size, minimum=1), "page_size")
     budget = Budget(
         max_records=check_count("max_records", op.max_records, minimum=1),
         max_pages=check_count("max_pages", op.max_pages, minimum=1),
@@ -80,11 +171,8 @@ def check_arguments(op: Any) -> CheckedArguments:
     )
     output_format = check_format(op.output_format)
     records_per_part = check_count("records_per_part", op.records_per_part, minimum=1)
-    max_empty_pages = check_count("max_empty_pages", op.max_empty_pages, minimum=1)
     xcom_max_records = check_count("xcom_max_records", op.xcom_max_records, minimum=1)
-    gzip_level = op.gzip_level
-    if isinstance(gzip_level, bool) or not isinstance(gzip_level, int) or not 0 <= gzip_level <= 9:
-        raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {gzip_level!r}")
+    gzip_level = check_gzip_level(op.gzip_level)
     output_path = None if _blank(op.output_path) else op.output_path
     if not (output_path is None or isinstance(output_path, str)):
         raise UnifAPIInputError("output_path", f"must be a folder URL string or None, got {output_path!r}")
@@ -94,11 +182,7 @@ def check_arguments(op: Any) -> CheckedArguments:
         hashtag_id=hashtag_id,
         hashtag_name=hashtag_name,
         budget=budget,
-        paging=PagingSettings(
-            page_size=page_size,
-            max_empty_pages=max_empty_pages or 1,
-            fail_on_low_balance=bool(op.fail_on_low_balance),
-        ),
+        paging=check_paging(op),
         output_path=output_path,
         output_format=output_format,
         records_per_part=records_per_part or 1,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import timezone
 from functools import cached_property
@@ -11,17 +10,24 @@ from typing import Any, TypeVar
 from airflow_provider_unifapi._compat import (
     AirflowException,
     AirflowFailException,
+    AirflowNotFoundException,
     BaseOperator,
-    ObjectStoragePath,
 )
-from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, validate_hashtag_id, validate_limit
-from airflow_provider_unifapi.collector import Budget, PagingSettings
-from airflow_provider_unifapi.collector.batch import BatchItem, BatchSettings, HashtagBatch
+from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
+from airflow_provider_unifapi.collector import Budget, dollars
+from airflow_provider_unifapi.collector.batch import BatchSettings, HashtagBatch
 from airflow_provider_unifapi.collector.shared_budget import SharedBudget
-from airflow_provider_unifapi.exceptions import UnifAPIInputError
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
-from airflow_provider_unifapi.operators._arguments import check_count
-from airflow_provider_unifapi.storage.fsio import local_folder
+from airflow_provider_unifapi.operators._arguments import (
+    check_count,
+    check_gzip_level,
+    check_paging,
+    output_folder,
+    parse_hashtags,
+    writer_name,
+)
+from airflow_provider_unifapi.operators._failures import task_failure
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, check_format
 
 T = TypeVar("T")
@@ -63,6 +69,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
     :param min_balance: never let the workspace balance drop below this (templated).
     :param max_credits_per_hashtag: each hashtag's own credit cap (templated).
     :param max_records_per_hashtag: each hashtag's own record cap (templated).
+    :param max_pages_per_hashtag: each hashtag's own cap on page calls (templated).
     :param page_size: records per call, 1 to 50 (templated).
     :param output_conn_id: connection of the object store (templated).
     :param output_format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (templated).
@@ -73,6 +80,8 @@ class TikTokHashtagBatchOperator(BaseOperator):
         and leaves the failures in the return value and the batch manifest.
     :param pace_requests: pace the shared client to the rate limit (whatever the connection says).
     :param gzip_level: compression level of ``jsonl.gz`` parts.
+    :param overwrite: clear every hashtag's earlier run (done or stopped) and fetch it again; by
+        default a done hashtag is reused for 0 credits and a stopped one continues from its cursor.
     """
 
     template_fields: Sequence[str] = (
@@ -83,6 +92,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         "min_balance",
         "max_credits_per_hashtag",
         "max_records_per_hashtag",
+        "max_pages_per_hashtag",
         "page_size",
         "output_conn_id",
         "output_format",
@@ -100,6 +110,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         min_balance: int | str | None = None,
         max_credits_per_hashtag: int | str | None = None,
         max_records_per_hashtag: int | str | None = None,
+        max_pages_per_hashtag: int | str | None = None,
         page_size: int | str = MAX_PAGE_SIZE,
         output_conn_id: str | None = None,
         output_format: str = "jsonl.gz",
@@ -109,6 +120,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         fail_on_hashtag_error: bool = True,
         pace_requests: bool = True,
         gzip_level: int = DEFAULT_GZIP_LEVEL,
+        overwrite: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -120,6 +132,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         self.min_balance = min_balance
         self.max_credits_per_hashtag = max_credits_per_hashtag
         self.max_records_per_hashtag = max_records_per_hashtag
+        self.max_pages_per_hashtag = max_pages_per_hashtag
         self.page_size = page_size
         self.output_conn_id = output_conn_id
         self.output_format = output_format
@@ -129,6 +142,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         self.fail_on_hashtag_error = fail_on_hashtag_error
         self.pace_requests = pace_requests
         self.gzip_level = gzip_level
+        self.overwrite = overwrite
 
     @cached_property
     def hook(self) -> UnifAPIHook:
@@ -138,81 +152,75 @@ class TikTokHashtagBatchOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         try:
             items = parse_hashtags(self.hashtags)
-            settings, shared_caps = self._check()
-            base = self._base()
+            settings = self._settings(context)
+            shared = self._shared_budget()
+            base = output_folder(self._output_path(), self.output_conn_id)
             kwargs = self.hook.client_kwargs()
-        except UnifAPIInputError as exc:
-            raise AirflowFailException(str(exc)) from None  # bad input: a retry would fail the same way
-        kwargs["max_connections"] = max(int(kwargs["max_connections"]), settings.max_concurrency)
-        kwargs["pace_requests"] = bool(self.pace_requests)
-        remembered = self.hook.recall_balance() if shared_caps[1] is not None else None
-        shared = SharedBudget(
-            *shared_caps,
-            balance=remembered.balance if remembered else None,
-            balance_seen_at=remembered.seen_at.astimezone(timezone.utc).isoformat() if remembered else None,
-        )
-        with UnifAPIClient(**kwargs) as client:
-            batch = HashtagBatch(client, base, self.output_path, items, settings, shared, logger=self.log)
-            try:
-                manifest = batch.run()
-            finally:
-                self.hook.remember_balance(client.last_balance)
+            kwargs["max_connections"] = max(int(kwargs["max_connections"]), settings.max_concurrency)
+            kwargs["pace_requests"] = bool(self.pace_requests)
+            with UnifAPIClient(**kwargs) as client:
+                batch = HashtagBatch(client, base, self.output_path, items, settings, shared, logger=self.log)
+                try:
+                    manifest = batch.run()
+                finally:
+                    self.hook.remember_balance(client.last_balance)
+        except (UnifAPIError, AirflowNotFoundException) as exc:
+            raise task_failure(exc, conn_id=self.unifapi_conn_id) from None
         self._log_totals(manifest, client)
         self._raise_for_failures(manifest, context)
         return manifest
 
-    def _check(self) -> tuple[BatchSettings, tuple[int | None, int | None]]:
-        page_size = validate_limit(check_count("page_size", self.page_size, minimum=1), "page_size")
+    def _settings(self, context: Any) -> BatchSettings:
         concurrency = check_count("max_concurrency", self.max_concurrency, minimum=1) or 1
         if concurrency > 64:
             raise UnifAPIInputError("max_concurrency", f"must be at most 64, got {concurrency}")
-        gzip_level = self.gzip_level
-        if isinstance(gzip_level, bool) or not isinstance(gzip_level, int) or not 0 <= gzip_level <= 9:
-            raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {gzip_level!r}")
-        settings = BatchSettings(
+        return BatchSettings(
             output_format=check_format(self.output_format),
             records_per_part=check_count("records_per_part", self.records_per_part, minimum=1) or 1,
-            gzip_level=gzip_level,
+            gzip_level=check_gzip_level(self.gzip_level),
             per_hashtag=Budget(
                 max_records=check_count("max_records_per_hashtag", self.max_records_per_hashtag, minimum=1),
+                max_pages=check_count("max_pages_per_hashtag", self.max_pages_per_hashtag, minimum=1),
                 max_credits=check_count("max_credits_per_hashtag", self.max_credits_per_hashtag, minimum=1),
             ),
-            paging=PagingSettings(
-                page_size=page_size,
-                max_empty_pages=check_count("max_empty_pages", self.max_empty_pages, minimum=1) or 1,
-                fail_on_low_balance=bool(self.fail_on_low_balance),
-            ),
+            paging=check_paging(self),
             max_concurrency=concurrency,
+            overwrite=bool(self.overwrite),
+            owner=writer_name(context),
         )
-        caps = (
-            check_count("max_credits", self.max_credits, minimum=1),
-            check_count("min_balance", self.min_balance, minimum=0),
-        )
-        return settings, caps
 
-    def _base(self) -> Any:
+    def _shared_budget(self) -> SharedBudget:
+        floor = check_count("min_balance", self.min_balance, minimum=0)
+        remembered = self.hook.recall_fresh_balance(floor) if floor is not None else None
+        return SharedBudget(
+            check_count("max_credits", self.max_credits, minimum=1),
+            floor,
+            balance=remembered.balance if remembered else None,
+            balance_seen_at=remembered.seen_at.astimezone(timezone.utc).isoformat() if remembered else None,
+        )
+
+    def _output_path(self) -> str:
         url = self.output_path
         if not isinstance(url, str) or not url.strip():
             raise UnifAPIInputError("output_path", f"must be the batch's base folder URL, got {url!r}")
-        try:
-            return (None if self.output_conn_id else local_folder(url)) or ObjectStoragePath(
-                url, conn_id=self.output_conn_id
-            )
-        except Exception as exc:
-            raise UnifAPIInputError(
-                "output_path", f"{url!r} is not a usable object-storage URL: {exc}"
-            ) from None
+        return url
 
     def _log_totals(self, manifest: dict[str, Any], client: UnifAPIClient) -> None:
         t = manifest["totals"]
         pacer = client.pacer
         self.log.info(
-            "Batch of %d hashtags: %s; %s records; %s credits spent over all tries (%s this try); "
-            "pacer waited %.1f s over %d requests",
+            "Batch of %d hashtags: %s (%d reused); %s records; spent %s credits (%s) over all tries = "
+            "%d charged + %d possibly billed + %d for names; %s credits this try; pacer waited %.1f s over "
+            "%d requests",
             t["hashtags"],
-            t["by_status"],
+            ", ".join(f"{n} {status}" for status, n in t["by_status"].items()),
+            t["reused"],
             f"{t['records']:,}",
             f"{t['credits_spent']:,}",
+            dollars(t["credits_spent"]),
+            t["credits_charged"],
+            t["possibly_billed_credits"],
+            t["resolution_credits"],
             f"{t['credits_spent_this_try']:,}",
             pacer.waited_seconds if pacer else 0.0,
             pacer.waits if pacer else 0,
@@ -232,30 +240,3 @@ class TikTokHashtagBatchOperator(BaseOperator):
         if self.fail_on_hashtag_error:
             raise AirflowFailException(f"{message}. Fix or remove them; the others are complete.")
         self.log.warning("%s; succeeding as fail_on_hashtag_error=False", message)
-
-
-def parse_hashtags(value: Any) -> list[BatchItem]:
-    """The batch's hashtags from a rendered ``hashtags``: ids (digits) and names, duplicates dropped.
-
-    :param value: a list/tuple, a JSON list, or comma-separated text.
-    :raises UnifAPIInputError: naming ``hashtags`` and the bad entry.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise UnifAPIInputError(
-            "hashtags", f"must be a non-empty list of hashtag ids and/or names, got {value!r}"
-        )
-    items: dict[str, BatchItem] = {}
-    for entry in value:
-        if isinstance(entry, int) and not isinstance(entry, bool):
-            entry = str(entry)
-        if not isinstance(entry, str) or not entry.strip().lstrip("#"):
-            raise UnifAPIInputError("hashtags", f"holds {entry!r}: give numeric ids or names without #")
-        text = entry.strip().lstrip("#")
-        if text.isascii() and text.isdigit():
-            items.setdefault(text, BatchItem(text, hashtag_id=validate_hashtag_id(text)))
-        else:
-            items.setdefault(text.lower(), BatchItem(text, hashtag_name=text))
-    return list(items.values())

@@ -7,27 +7,29 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_unifapi._compat import (
-    AirflowException,
-    AirflowFailException,
+    AirflowNotFoundException,
     BaseOperator,
-    ObjectStoragePath,
     add_outlet_extra,
     task_state_store,
 )
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
 from airflow_provider_unifapi.collector import (
-    HashtagVideoCollector,
     ObjectStorageOutput,
     RunOutput,
-    RunStart,
     RunStopped,
     XComOutput,
     dollars,
 )
-from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
+from airflow_provider_unifapi.collector.run import HashtagRun, HashtagTarget
+from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
-from airflow_provider_unifapi.operators._arguments import CheckedArguments, check_arguments
-from airflow_provider_unifapi.storage.fsio import local_folder
+from airflow_provider_unifapi.operators._arguments import (
+    CheckedArguments,
+    check_arguments,
+    output_folder,
+    writer_name,
+)
+from airflow_provider_unifapi.operators._failures import task_failure
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -137,23 +139,14 @@ class TikTokHashtagVideosOperator(BaseOperator):
         self._resolved_hashtag_id: str | None = None
         try:
             args = check_arguments(self)
-        except UnifAPIInputError as exc:
-            raise AirflowFailException(str(exc)) from None  # bad input: a retry would fail the same way
-        try:
             client = self.hook.get_conn()
             try:
                 result, summary = self._collect(client, args, context)
-            except RunStopped as stop:
-                self._run_summary = stop.summary
-                raise AirflowException(str(stop)) from None
-            except UnifAPIError as exc:
-                message = f"UnifAPI call failed for hashtag {args.hashtag_id or args.hashtag_name}: {exc}"
-                if is_retryable(exc) or exc.may_have_been_billed:
-                    # Transient or lost-in-transit: an Airflow retry resumes from the checkpoint.
-                    raise AirflowException(message) from None
-                raise AirflowFailException(message) from None
             finally:
                 self.hook.remember_balance(client.last_balance)
+        except (UnifAPIError, RunStopped, AirflowNotFoundException) as exc:
+            hashtag = self._resolved_hashtag_id or self.hashtag_id or self.hashtag_name
+            raise task_failure(exc, conn_id=self.unifapi_conn_id, hashtag=hashtag) from None
         finally:
             self.hook.close()
         self._run_summary = summary
@@ -165,90 +158,37 @@ class TikTokHashtagVideosOperator(BaseOperator):
     ) -> tuple[Any, dict[str, Any]]:
         """Run (or reuse) the collection; returns the task's return value and the run's summary."""
         output = self._output(args, context)
-        if isinstance(output, ObjectStorageOutput):
-            done = self._reuse_or_clear(output)
-            if done is not None:
-                self._resolved_hashtag_id = done.get("hashtag_id")
-                return done, done
-        hashtag_id, resolution_credits = self._hashtag_id(client, args, output)
-        self._resolved_hashtag_id = hashtag_id
         # Only min_balance needs a balance before the first answer (else it costs a 1-record first
         # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
-        remembered = self.hook.recall_balance() if args.budget.min_balance is not None else None
-        collector = HashtagVideoCollector(
+        floor = args.budget.min_balance
+        remembered = self.hook.recall_fresh_balance(floor) if floor is not None else None
+        target = HashtagTarget(args.hashtag_id or str(args.hashtag_name), args.hashtag_id, args.hashtag_name)
+        run = HashtagRun(
             client,
-            hashtag_id,
-            output=output,
+            target,
+            output,
             budget=args.budget,
             paging=args.paging,
-            start=RunStart(
-                hashtag_name=args.hashtag_name,
-                initial_balance=remembered.balance if remembered is not None else None,
-                resolution_credits=resolution_credits,
-            ),
+            initial_balance=remembered.balance if remembered is not None else None,
+            overwrite=bool(self.overwrite),
+            owner=writer_name(context),
             logger=self.log,
         )
-        summary = collector.run()
+        outcome = run.run()
+        self._resolved_hashtag_id = outcome.target.hashtag_id
+        if outcome.error is not None:
+            self._run_summary = outcome.summary
+            raise outcome.error
+        summary = outcome.summary
         return (output.records if isinstance(output, XComOutput) else summary), summary
 
     def _output(self, args: CheckedArguments, context: Any) -> RunOutput:
         if args.output_path is None:
             # Airflow >= 3.3 keeps XCom mode's spend across tries in the task state store.
             return XComOutput(task_state_store(context))
-        try:
-            path = (None if self.output_conn_id else local_folder(args.output_path)) or ObjectStoragePath(
-                args.output_path, conn_id=self.output_conn_id
-            )
-        except Exception as exc:
-            raise UnifAPIInputError(
-                "output_path", f"{args.output_path!r} is not a usable object-storage URL: {exc}"
-            ) from None
+        path = output_folder(args.output_path, self.output_conn_id)
         folder = RunFolder(path, args.output_format, gzip_level=args.gzip_level)
         return ObjectStorageOutput(folder, records_per_part=args.records_per_part, url=args.output_path)
-
-    def _reuse_or_clear(self, output: ObjectStorageOutput) -> dict[str, Any] | None:
-        """The stored summary of a complete folder (0 credits), unless ``overwrite`` clears it."""
-        if self.overwrite:
-            output.folder.clear()
-            return None
-        manifest = output.folder.read_manifest()
-        if manifest is None:
-            return None
-        # A try killed between the manifest and its clean-up leaves the checkpoint and staging.
-        output.folder.finish()
-        spent = manifest.get("credits_charged", 0) + manifest.get("possibly_billed_credits", 0)
-        self.log.info(
-            "Reused the complete folder %s (it has _manifest.json): 0 credits ($0.00) spent this time; "
-            "it holds %s records that cost %s credits (%s). Use overwrite=True to fetch again.",
-            output.url,
-            f"{manifest.get('records', 0):,}",
-            f"{spent:,}",
-            dollars(spent),
-        )
-        for key in ("parts", "request_ids", "written_at"):
-            manifest.pop(key, None)
-        manifest["reused"] = True
-        return manifest
-
-    def _hashtag_id(
-        self, client: UnifAPIClient, args: CheckedArguments, output: RunOutput
-    ) -> tuple[str, int]:
-        """The id to page, resolving ``hashtag_name`` once (a resumed run reads it from the checkpoint)."""
-        if args.hashtag_id is not None:
-            return args.hashtag_id, 0
-        assert args.hashtag_name is not None
-        earlier = output.earlier_checkpoint()
-        if earlier is not None and earlier.hashtag_name == args.hashtag_name:
-            return earlier.hashtag_id, earlier.resolution_credits
-        resolved = client.resolve_hashtag_id(args.hashtag_name)
-        self.log.info(
-            "Resolved hashtag name %r to id %s with %d search call(s) costing %d credits",
-            args.hashtag_name,
-            resolved.hashtag.id,
-            resolved.calls,
-            resolved.credits_charged,
-        )
-        return resolved.hashtag.id, resolved.credits_charged
 
     # -- lineage ----------------------------------------------------------------------------------
     def get_openlineage_facets_on_start(self) -> Any:
@@ -276,13 +216,12 @@ def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
     :param summary: the run's summary (or a reused folder's manifest summary).
     """
     spent = int(summary.get("credits_charged") or 0) + int(summary.get("possibly_billed_credits") or 0)
-    reused = bool(summary.get("reused", False))
     return {
         **summary,
-        "reused": reused,
+        "reused": bool(summary.get("reused", False)),
         # what the data cost (confirmed + possibly billed, all tries) and what this run paid for it:
-        # a reused folder costs nothing again
+        # a reused folder, or a stopped one run again with the same limits, costs nothing again
         "credits_spent": spent,
         "dollars_spent": dollars(spent),
-        "credits_spent_this_run": 0 if reused else spent,
+        "credits_spent_this_run": int(summary.get("credits_spent_this_try", spent)),
     }

@@ -55,6 +55,14 @@ class FolderIO:
         else:
             self.fs.pipe_file(self.path(name), data)
 
+    def create(self, name: str, data: bytes) -> None:
+        """Write a new file; :class:`FileExistsError` if it is there (create-only, as atomic as the store)."""
+        if self.local:
+            with open(self.path(name), "xb") as handle:
+                handle.write(data)
+        else:
+            self.fs.pipe_file(self.path(name), data, mode="create")
+
     def read(self, name: str) -> bytes:
         if self.local:
             with open(self.path(name), "rb") as handle:

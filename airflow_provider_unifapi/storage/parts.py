@@ -97,6 +97,21 @@ def read_records(handle: IO[bytes], output_format: str) -> Iterator[dict[str, An
             yield json.loads(line)
 
 
+def count_records(handle: IO[bytes], output_format: str) -> int:
+    """Records in an open part: parquet's row count from its footer, else its non-empty lines."""
+    if output_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(handle).metadata.num_rows)
+    stream: Any = gzip.GzipFile(fileobj=handle, mode="rb") if output_format == "jsonl.gz" else handle
+    count, last = 0, b"\n"
+    while chunk := stream.read(1 << 20):
+        # Records are one line each and never contain a raw newline (JSON escapes it).
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
 def read_ids(handle: IO[bytes], output_format: str) -> Iterator[str]:
     """Yield the ``id`` of every record of an open part (parquet reads the id column only)."""
     if output_format == "parquet":

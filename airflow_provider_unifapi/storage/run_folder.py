@@ -27,12 +27,14 @@ import json
 import os
 from typing import Any
 
+from airflow_provider_unifapi.exceptions import UnifAPIOutputMismatchError
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
 from airflow_provider_unifapi.storage.compression import gzip_member
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.idset import IdSet
 from airflow_provider_unifapi.storage.parts import (
     DEFAULT_GZIP_LEVEL,
+    count_records,
     iter_part_records,
     part_name,
     read_ids,
@@ -208,6 +210,22 @@ class RunFolder:
                 self.io.delete(name)
 
     # -- the end ----------------------------------------------------------------------------------
+    def check_parts(self, checkpoint: Checkpoint) -> None:
+        """Count the committed parts' records; raise (deleting nothing) when they differ from the run's.
+
+        :raises UnifAPIOutputMismatchError: another writer or a hand changed the folder.
+        """
+        held = 0
+        for part in checkpoint.parts:
+            with self.io.open(part.name, "rb") as handle:
+                held += count_records(handle, self.output_format)
+        if held != checkpoint.records:
+            raise UnifAPIOutputMismatchError(
+                f"{self.folder}: the parts hold {held:,} records but this run committed {checkpoint.records:,}; "
+                "the folder was written by another writer or changed by hand. Nothing was deleted and no "
+                "manifest written: inspect it, then rerun with overwrite=True (or delete it)"
+            )
+
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.io.write(MANIFEST_NAME, json.dumps(manifest, indent=2).encode())
 
@@ -218,6 +236,11 @@ class RunFolder:
             if name.startswith(CHECKPOINT_NAME):
                 self.io.delete(name)
         self._remove_staging()
+
+    def remove_if_empty(self) -> None:
+        """Remove a local folder when nothing is in it (object stores have no empty folders)."""
+        if self.io.local and not self.io.listdir():
+            self.io.rmdir("")
 
     def start_fresh(self) -> None:
         """Before a run with no checkpoint: remove parts and staged pages that no checkpoint names."""

@@ -1,0 +1,298 @@
+"""One hashtag's run, the service both operators use: claim -> resolve -> reuse or resume -> page -> end.
+
+Every decision about one hashtag is made here and only here: whether its folder is free to write,
+which id a name stands for, whether an earlier run's folder is reused (done), continued (stopped by
+a limit, or an unfinished try) or cleared (``overwrite``), and how the run ended
+(:class:`~airflow_provider_unifapi.models.HashtagStatus`). The single-hashtag operator runs one of
+these; the batch runs many under a shared budget. Pure Python (no Airflow).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from airflow_provider_unifapi.client import UnifAPIClient
+from airflow_provider_unifapi.collector.budget import Budget, dollars
+from airflow_provider_unifapi.collector.loop import (
+    HashtagVideoCollector,
+    PageLogger,
+    PagingSettings,
+    RunStart,
+    RunStopped,
+)
+from airflow_provider_unifapi.collector.output import RunOutput
+from airflow_provider_unifapi.collector.progress import LinePace
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
+from airflow_provider_unifapi.models import HashtagStatus, StopReason
+
+log = logging.getLogger(__name__)
+
+#: what a reused summary drops from the manifest (the parts' details stay in the folder)
+_MANIFEST_ONLY = ("parts", "request_ids", "written_at")
+
+
+@dataclass(frozen=True)
+class HashtagTarget:
+    """One hashtag as the user gave it.
+
+    :param key: how the user gave it (the id, or the name), used to name it in results and failures.
+    :param hashtag_id: the numeric id, if given or resolved.
+    :param hashtag_name: the name, if given.
+    :param same_as: other inputs of a batch that turned out to be this hashtag (run once, as this one).
+    """
+
+    key: str
+    hashtag_id: str | None = None
+    hashtag_name: str | None = None
+    same_as: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``#name (id 123)``, or the id: how log lines name the hashtag."""
+        if self.hashtag_name and self.hashtag_id:
+            return f"#{self.hashtag_name} (id {self.hashtag_id})"
+        return self.hashtag_id or f"#{self.hashtag_name}"
+
+
+@dataclass(frozen=True)
+class HashtagResult:
+    """How one hashtag's run ended: what both operators turn into their return value.
+
+    :param target: the hashtag (its id once known).
+    :param status: done, stopped, skipped or failed.
+    :param summary: the run's summary (what ``_manifest.json`` holds, without the parts' details).
+    :param reused: the folder held a finished run: nothing was paid for this time.
+    :param error: the failure (``failed`` only).
+    """
+
+    target: HashtagTarget
+    status: HashtagStatus
+    summary: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+    error: UnifAPIError | RunStopped | None = None
+
+    @property
+    def credits_spent(self) -> int:
+        """Confirmed + possibly billed credits over all tries (name resolution included)."""
+        s = self.summary
+        return int(s.get("credits_charged") or 0) + int(s.get("possibly_billed_credits") or 0)
+
+    @property
+    def retryable(self) -> bool:
+        """A failure a retry of the task may mend (transient, possibly billed, out of balance)."""
+        e = self.error
+        return isinstance(e, RunStopped) or (
+            isinstance(e, UnifAPIError) and (is_retryable(e) or e.may_have_been_billed)
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The hashtag's line in a batch's result and ``_batch_manifest.json`` (JSON-safe)."""
+        s = self.summary
+        error = None
+        if self.error is not None:
+            error = {
+                "message": str(self.error),
+                "type": type(self.error).__name__,
+                "retryable": self.retryable,
+            }
+        return {
+            "hashtag": self.target.key,
+            "hashtag_id": self.target.hashtag_id or s.get("hashtag_id"),
+            "hashtag_name": self.target.hashtag_name,
+            "status": self.status.value,
+            "reused": self.reused,
+            "same_as": list(self.target.same_as),
+            "records": int(s.get("records") or 0),
+            "pages": int(s.get("pages") or 0),
+            "credits_charged": int(s.get("credits_charged") or 0),
+            "possibly_billed_credits": int(s.get("possibly_billed_credits") or 0),
+            "credits_spent": self.credits_spent,
+            "credits_spent_this_try": int(s.get("credits_spent_this_try", self.credits_spent)),
+            "stop_reason": s.get("stop_reason"),
+            "output_path": s.get("output_path"),
+            "files": s.get("files", []),
+            "error": error,
+        }
+
+
+class HashtagRun:
+    """Runs one hashtag into one output; :meth:`run` never raises for the API (it returns ``failed``).
+
+    :param client: the UnifAPI client.
+    :param target: the hashtag (a name is resolved here unless the output remembers it).
+    :param output: where its records go.
+    :param budget: its hard limits (a batch's chain passes its share of the batch's).
+    :param paging: page size, empty-page bound, what a low balance does.
+    :param initial_balance: a remembered balance, used until the first response tells the real one.
+    :param overwrite: clear a finished (or stopped) earlier run and fetch again.
+    :param owner: who writes (task instance and try), shown to a writer refused by the folder's claim.
+    :param logger: where lines go (the task's logger in Airflow).
+    :param pace: a batch's progress pace, shared by its chains (lines then name their hashtag).
+    """
+
+    def __init__(
+        self,
+        client: UnifAPIClient,
+        target: HashtagTarget,
+        output: RunOutput,
+        *,
+        budget: Budget | None = None,
+        paging: PagingSettings | None = None,
+        initial_balance: int | None = None,
+        overwrite: bool = False,
+        owner: str = "",
+        logger: PageLogger | None = None,
+        pace: LinePace | None = None,
+    ) -> None:
+        self.client = client
+        self.target = target
+        self.output = output
+        self.budget = budget or Budget()
+        self.paging = paging or PagingSettings()
+        self.initial_balance = initial_balance
+        self.overwrite = overwrite
+        self.owner = owner
+        self.log: PageLogger = logger or log
+        self.pace = pace
+
+    def run(self) -> HashtagResult:
+        """Claim the output, then reuse, continue or page the hashtag; release the claim at the end.
+
+        :raises UnifAPIInputError: the output cannot be written, or holds another hashtag's run.
+        :raises UnifAPIFolderBusyError: another live writer holds the output.
+        """
+        self.output.claim(self.owner)
+        try:
+            if self.overwrite:
+                self.output.clear()
+            else:
+                stored = self.output.stored_run()
+                if stored is not None and self._finished(stored):
+                    return self._reuse(stored)
+            return self._page()
+        finally:
+            self.output.release()
+
+    # -- reuse ------------------------------------------------------------------------------------
+    def _finished(self, manifest: dict[str, Any]) -> bool:
+        """Whether a stored run is final: done, or stopped with nothing left to continue from."""
+        t = self.target
+        if (t.hashtag_id and manifest.get("hashtag_id") != t.hashtag_id) or (
+            t.hashtag_id is None and manifest.get("hashtag_name") != t.hashtag_name
+        ):
+            raise UnifAPIInputError(
+                "output_path",
+                f"{self.output.url} holds the run of hashtag {manifest.get('hashtag_id')}, not {t.label}; "
+                "give each hashtag its own output_path (or overwrite=True)",
+            )
+        # A manifest of an earlier release has no status: it was written only at the end of a run.
+        if manifest.get("status", HashtagStatus.DONE) == HashtagStatus.DONE:
+            return True
+        return self.output.earlier_checkpoint() is None
+
+    def _reuse(self, manifest: dict[str, Any]) -> HashtagResult:
+        self.output.tidy()  # a try killed between the manifest and its clean-up left them
+        summary = {k: v for k, v in manifest.items() if k not in _MANIFEST_ONLY}
+        summary.update(
+            reused=True, status=summary.get("status", HashtagStatus.DONE.value), credits_spent_this_try=0
+        )
+        spent = int(summary.get("credits_charged", 0)) + int(summary.get("possibly_billed_credits", 0))
+        self.log.info(
+            "%s: reused the finished folder %s (0 credits this time); it holds %s records that cost %s "
+            "credits (%s). overwrite=True fetches again.",
+            self.target.label,
+            self.output.url,
+            f"{summary.get('records', 0):,}",
+            f"{spent:,}",
+            dollars(spent),
+        )
+        target = replace(self.target, hashtag_id=summary.get("hashtag_id"))
+        return HashtagResult(target, HashtagStatus(summary["status"]), summary, reused=True)
+
+    # -- paging -----------------------------------------------------------------------------------
+    def _page(self) -> HashtagResult:
+        target = self.target
+        try:
+            hashtag_id, resolution_credits = self._hashtag_id()
+            target = replace(target, hashtag_id=hashtag_id)
+            collector = HashtagVideoCollector(
+                self.client,
+                hashtag_id,
+                output=self.output,
+                budget=self.budget,
+                paging=self.paging,
+                start=RunStart(
+                    hashtag_name=target.hashtag_name,
+                    initial_balance=self.initial_balance,
+                    resolution_credits=resolution_credits,
+                ),
+                logger=self.log,
+                pace=self.pace,
+            )
+            summary = collector.run()
+        except RunStopped as stop:
+            return HashtagResult(
+                target, HashtagStatus.FAILED, {**stop.summary, **self._so_far(target)}, error=stop
+            )
+        except UnifAPIInputError:
+            raise
+        except UnifAPIError as exc:
+            return HashtagResult(target, HashtagStatus.FAILED, self._so_far(target), error=exc)
+        status = HashtagStatus(summary["status"])
+        if status is not HashtagStatus.DONE:
+            self._say_how_to_continue(target, summary)
+        return HashtagResult(target, status, summary)
+
+    def _hashtag_id(self) -> tuple[str, int]:
+        """The id to page, resolving a name once (an unfinished run's checkpoint remembers it)."""
+        t = self.target
+        if t.hashtag_id is not None:
+            return t.hashtag_id, 0
+        assert t.hashtag_name is not None
+        earlier = self.output.earlier_checkpoint()
+        if earlier is not None and earlier.hashtag_name == t.hashtag_name:
+            return earlier.hashtag_id, earlier.resolution_credits
+        resolved = self.client.resolve_hashtag_id(t.hashtag_name)
+        self.log.info(
+            "Resolved hashtag name %r to id %s with %d search call(s) costing %d credits",
+            t.hashtag_name,
+            resolved.hashtag.id,
+            resolved.calls,
+            resolved.credits_charged,
+        )
+        return resolved.hashtag.id, resolved.credits_charged
+
+    def _so_far(self, target: HashtagTarget) -> dict[str, Any]:
+        """A failed run's figures from its checkpoint (a call in flight counts as possibly billed)."""
+        cp = self.output.earlier_checkpoint()
+        if cp is None:
+            return {"hashtag_id": target.hashtag_id, "output_path": self.output.url}
+        return {
+            "hashtag_id": cp.hashtag_id,
+            "records": cp.records,
+            "pages": cp.pages,
+            "credits_charged": cp.credits_charged,
+            "possibly_billed_credits": cp.possibly_billed_credits + cp.in_flight_credits,
+            "balance_remaining": cp.balance_remaining,
+            "balance_seen_at": cp.balance_seen_at,
+            "possibly_billed_since_balance": cp.possibly_billed_since_balance + cp.in_flight_credits,
+            "output_path": self.output.url,
+        }
+
+    def _say_how_to_continue(self, target: HashtagTarget, summary: dict[str, Any]) -> None:
+        reason = StopReason(summary["stop_reason"])
+        what = {
+            StopReason.MIN_BALANCE: "top up the workspace (or lower min_balance)",
+            StopReason.BALANCE_TRUNCATED: "top up the workspace",
+        }.get(reason, f"raise {reason.value}")
+        self.log.info(
+            "%s %s at %s with %s records: %s and run again to continue from the cursor; pages already "
+            "paid for are not paid again",
+            target.label,
+            summary["status"],
+            reason.value,
+            f"{summary.get('records', 0):,}",
+            what,
+        )
