@@ -177,7 +177,7 @@ def batch_try(spec: BatchSpec) -> TryOutcome:
     from unittest import mock
 
     from airflow_provider_unifapi._compat import AirflowException, AirflowFailException
-    from airflow_provider_unifapi.collector import batch as batch_module
+    from airflow_provider_unifapi.collector import run as run_module
     from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator
 
     try:
@@ -192,7 +192,7 @@ def batch_try(spec: BatchSpec) -> TryOutcome:
             records_per_part=spec.records_per_part,
             output_format=spec.output_format,
         )
-        with mock.patch.object(batch_module, "HashtagVideoCollector", recording_collector(spec.known_path)):
+        with mock.patch.object(run_module, "HashtagVideoCollector", recording_collector(spec.known_path)):
             manifest = operator.execute({})
         return TryOutcome("done", summary=json.loads(json.dumps(manifest, default=str)))
     except AirflowFailException as exc:
