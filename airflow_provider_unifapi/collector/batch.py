@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, UnifAPIClient
-from airflow_provider_unifapi.collector.budget import Budget, dollars
+from airflow_provider_unifapi.collector.budget import Budget, credits_spent, dollars
 from airflow_provider_unifapi.collector.loop import PageLogger, PagingSettings
 from airflow_provider_unifapi.collector.output import ObjectStorageOutput
 from airflow_provider_unifapi.collector.progress import LinePace
@@ -161,17 +161,15 @@ class HashtagBatch:
             if hashtag_id is None:
                 continue
             output = ObjectStorageOutput(self._folder(hashtag_id))
-            manifest = output.folder.read_manifest()
             # Each with its last balance reading: the newest of them stands for the balance until
-            # this try's first response (a finished hashtag's may be the only recent one).
-            if manifest is not None:
-                spent = int(manifest.get("credits_charged", 0)) + int(
-                    manifest.get("possibly_billed_credits", 0)
-                )
-                reading = manifest.get("balance_remaining"), manifest.get("balance_seen_at")
-                self.shared.settle(hashtag_id, spent, *reading)
+            # this try's first response (a finished hashtag's may be the only recent one). A checkpoint
+            # is never older than the manifest beside it (a stopped run being continued).
+            if self._settle_from_checkpoint(hashtag_id, output):
                 continue
-            self._settle_from_checkpoint(hashtag_id, output)
+            manifest = output.folder.read_manifest()
+            if manifest is not None:
+                reading = manifest.get("balance_remaining"), manifest.get("balance_seen_at")
+                self.shared.settle(hashtag_id, credits_spent(manifest), *reading)
 
     # -- names ------------------------------------------------------------------------------------
     def _load_names(self) -> dict[str, dict[str, Any]]:
@@ -285,16 +283,17 @@ class HashtagBatch:
         )
         return result
 
-    def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> None:
-        """Settle a chain from its saved checkpoint (an earlier try's). A call in flight when a try
-        died counts as possibly billed."""
+    def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> bool:
+        """Settle a chain from its saved checkpoint (an earlier try's), if it has one. A call in flight
+        when a try died counts as possibly billed."""
         cp = output.earlier_checkpoint()
         output.close()
         if cp is None:
-            return
+            return False
         unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
         spent = cp.credits_spent + cp.in_flight_credits
         self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
+        return True
 
     # -- the batch manifest -----------------------------------------------------------------------
     def _manifest(self, results: list[HashtagResult], names: dict[str, dict[str, Any]]) -> dict[str, Any]:

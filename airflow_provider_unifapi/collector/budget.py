@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_unifapi.models import StopReason
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
@@ -19,6 +21,17 @@ def dollars(credits: int) -> str:
     if fraction.endswith("0"):  # cents suffice: $5.00, $0.45
         fraction = fraction[:2]
     return f"{sign}${whole:,}.{fraction}"
+
+
+def credits_spent(summary: Mapping[str, Any]) -> int:
+    """Credits a run's summary (or manifest) accounts for: confirmed + possibly billed, all tries.
+
+    The one reading of a summary's money; a live run's is
+    :attr:`~airflow_provider_unifapi.storage.checkpoint.Checkpoint.credits_spent`.
+
+    :param summary: a summary, manifest or batch row (missing figures count 0).
+    """
+    return int(summary.get("credits_charged") or 0) + int(summary.get("possibly_billed_credits") or 0)
 
 
 @dataclass(frozen=True)

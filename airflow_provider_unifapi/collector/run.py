@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_unifapi.client import UnifAPIClient
-from airflow_provider_unifapi.collector.budget import Budget, dollars
+from airflow_provider_unifapi.collector.budget import Budget, credits_spent, dollars
 from airflow_provider_unifapi.collector.loop import (
     HashtagVideoCollector,
     PageLogger,
@@ -76,8 +76,7 @@ class HashtagResult:
     @property
     def credits_spent(self) -> int:
         """Confirmed + possibly billed credits over all tries (name resolution included)."""
-        s = self.summary
-        return int(s.get("credits_charged") or 0) + int(s.get("possibly_billed_credits") or 0)
+        return credits_spent(self.summary)
 
     @property
     def retryable(self) -> bool:
@@ -198,7 +197,7 @@ class HashtagRun:
         summary.update(
             reused=True, status=summary.get("status", HashtagStatus.DONE.value), credits_spent_this_try=0
         )
-        spent = int(summary.get("credits_charged", 0)) + int(summary.get("possibly_billed_credits", 0))
+        spent = credits_spent(summary)
         self.log.info(
             "%s: reused the finished folder %s (0 credits this time); it holds %s records that cost %s "
             "credits (%s). overwrite=True fetches again.",

@@ -20,6 +20,7 @@ from airflow_provider_unifapi.collector import (
     XComOutput,
     dollars,
 )
+from airflow_provider_unifapi.collector.budget import credits_spent
 from airflow_provider_unifapi.collector.run import HashtagRun, HashtagTarget
 from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
@@ -215,7 +216,7 @@ def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
 
     :param summary: the run's summary (or a reused folder's manifest summary).
     """
-    spent = int(summary.get("credits_charged") or 0) + int(summary.get("possibly_billed_credits") or 0)
+    spent = credits_spent(summary)
     return {
         **summary,
         "reused": bool(summary.get("reused", False)),
