@@ -2,12 +2,12 @@
 
 Pure Python, no Airflow, no HTTP. A seeded simulation runs chains (threads) that page one hashtag
 each through :class:`HashtagBudget`, against a simulated API that charges a random amount up to the
-call's limit and sometimes loses the answer (the call then counts as possibly billed at its worst
-case). After every step it proves that the credits really charged never pass ``max_credits``, the
-workspace balance never drops below ``min_balance``, and settled spend plus reservations never pass
-``max_credits``; at the end, that every chain ended and the room was used, not left for no reason.
-Small deterministic tests pin waiting on reservations, stops, name-search admission, learning the
-balance with a 1-record call, and which balance reading wins.
+call's limit, or bills it in full and loses the answer (the chain then counts it as possibly billed
+at its worst case). After every step it proves that the credits really charged never pass
+``max_credits``, the workspace balance never drops below ``min_balance``, and settled spend plus
+reservations never pass ``max_credits``; at the end, that every chain ended and the room was used,
+not left for no reason. Small deterministic tests pin waiting on reservations, stops, name-search
+admission, learning the balance with a 1-record call, and which balance reading wins.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -28,14 +29,14 @@ from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 PAGE = 50
 CHAINS = 12
 START_BALANCE = 10_000
-UNKNOWN_RATE = 0.1  # share of calls whose answer is lost (billing unknown)
+UNKNOWN_RATE = 0.15  # share of calls whose answer is lost (billing unknown)
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def checkpoint(key: str, **fields: object) -> Checkpoint:
+def checkpoint(key: str, **fields: Any) -> Checkpoint:
     return Checkpoint(hashtag_id=key, output_format="jsonl", **fields)
 
 
@@ -46,7 +47,6 @@ class World:
     shared: SharedBudget
     balance: int = START_BALANCE
     charged: int = 0
-    overcount: int = 0  # possibly billed at the worst case but charged less
     lock: threading.Lock = field(default_factory=threading.Lock)
     violations: list[str] = field(default_factory=list)
 
@@ -64,10 +64,18 @@ class World:
             self.violations.append(f"{where}: balance {self.balance} < min_balance {floor}")
 
 
-def chain(world: World, key: str, rng: random.Random, out: dict[str, object]) -> None:
+@dataclass
+class Chain:
+    """What a chain's thread leaves behind."""
+
+    cp: Checkpoint
+    stop: StopReason | None = None
+    error: str | None = None
+
+
+def chain(world: World, key: str, rng: random.Random, out: Chain) -> None:
     """One chain, calling its budget as the collector does: before a call and after each page."""
-    cp = checkpoint(key)
-    out["cp"] = cp
+    cp = out.cp
     budget = HashtagBudget(shared=world.shared, key=key)
 
     def plan_next(where: str) -> CallPlan:
@@ -83,13 +91,12 @@ def chain(world: World, key: str, rng: random.Random, out: dict[str, object]) ->
             assert 1 <= plan.limit <= PAGE and plan.max_credits == plan.limit, plan
             time.sleep(rng.uniform(0, 0.002))
             with world.lock:  # the API bills up to the call's limit, then debits the workspace
-                charge = rng.randint(0, plan.limit)
                 unknown = rng.random() < UNKNOWN_RATE
+                # A lost answer is the worst for the limits: the call was billed in full.
+                charge = plan.worst_case_credits if unknown else rng.randint(0, plan.limit)
                 world.balance -= charge
                 world.charged += charge
                 reading = world.balance
-                if unknown:
-                    world.overcount += plan.worst_case_credits - charge
                 world.check(f"{key} call of {plan.limit} charged {charge}")
             time.sleep(rng.uniform(0, 0.002))
             if unknown:
@@ -102,16 +109,16 @@ def chain(world: World, key: str, rng: random.Random, out: dict[str, object]) ->
             plan = plan_next("write-ahead")
             if plan.stop_reason is None:
                 plan = plan_next("before call")
-        out["stop"] = plan.stop_reason
+        out.stop = plan.stop_reason
     except BaseException as exc:  # a failed assertion in a thread must reach the test
-        out["error"] = repr(exc)
+        out.error = repr(exc)
         world.shared.settle(key, cp.credits_spent)  # release the reservation: others must not hang
 
 
 MODES = {
     "max_credits": (2000, None),
     "min_balance": (None, START_BALANCE - 2000),
-    "both": (1900, START_BALANCE - 2000),
+    "both": (1850, START_BALANCE - 2000),  # either binds, about half the time each
 }
 
 
@@ -120,7 +127,7 @@ MODES = {
 def test_concurrent_chains_never_pass_the_cap_or_the_floor(seed: int, mode: str) -> None:
     max_credits, min_balance = MODES[mode]
     world = World(SharedBudget(max_credits, min_balance))
-    outs: list[dict[str, object]] = [{} for _ in range(CHAINS)]
+    outs = [Chain(checkpoint(f"h{i}")) for i in range(CHAINS)]
     threads = [
         threading.Thread(target=chain, args=(world, f"h{i}", random.Random(seed + i), outs[i]), daemon=True)
         for i in range(CHAINS)
@@ -131,33 +138,33 @@ def test_concurrent_chains_never_pass_the_cap_or_the_floor(seed: int, mode: str)
     for t in threads:
         t.join(timeout=max(0.0, deadline - time.monotonic()))
     assert not [t.name for t in threads if t.is_alive()], f"seed {seed} {mode}: chains deadlocked"
-    assert not [o["error"] for o in outs if "error" in o], f"seed {seed} {mode}"
+    assert not [o.error for o in outs if o.error], f"seed {seed} {mode}"
     assert world.violations == [], f"seed {seed} {mode}: {world.violations[:5]}"
 
-    cps = [o["cp"] for o in outs]
-    stops = {o["stop"] for o in outs}
+    cps = [o.cp for o in outs]
+    stops = {o.stop for o in outs}
     allowed = {StopReason.MAX_CREDITS} if min_balance is None else {StopReason.MIN_BALANCE}
     if max_credits is not None and min_balance is not None:
         allowed.add(StopReason.MAX_CREDITS)
     assert stops and stops <= allowed, stops
-    spent = sum(cp.credits_spent for cp in cps)  # type: ignore[attr-defined]
+    spent = sum(cp.credits_spent for cp in cps)
     assert world.shared.credits_spent == spent and world.shared.credits_reserved == 0
-    assert world.charged + world.overcount == spent  # every credit charged is in a checkpoint
+    assert world.charged == spent  # every credit charged is in a checkpoint, none twice
     assert START_BALANCE - world.balance == world.charged
     if StopReason.MAX_CREDITS in stops:
         assert max_credits is not None
         assert spent == max_credits  # the last chain stopped with exactly the cap spent
-        assert world.charged >= max_credits - PAGE * CHAINS, (seed, mode, world.charged)
     if StopReason.MIN_BALANCE in stops:
         assert min_balance is not None
-        unknown = sum(cp.possibly_billed_since_balance for cp in cps)  # type: ignore[attr-defined]
+        unknown = sum(cp.possibly_billed_since_balance for cp in cps)
         slack = world.balance - min_balance
         # Stopped because the lowest reading less the unknown since readings reached the floor.
         assert 0 <= slack <= min(unknown, PAGE * CHAINS), (seed, mode, slack, unknown)
 
 
 def plan_in_thread(budget: HashtagBudget, cp: Checkpoint) -> tuple[threading.Event, list[CallPlan]]:
-    done, plans = threading.Event(), []
+    done = threading.Event()
+    plans: list[CallPlan] = []
 
     def run() -> None:
         plans.append(budget.next_call(PAGE, cp))
