@@ -48,9 +48,9 @@ if ! "$venv/bin/airflow" dags test example_unifapi_hashtag_videos "$logical_date
   tail -n 40 "$log"; echo "The demo run failed; full log: $log" >&2; exit 1
 fi
 # Last page lines, the final summary line and the downstream task's top videos, without log decorations.
-grep -E "balance reading|Remembered balance|Collecting hashtag|page [0-9,]+:|Done with hashtag|Reused the complete folder|^ ?[0-9]+\. |videos of hashtag" "$log" \
+grep -E "balance reading|Remembered balance|Collecting hashtag|page [0-9,]+:|Done with hashtag|reused the finished folder|^ ?[0-9]+\. |videos of hashtag" "$log" \
   | sed -E 's/^[0-9T:.Z-]+ \[[a-z ]+\] //; s/ +\[[a-zA-Z0-9_.]+\] loc=.*$//' | tail -n 16 || true
-reused=0; grep -q "Reused the complete folder" "$log" && reused=1
+reused=0; grep -q "reused the finished folder" "$log" && reused=1
 "$py" - "$logical_date" "$reused" "${url:-}" <<'PY'
 import glob, json, os, sys, urllib.request
 date, reused, sandbox_url = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
