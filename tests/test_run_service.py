@@ -5,6 +5,7 @@ per folder (local files and S3), bad output paths and connections fail typed bef
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +26,8 @@ from tests.conftest import API_KEY, conn_uri_json
 from tests.test_batch import assert_exact, batch_dag, batch_manifest
 from tests.test_operator_kill_and_s3 import moto_s3  # noqa: F401 (fixture)
 
-TAGS = {f"72{i:02d}": 150 + 90 * i for i in range(8)}
+#: RUN_SERVICE_HASHTAGS=50 runs the stopped-and-raised batch at the size of issue 19's trial
+TAGS = {f"72{i:02d}": 150 + (90 * i) % 650 for i in range(int(os.environ.get("RUN_SERVICE_HASHTAGS", "8")))}
 CATALOGUE = [{"id": k, "name": f"run{k}", "video_count": v} for k, v in TAGS.items()]
 
 
@@ -41,13 +43,15 @@ def test_a_stopped_batch_continues_with_a_raised_cap_paying_each_page_once(
     sb = unifapi_conn
     sb.reset(hashtags=CATALOGUE, latency_ms=5)
     out = tmp_path / "stopped"
-    args = {"hashtags": list(TAGS), "output_path": f"file://{out}", "max_concurrency": 2}
-    first = dag_runner.run(batch_dag(dag_runner, "run_cap", max_credits=1500, **args))
+    args = {"hashtags": list(TAGS), "output_path": f"file://{out}", "max_concurrency": 4}
+    cap = sum(TAGS.values()) * 2 // 5
+    first = dag_runner.run(batch_dag(dag_runner, "run_cap", max_credits=cap, **args))
     assert first.ti_state("batch") == "success"
     totals = batch_manifest(out)["totals"]
     counts = totals["by_status"]
     assert counts["stopped"] >= 1 and counts["skipped"] >= 1 and counts["failed"] == 0
-    assert sb.credits_charged() <= 1500
+    assert sb.credits_charged() <= cap
+    first_credits, first_pages = sb.credits_charged(), len(sb.calls("videos"))
     rows = {r["hashtag"]: r for r in batch_manifest(out)["hashtags"]}
     for tag, row in rows.items():
         manifest = out / f"hashtag={tag}" / "_manifest.json"
@@ -57,18 +61,25 @@ def test_a_stopped_batch_continues_with_a_raised_cap_paying_each_page_once(
             assert (out / f"hashtag={tag}" / "_checkpoint.json").exists()  # the cursor is kept
 
     calls = len(sb.calls())
-    same = dag_runner.run(batch_dag(dag_runner, "run_cap_same", max_credits=1500, **args))
+    same = dag_runner.run(batch_dag(dag_runner, "run_cap_same", max_credits=cap, **args))
     assert same.ti_state("batch") == "success"
     assert len(sb.calls()) == calls  # the same cap: nothing to do, nothing paid
     assert batch_manifest(out)["totals"]["by_status"] == counts
 
-    raised = dag_runner.run(batch_dag(dag_runner, "run_cap_raised", max_credits=20_000, **args))
+    raised = dag_runner.run(
+        batch_dag(dag_runner, "run_cap_raised", max_credits=3 * sum(TAGS.values()), **args)
+    )
     assert raised.ti_state("batch") == "success"
     assert batch_manifest(out)["totals"]["by_status"]["done"] == len(TAGS)
     for tag in TAGS:
         assert_exact(sb, out, tag)
     assert paid_twice(sb) == 0
     assert batch_manifest(out)["totals"]["credits_spent"] == sb.credits_charged()
+    print(
+        f"{len(TAGS)} hashtags, {sum(TAGS.values()):,} videos; cap {cap:,}: {counts}, {first_credits:,} credits in "
+        f"{first_pages:,} pages; same cap: 0 calls; raised: {sb.credits_charged():,} credits in "
+        f"{len(sb.calls('videos')):,} pages in all, {paid_twice(sb)} paid twice, every hashtag exact"
+    )
 
 
 def test_a_stopped_single_run_names_the_limit_and_continues(unifapi_conn, dag_runner, tmp_path, capfd):
