@@ -142,3 +142,35 @@ def test_scheduler_runs_the_downstream_dag_with_the_summary(sb, tmp_path):
         assert API_KEY not in logs
     finally:
         stack.stop()
+
+
+def test_a_batch_event_carries_its_totals(sb, dag_runner, tmp_path):
+    url = f"file://{tmp_path}/batch"
+    asset = "Asset" if AIRFLOW_V_3 else "Dataset"
+    module = "airflow.sdk" if AIRFLOW_V_3 else "airflow.datasets"
+    path = dag_runner.write(
+        "asset_batch",
+        f"""
+        from {module} import {asset}
+        from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator
+        TikTokHashtagBatchOperator(
+            task_id="batch", hashtags=[{TAG!r}], output_path={url!r}, max_credits=150,
+            outlets=[{asset}({url!r})],
+        )
+        """,
+    )
+    if not AIRFLOW_V_3:  # see the test above
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("asset_batch_sync", path)
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        loaded.dag.sync_to_db()
+    result = dag_runner.run(path)
+    assert result.state == "success"
+    (extra,) = asset_events(url)
+    totals = result.xcoms["batch"]["totals"]
+    assert extra["totals"] == totals and totals["by_status"]["stopped"] == 1
+    assert extra["credits_spent"] == totals["credits_spent"] == sb.credits_charged() <= 150
+    assert extra["dollars_spent"] == dollars(extra["credits_spent"]) and extra["max_credits"] == 150
+    assert_no_key(extra)

@@ -136,3 +136,41 @@ def test_a_failed_try_reports_what_it_spent(sb, dag_runner, tmp_path):
         and credits["creditsCharged"] == 120 == sb.credits_charged()
     )
     assert fail["outputs"] == []  # an incomplete folder is nothing a reader may use
+
+
+def test_a_batch_reports_one_input_per_hashtag_and_every_part(sb, dag_runner, tmp_path):
+    sb.add_hashtag("4647", "lineagetwo", 130)
+    out = tmp_path / "batch"
+    events = run_with_lineage(
+        dag_runner,
+        "lineage_batch",
+        f"""
+        from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator
+
+        TikTokHashtagBatchOperator(
+            task_id="batch", hashtags=[{TAG!r}, "lineagetwo"], output_path="file://{out}",
+            records_per_part=100, max_credits=5000,
+        )
+        """,
+        tmp_path / "events.jsonl",
+    )
+    batch = task_events(events, "lineage_batch", "batch")
+    start, complete = batch["START"], batch["COMPLETE"]
+    assert [d["name"] for d in start["inputs"]] == [f"/tiktok/hashtags/{TAG}/videos"]  # the name: later
+    assert sorted(d["name"] for d in complete["inputs"]) == [
+        f"/tiktok/hashtags/{TAG}/videos",
+        "/tiktok/hashtags/4647/videos",
+    ]
+    expected = []
+    for tag in (TAG, "4647"):
+        folder = out / f"hashtag={tag}"
+        manifest = json.loads((folder / "_manifest.json").read_text())
+        expected += [("file", str(folder / part["name"]), part["records"]) for part in manifest["parts"]]
+    found = [
+        (d["namespace"], d["name"], d["outputFacets"]["outputStatistics"]["rowCount"])
+        for d in complete["outputs"]
+    ]
+    assert sorted(found) == sorted(expected) and sum(r for *_, r in found) == VIDEOS + 130
+    credits = complete["run"]["facets"]["unifapi_credits"]
+    assert credits["records"] == VIDEOS + 130 and credits["maxCredits"] == 5000
+    assert credits["creditsSpent"] == sb.credits_charged()  # the name's search included

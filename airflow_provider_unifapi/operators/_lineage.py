@@ -1,4 +1,4 @@
-"""OpenLineage for :class:`TikTokHashtagVideosOperator`: datasets named so that graphs join.
+"""OpenLineage for both collection operators: datasets named so that graphs join.
 
 Imported only by the operator's ``get_openlineage_facets_*`` methods, which only the OpenLineage
 provider calls, so the provider stays optional.
@@ -86,19 +86,22 @@ def _endpoint(op: Any, hashtag_id: str) -> Any:
 
 
 def _given_id(op: Any) -> str | None:
-    value = op.hashtag_id
+    value = getattr(op, "hashtag_id", None)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     return value if isinstance(value, str) and value.isdigit() else None
 
 
 def lineage_on_start(op: Any) -> Any:
-    """START: the input when ``hashtag_id`` was given; outputs only once written (COMPLETE).
+    """START: the inputs whose ids were given (names are resolved later); outputs only once written.
 
     :param op: the operator (rendered).
     """
-    hashtag_id = _given_id(op)
-    return OperatorLineage(inputs=[_endpoint(op, hashtag_id)] if hashtag_id else [], outputs=[])
+    given = getattr(op, "hashtags", None)
+    ids = [_given_id(op)] if given is None else [str(h) for h in given if str(h).isdigit()]
+    if isinstance(given, str):
+        ids = []
+    return OperatorLineage(inputs=[_endpoint(op, i) for i in ids if i], outputs=[])
 
 
 def file_dataset(path: Any, facets: dict[str, Any] | None = None) -> Any:
@@ -163,21 +166,43 @@ def credits_facet(op: Any, summary: dict[str, Any]) -> UnifAPICreditsRunFacet:
     )
 
 
+def _batch_facet(op: Any, manifest: dict[str, Any]) -> UnifAPICreditsRunFacet:
+    t = manifest["totals"]
+    rows = manifest.get("hashtags", [])
+    summary = {
+        **t,
+        "pages": sum(int(r.get("pages") or 0) for r in rows),
+        # the names' resolution is part of what the batch spent
+        "possibly_billed_credits": int(t.get("possibly_billed_credits") or 0)
+        + int(t.get("resolution_credits") or 0),
+        "reused": bool(rows) and all(r.get("reused") for r in rows),
+    }
+    return credits_facet(op, summary)
+
+
 def lineage_on_end(op: Any) -> Any:
-    """COMPLETE / FAIL: the resolved input, the parts written with statistics, the credits facet.
+    """COMPLETE / FAIL: the resolved inputs, the parts written with statistics, the credits facet.
+
+    A batch (its ``_batch_manifest.json`` as the summary) has one input per hashtag and the parts of
+    every hashtag's folder as outputs, named as for one hashtag.
 
     :param op: the operator, after ``execute`` ran (it keeps the run's summary).
     """
     summary: dict[str, Any] | None = getattr(op, "_run_summary", None)
-    hashtag_id = (
-        (summary or {}).get("hashtag_id") or getattr(op, "_resolved_hashtag_id", None) or _given_id(op)
-    )
-    inputs = [_endpoint(op, hashtag_id)] if hashtag_id else []
-    if summary is None:
+    facet: UnifAPICreditsRunFacet | None
+    if summary is not None and "hashtags" in summary:
+        rows = [r for r in summary["hashtags"] if r.get("hashtag_id")]
+        facet = _batch_facet(op, summary)
+    else:
+        hashtag_id = (
+            (summary or {}).get("hashtag_id") or getattr(op, "_resolved_hashtag_id", None) or _given_id(op)
+        )
+        rows = [{**(summary or {}), "hashtag_id": hashtag_id}] if hashtag_id else []
+        facet = None if summary is None else credits_facet(op, summary)
+    inputs = [_endpoint(op, r["hashtag_id"]) for r in rows]
+    if facet is None:
         return OperatorLineage(inputs=inputs, outputs=[])
     outputs: list[Any] = []
     with contextlib.suppress(Exception):  # lineage must never fail the task
-        outputs = _outputs(op, summary)
-    return OperatorLineage(
-        inputs=inputs, outputs=outputs, run_facets={CREDITS_FACET: credits_facet(op, summary)}
-    )
+        outputs = [dataset for r in rows for dataset in _outputs(op, r)]
+    return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={CREDITS_FACET: facet})

@@ -12,6 +12,7 @@ from airflow_provider_unifapi._compat import (
     AirflowFailException,
     AirflowNotFoundException,
     BaseOperator,
+    add_outlet_extra,
 )
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
 from airflow_provider_unifapi.collector import Budget, dollars
@@ -150,6 +151,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
         return UnifAPIHook(self.unifapi_conn_id)
 
     def execute(self, context: Any) -> Any:
+        self._run_summary: dict[str, Any] | None = None  # the batch manifest, for lineage
         try:
             items = parse_hashtags(self.hashtags)
             settings = self._settings(context)
@@ -166,9 +168,30 @@ class TikTokHashtagBatchOperator(BaseOperator):
                     self.hook.remember_balance(client.last_balance)
         except (UnifAPIError, AirflowNotFoundException) as exc:
             raise task_failure(exc, conn_id=self.unifapi_conn_id) from None
+        self._run_summary = manifest
         self._log_totals(manifest, client)
+        add_outlet_extra(context, self.outlets, batch_asset_extra(manifest))
         self._raise_for_failures(manifest, context)
         return manifest
+
+    # -- lineage ----------------------------------------------------------------------------------
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage at start: the endpoints of the hashtags given by id (names are resolved later)."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_start
+
+        return lineage_on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage at the end: one input per hashtag, every part written, the batch's credits."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_end
+
+        return lineage_on_end(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """A failed batch spent credits too: the same facets, from its batch manifest."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_end
+
+        return lineage_on_end(self)
 
     def _settings(self, context: Any) -> BatchSettings:
         concurrency = check_count("max_concurrency", self.max_concurrency, minimum=1) or 1
@@ -240,3 +263,19 @@ class TikTokHashtagBatchOperator(BaseOperator):
         if self.fail_on_hashtag_error:
             raise AirflowFailException(f"{message}. Fix or remove them; the others are complete.")
         self.log.warning("%s; succeeding as fail_on_hashtag_error=False", message)
+
+
+def batch_asset_extra(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What an asset event of a batch carries: its totals (not its rows: a batch may hold thousands).
+
+    :param manifest: the batch manifest.
+    """
+    t = manifest["totals"]
+    return {
+        "output_path": manifest["output_path"],
+        "totals": t,
+        "credits_spent": t["credits_spent"],
+        "dollars_spent": dollars(t["credits_spent"]),
+        "credits_spent_this_run": t["credits_spent_this_try"],
+        "max_credits": manifest["max_credits"],
+    }
