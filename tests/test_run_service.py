@@ -188,7 +188,7 @@ def test_claims_on_s3_use_conditional_writes(moto_s3):  # noqa: F811
         io.create("_writer.000000.json", b"{}")
     first.release()
     second.acquire()
-    assert [o["Key"] for o in moto_s3.list_objects_v2(Bucket="lake")["Contents"]] == [
+    assert [o["Key"] for o in moto_s3.list_objects_v2(Bucket="lake", Prefix="claims/")["Contents"]] == [
         "claims/x/_writer.000000.json"
     ]
 

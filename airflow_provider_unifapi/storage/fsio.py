@@ -60,8 +60,13 @@ class FolderIO:
         if self.local:
             with open(self.path(name), "xb") as handle:
                 handle.write(data)
-        else:
+            return
+        try:
             self.fs.pipe_file(self.path(name), data, mode="create")
+        except TypeError:  # a filesystem without create-only writes: check, then write
+            if self.fs.exists(self.path(name)):
+                raise FileExistsError(self.path(name)) from None
+            self.fs.pipe_file(self.path(name), data)
 
     def read(self, name: str) -> bytes:
         if self.local:
