@@ -346,3 +346,19 @@ def test_an_old_remembered_balance_does_not_stand_in(unifapi_conn, dag_runner, t
     )
     counts = batch_manifest(out)["totals"]["by_status"]
     assert counts["done"] == 0 and counts["stopped"] + counts["skipped"] == 4
+
+
+def test_an_appended_part_longer_than_committed_is_counted_and_refused(tmp_path):
+    from upath import UPath
+
+    from airflow_provider_unifapi.storage.checkpoint import Checkpoint, PartInfo
+    from airflow_provider_unifapi.storage.run_folder import RunFolder
+
+    line = b'{"id": "1"}\n'
+    (tmp_path / "part-00000.jsonl").write_bytes(line + b'{"id": "9"}\n')  # a second writer's append
+    part = PartInfo(name="part-00000.jsonl", records=1, bytes=len(line))
+    cp = Checkpoint(hashtag_id="1", output_format="jsonl", records=1, parts=[part])
+    with pytest.raises(UnifAPIOutputMismatchError, match="hold 2 records"):
+        RunFolder(UPath(f"file://{tmp_path}"), "jsonl").check_parts(cp)
+    (tmp_path / "part-00000.jsonl").write_bytes(line)
+    RunFolder(UPath(f"file://{tmp_path}"), "jsonl").check_parts(cp)  # exactly as committed
