@@ -146,3 +146,47 @@ def test_operator_log_opens_shows_money_and_closes_with_every_credit(
     assert int(charged) <= unifapi_conn.credits_charged() <= int(charged) + int(possibly)
     assert "request_id" not in "\n".join(progress)  # counters only: no body, no ids
     assert_no_key(text)
+
+
+def test_a_batch_log_names_its_hashtags_paces_pages_across_chains_and_accounts_for_every_credit(
+    unifapi_conn, dag_runner, tmp_path, capfd
+):
+    from tests.test_batch import batch_dag
+
+    tags = {"6301": 2600, "6302": 2600, "6303": 300}
+    unifapi_conn.reset(hashtags=[{"id": k, "name": f"logb{k}", "video_count": v} for k, v in tags.items()])
+    path = batch_dag(
+        dag_runner,
+        "logs_batch",
+        hashtags=list(tags),
+        output_path=f"file://{tmp_path}/b",
+        max_concurrency=3,
+        max_credits=4000,
+    )
+    result = dag_runner.run(path, capsys=capfd)
+    assert result.ti_state("batch") == "success"
+    text = result.log_text
+    assert re.search(r"Collecting 3 hashtags into .*: batch budget 4,000 credits \(\$4\.00\)", text)
+    # every hashtag's lines name it: its opening, each progress line, its closing
+    for tag in tags:
+        assert re.search(
+            rf"Collecting hashtag {tag} into .*batch budget 4,000 credits \(\$4\.00\) shared", text
+        )
+    pages = re.findall(r"(\d+) page [\d,]+: .*? rec/s", text)
+    assert pages and set(pages) <= set(tags)
+    assert "no max_credits" not in text
+    paid = len(unifapi_conn.calls("videos"))
+    assert paid > 60 and len(pages) < paid / 2  # paced across the chains, not a line per page
+    closing = re.search(
+        r"Batch of 3 hashtags: (\d+) done, (\d+) stopped, (\d+) skipped, (\d+) failed .*?spent ([\d,]+) credits "
+        r"\(\$[\d.,]+\) over all tries = (\d+) charged \+ (\d+) possibly billed \+ (\d+) for names",
+        text,
+    )
+    assert closing is not None
+    done, stopped, skipped, failed, spent, charged, possibly, names = closing.groups()
+    assert int(done) + int(stopped) + int(skipped) + int(failed) == 3 and int(stopped) >= 1
+    assert (
+        int(spent.replace(",", ""))
+        == int(charged) + int(possibly) + int(names)
+        == unifapi_conn.credits_charged()
+    )
