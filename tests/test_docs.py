@@ -9,12 +9,23 @@ By the block's language:
   DAG file, ``dag-run`` also runs the DAG with ``dag.test()``, ``compile`` only compiles (a fragment
   of a larger file). README blocks carry no marker: they are executed with the public imports and
   an ``api_key`` in scope, with ``https://api.unifapi.com`` pointing at the sandbox.
-* ``bash``: ``bash -n``. ``json``: ``json.loads``. ``sql``: not empty (DuckDB is not a dependency).
-* ``text``: output and pseudo-code, not checked. Any other language, or none, fails.
+* ``bash``: ``bash -n``. ``sql``: not empty (DuckDB is not a dependency). ``json``: ``json.loads``;
+  marked ``<!-- docs-test: manifest dag=NAME file=PATH -->`` (options as for ``log`` below) it must
+  also equal the file ``PATH`` of that run's folder (``/tmp/unifapi-demo`` in the DAG), but for
+  timestamps, request ids and compressed sizes.
+* ``text``: output and pseudo-code, not checked, unless marked ``<!-- docs-test: log dag=NAME -->``
+  (README included): then it is a sample of a real log, checked against the log of running the
+  DAG block named ``NAME`` (any page) on the sandbox, on ``day=`` (default 2024-06-01), into an
+  empty folder. ``run=N`` checks the N-th run of it into the same folder (the runs before it
+  without conf), ``conf=KEY:VALUE`` gives that run a conf (``airflow dags test -c``). Every line of
+  the sample but ``...`` must be a message of that log, in the same order (``order=any``: in any
+  order, for a batch's concurrent chains, whose balances are then not compared); request ids,
+  timestamps, records per second and the folder's real path may differ. Any other language, or
+  none, fails.
 
-In executed blocks and DAG files, ``/tmp/unifapi-demo`` (the docs' output folder) is replaced by a
-temporary folder holding complete runs of the sandbox's hashtags 5050 (``jsonl.gz``) and 4242
-(``parquet``) for ``ds=2024-06-01``, and an unfinished run of 77001.
+In executed blocks, ``/tmp/unifapi-demo`` (the docs' output folder) is replaced by a temporary
+folder holding complete runs of the sandbox's hashtags 5050 (``jsonl.gz``) and 4242 (``parquet``)
+for ``ds=2024-06-01``, and an unfinished run of 77001; in DAG files, by an empty one.
 
 Links: docs/index.md and README.md link every page of docs/, and every relative link or image of
 the docs points to an existing file (and heading; the screenshots are in docs/img/).
@@ -23,6 +34,7 @@ the docs points to an existing file (and heading; the screenshots are in docs/im
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import subprocess
@@ -129,7 +141,7 @@ def test_code_block(block: Block, request: pytest.FixtureRequest) -> None:
         "bash": _check_bash,
         "json": _check_json,
         "sql": _check_sql,
-        "text": lambda block, request: None,
+        "text": _check_text,
     }[block.lang]
     check(block, request)
 
@@ -141,9 +153,24 @@ def _check_bash(block: Block, request: pytest.FixtureRequest) -> None:
 
 def _check_json(block: Block, request: pytest.FixtureRequest) -> None:
     try:
-        json.loads(block.code)
+        shown = json.loads(block.code)
     except ValueError as exc:
         pytest.fail(f"{block.name}: not JSON: {exc}")
+    if block.mode is None:
+        return
+    assert block.mode == "manifest" and "file" in block.options, (
+        f"{block.name}: a JSON block is marked `manifest dag=NAME file=PATH` (a real file's copy) or not at all"
+    )
+    folder = _real_run(block, request).folder
+    real = json.dumps(json.loads((folder / block.options["file"]).read_text()), indent=1, sort_keys=True)
+
+    def comparable(text: str) -> str:
+        # the same keys and values, but for timestamps, request ids and compressed sizes (zlib or isal)
+        return re.sub(r'"bytes": \d+', '"bytes": N', _normalize(text, False))
+
+    assert comparable(json.dumps(shown, indent=1, sort_keys=True)) == comparable(
+        real.replace(str(folder), DEMO_FOLDER)
+    ), f"{block.name}: not the real {block.options['file']}"
 
 
 def _check_sql(block: Block, request: pytest.FixtureRequest) -> None:
@@ -183,18 +210,28 @@ def _check_python(block: Block, request: pytest.FixtureRequest) -> None:
             exec(compile(used.code.replace(DEMO_FOLDER, str(lake)), used.name, "exec"), namespace)
         exec(compile(source, block.name, "exec"), namespace)
         return
-    dag_runner = request.getfixturevalue("dag_runner")
+    target, _ = _write_dag(block, source, request)
+    if block.mode == "dag-run":
+        result = request.getfixturevalue("dag_runner").run(target)
+        assert result.state == "success", f"{block.name}: the DAG run ended {result.state}"
+        # a run's summary, or a batch's manifest (its totals)
+        summaries = [
+            x.get("totals", x)
+            for x in result.xcoms.values()
+            if isinstance(x, dict) and ("stop_reason" in x or "totals" in x)
+        ]
+        assert summaries and all(s["records"] > 0 for s in summaries), result.xcoms
+
+
+def _write_dag(block: Block, source: str, request: pytest.FixtureRequest) -> tuple[Path, list[Any]]:
+    """Write a DAG block into the DAGs folder (one file per block) and load it; its DAGs."""
     stem = re.sub(r"\W", "_", f"docs_{block.path.stem}_{block.line}")
-    target = Path(dag_runner.folder) / f"{stem}.py"
+    target = Path(request.getfixturevalue("dag_runner").folder) / f"{stem}.py"
     target.write_text(source)
     module = _import(target, stem)
     dags = [v for v in vars(module).values() if type(v).__name__ in ("DAG", "SerializedDAG")]
     assert dags and all(d.task_ids for d in dags), f"{block.name}: no DAG with tasks"
-    if block.mode == "dag-run":
-        result = dag_runner.run(target)
-        assert result.state == "success", f"{block.name}: the DAG run ended {result.state}"
-        summaries = [x for x in result.xcoms.values() if isinstance(x, dict) and "stop_reason" in x]
-        assert summaries and all(s["records"] > 0 for s in summaries), result.xcoms
+    return target, dags
 
 
 def _used_blocks(block: Block) -> list[Block]:
@@ -273,6 +310,161 @@ def _demo_lake(request: pytest.FixtureRequest) -> Path:
                 collector.run()
             assert (folder / "_manifest.json").exists() == complete
     return base
+
+
+# -- log samples -----------------------------------------------------------------------------------
+LOG_DAY = "2024-06-01"
+
+
+@dataclass(frozen=True)
+class RealRun:
+    """The last of a docs DAG's runs: its log's messages and the folder it wrote to."""
+
+    messages: list[str]
+    folder: Path
+
+
+#: the runs already made, by (DAG block, day, conf of each run): several samples share one
+_RUNS: dict[tuple[str, str, tuple[str | None, ...]], RealRun] = {}
+#: seconds added to the day of each run: a DAG run per logical date (2.11), all on the same day
+_LOG_SECONDS = itertools.count(1)
+#: Airflow's decoration of a log line, around the message (Airflow 3's console, Airflow 2's format)
+_DECORATIONS = (
+    re.compile(r"^\d{4}-\d\d-\d\dT\S+ \[\w+ *\] (?P<message>.*?)(?: +\[[\w.]+\](?: loc=\S+)?)?$"),
+    re.compile(r"^\[[^\]]+\] \{[^}]+\} [A-Z]+ - (?P<message>.*)$"),
+)
+#: what differs from run to run: request ids, timestamps, speeds, the pacer's waits, a writer's pid
+_VOLATILE = (
+    (re.compile(r"unif_[0-9a-f\u2026]+"), "unif_\u2026"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[\d.]+(?:[+-]\d\d:\d\d|Z)?"), "TIME"),
+    (re.compile(r"[\d,]+ rec/s"), "N rec/s"),
+    (re.compile(r"seen \d+s ago"), "seen Ns ago"),
+    (re.compile(r"waited [\d.]+ s over \d+ requests"), "waited N s over N requests"),
+    (re.compile(r"pid \d+ on [^,]+,"), "pid N on HOST,"),
+)
+#: concurrent chains report the balance in any order
+_CONCURRENT = ((re.compile(r"balance [\d,]+"), "balance N"),)
+
+
+def _check_text(block: Block, request: pytest.FixtureRequest) -> None:
+    if block.mode is None:
+        return  # output and pseudo-code, not checked
+    assert block.mode == "log", (
+        f"{block.name}: a text block is marked `log` (a real log's sample) or not at all"
+    )
+    assert "dag" in block.options, f"{block.name}: name the DAG block the log comes from: log dag=NAME"
+    _assert_sample(
+        block.name,
+        block.code,
+        _real_run(block, request).messages,
+        any_order=block.options.get("order") == "any",
+    )
+
+
+def _assert_sample(name: str, sample: str, messages: list[str], *, any_order: bool = False) -> None:
+    """Every line of ``sample`` but ``...`` is one of ``messages`` (in order unless ``any_order``)."""
+    wanted = [line.strip() for line in sample.splitlines() if line.strip() not in ("", "...")]
+    assert wanted, f"{name}: the log sample is empty"
+    real = [_normalize(message, any_order) for message in messages]
+    at = 0
+    for line in wanted:
+        try:
+            at = real.index(_normalize(line, any_order), 0 if any_order else at) + 1
+        except ValueError:
+            ours = [m for m in real if m and not m.startswith(("Task instance", "Marking", "Filling up"))]
+            pytest.fail(
+                f"{name}: the sample's line\n    {line}\nis not "
+                + ("in the real log" if any_order else "in the real log after the sample's lines before it")
+                + ", whose messages are (normalized):\n    "
+                + "\n    ".join(ours[-150:])
+            )
+
+
+def _normalize(message: str, any_order: bool) -> str:
+    for pattern, replacement in _VOLATILE + (_CONCURRENT if any_order else ()):
+        message = pattern.sub(replacement, message)
+    return message.strip()
+
+
+def _message(line: str) -> str:
+    """A log line's message, without Airflow's timestamp, level, logger and source location."""
+    for decoration in _DECORATIONS:
+        match = decoration.match(line)
+        if match:
+            return match["message"]
+    return line
+
+
+def _real_run(block: Block, request: pytest.FixtureRequest) -> RealRun:
+    """The run a sample comes from (made once, shared by the samples of the same run)."""
+    found = [b for b in BLOCKS if b.options.get("name") == block.options["dag"]]
+    assert len(found) == 1, f"{block.name}: dag={block.options['dag']} names {len(found)} blocks"
+    dag_block = found[0]
+    assert dag_block.mode in ("dag", "dag-run"), f"{block.name}: {dag_block.name} is not a DAG block"
+    run = int(block.options.get("run", "1"))
+    confs = (None,) * (run - 1) + (block.options.get("conf"),)
+    key = (dag_block.name, block.options.get("day", LOG_DAY), confs)
+    if key not in _RUNS:
+        _RUNS[key] = _run_for_log(dag_block, key[1], confs, request)
+    return _RUNS[key]
+
+
+def _run_for_log(
+    dag_block: Block, day: str, confs: tuple[str | None, ...], request: pytest.FixtureRequest
+) -> RealRun:
+    """Run a docs DAG ``len(confs)`` times on ``day`` into one empty folder (in place of
+    ``/tmp/unifapi-demo``), on a fresh sandbox workspace; the last run's log messages (the folder
+    shown as ``/tmp/unifapi-demo``) and the folder."""
+    import pendulum
+
+    from airflow_provider_unifapi._compat import AIRFLOW_V_3
+
+    request.getfixturevalue("unifapi_conn")  # a fresh workspace: 1,000,000 credits
+    capfd = request.getfixturevalue("capfd")
+    lake = request.getfixturevalue("tmp_path") / f"run-{len(_RUNS)}"
+    _, dags = _write_dag(dag_block, dag_block.code.replace(DEMO_FOLDER, str(lake)), request)
+    text = ""
+    for conf in confs:
+        run_conf = None
+        if conf is not None:
+            key, _, value = conf.partition(":")
+            run_conf = {key: int(value) if value.isdigit() else value}
+        when = pendulum.parse(day).add(seconds=next(_LOG_SECONDS))
+        capfd.readouterr()
+        dags[0].test(**{"logical_date" if AIRFLOW_V_3 else "execution_date": when}, run_conf=run_conf)
+        captured = capfd.readouterr()
+        text = captured.out + captured.err
+    return RealRun([_message(line) for line in text.replace(str(lake), DEMO_FOLDER).splitlines()], lake)
+
+
+def test_a_log_sample_must_match_the_real_log() -> None:
+    """The comparison itself: what may differ between runs does, nothing else may."""
+    real = [
+        "2026-12-07T20:05:23.087710Z [info     ] Collecting hashtag 5050 into file:///x/: budget 3,000 "
+        "credits ($3.00), pages of 50 [airflow.task.operators.x.Op] loc=progress.py:126",
+        "[2024-06-01T00:00:01.000+0000] {progress.py:147} INFO - page 1: 50 records (+50); 50 of 3,000 "
+        "credits ($0.05); balance 999,950; 1,204 rec/s",
+        "page 2: 88 records (+38); 88 of 3,000 credits ($0.088); balance 999,912; 2,001 rec/s",
+    ]
+    messages = [_message(line) for line in real]
+    sample = (
+        "Collecting hashtag 5050 into file:///x/: budget 3,000 credits ($3.00), pages of 50\n...\n"
+        "page 2: 88 records (+38); 88 of 3,000 credits ($0.088); balance 999,912; 924 rec/s\n"
+    )
+    _assert_sample("ok", sample, messages)
+    for wrong in (
+        sample.replace("88 records", "89 records"),  # a figure the run did not log
+        sample.replace("3,000 credits ($3.00)", "3,000 credits"),  # a message changed
+        "page 2: 88 records (+38)\n",  # a message cut short
+        "page 2: 88 records (+38); 88 of 3,000 credits ($0.088); balance 999,912; 9 rec/s\n"
+        "page 1: 50 records (+50); 50 of 3,000 credits ($0.05); balance 999,950; 9 rec/s\n",  # out of order
+        "...\n",  # nothing to compare
+    ):
+        with pytest.raises((pytest.fail.Exception, AssertionError)):
+            _assert_sample("wrong", wrong, messages)
+    # concurrent chains: any order, balances not compared
+    reordered = "page 2: 88 records (+38); 88 of 3,000 credits ($0.088); balance 1; 9 rec/s\npage 1: 50 records (+50); 50 of 3,000 credits ($0.05); balance 2; 9 rec/s\n"
+    _assert_sample("any", reordered, messages, any_order=True)
 
 
 # -- links -----------------------------------------------------------------------------------------
