@@ -37,11 +37,21 @@ SUITES = {
     "batch-sigkill": "Batch operator, SIGKILL of the task process",
     "batch-faults": "Batch operator, fault plan",
     "batch-squeeze": "Batch operator, balance squeezed mid-run",
+    "batch-floor": "Batch operator, shared min_balance near the balance",
+    "batch-raise": "Batch operator, small max_credits raised between tries",
+    "batch-alias": "Batch operator, hashtags listed by name and by id",
+    "batch-aged": "Batch operator, remembered balance far too high and hours old",
+    "batch-writers": "Two writers on one folder (local files and S3)",
 }
 BATCH_KINDS = {
     "batch-sigkill": "SIGKILL of the task process at seeded moments, then retries",
     "batch-faults": "fault plan (429s, 5xx, resets, timeouts, truncated/malformed bodies, 402s)",
     "batch-squeeze": "balance set low mid-run, topped up before the retry",
+    "batch-floor": "shared min_balance a little below the balance: hashtags stop on the floor",
+    "batch-raise": "small shared max_credits stops hashtags part-way, raised step by step until all are done",
+    "batch-alias": "hashtags listed by id, by name and by both: one folder each, no page paid twice",
+    "batch-aged": "remembered balance far too high and hours old, min_balance near the balance, top-ups",
+    "batch-writers": "two batch tries and a single-hashtag task on one folder, together and staggered, local and S3",
 }
 
 
@@ -161,7 +171,55 @@ def batch_lines(report: dict[str, Any]) -> list[str]:
             + " | ".join(f"**{t[key]}**" for key, _ in ZERO)
             + " |"
         )
-    return lines
+    return lines + kind_lines(report)
+
+
+#: the own checks of the run-service kinds (tests/chaos/batch_kinds.py, batch_writers.py): label, figures
+KIND_CHECKS = {
+    "batch-raise": (
+        "raised caps",
+        ["raises", "same_cap_calls", "status_mismatches", "pages_paid_twice", "not_exact"],
+    ),
+    "batch-alias": (
+        "names and ids",
+        [
+            "rows_wrong",
+            "folders_wrong",
+            "searches_beyond_one_per_name",
+            "resolution_unaccounted",
+            "pages_paid_twice",
+        ],
+    ),
+    "batch-aged": (
+        "aged remembered balance",
+        ["top_ups", "aged_reading_stood_in", "silent_done", "stuck_after_top_up", "pages_paid_twice"],
+    ),
+    "batch-writers": (
+        "two writers",
+        [
+            "refused",
+            "refused_untyped",
+            "refused_paid_calls",
+            "overlapping_claims",
+            "claims_left",
+            "manifests_wrong",
+            "pages_paid_twice",
+            "not_exact",
+        ],
+    ),
+}
+
+
+def kind_lines(report: dict[str, Any]) -> list[str]:
+    """One line per run-service kind that ran: its own figures summed over its runs (the first says
+    how much of its trouble happened; every other one must be 0)."""
+    lines = []
+    for suite, (label, names) in KIND_CHECKS.items():
+        runs = [run for run in report["runs"] if run["suite"] == suite]
+        if runs:
+            sums = {name: sum(int(run.get(name) or 0) for run in runs) for name in names}
+            lines.append(f"- {label} ({len(runs)} runs): " + ", ".join(f"{k} {v}" for k, v in sums.items()))
+    return ["", *lines] if lines else []
 
 
 def main(argv: list[str]) -> int:

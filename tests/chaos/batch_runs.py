@@ -9,8 +9,10 @@ the batch's collectors are swapped for a subclass that appends ``<hashtag> <requ
 to a file after every page a chain *committed* (its checkpoint saved), which is what the money
 checks of :mod:`tests.chaos.analysis` need per chain; nothing else of the operator is touched.
 
-Everything about a case derives from its seed and kind (``sigkill``, ``faults``, ``squeeze``), so a
-failing run is replayed by ``pytest tests/chaos/test_chaos_batch.py -k <kind>-<seed>``.
+Everything about a case derives from its seed and kind (``sigkill``, ``faults``, ``squeeze``,
+``floor``, and the run-service kinds of :mod:`tests.chaos.batch_kinds`: ``raise``, ``alias``,
+``aged``), so a failing run is replayed by ``pytest tests/chaos/test_chaos_batch.py -k <kind>-<seed>``.
+What happens between tries (a raised cap, a top-up, a rewritten Variable) is a :class:`TryPlan`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from tests.chaos.cases import fault_plan
 from tests.chaos.harness import read_checkpoint, start_child
 from tests.chaos.runner import TryOutcome, _describe
 
-KINDS = ("sigkill", "faults", "squeeze", "floor")
+#: the first four are this module's; the others (run-service limits) are shaped in tests.chaos.batch_kinds
+KINDS = ("sigkill", "faults", "squeeze", "floor", "raise", "alias", "aged")
 MAX_TRIES = 40
 #: the settle time after a SIGKILL: calls the killed process had in the sandbox land in the ledger
 SETTLE_S = 0.3
@@ -62,6 +65,14 @@ class BatchCase:
     #: ``floor`` runs: the batch's shared ``min_balance``, and the workspace balance at the start
     min_balance: int | None = None
     start_balance: int = 10_000_000
+    #: what the task's ``hashtags`` lists (``None``: the ids of ``tags``); names are ``bchaos<id>``
+    inputs: list[str] | None = None
+    #: ``raise`` runs: the caps after the first one, raised one step after a try that left hashtags stopped
+    caps: list[int] = field(default_factory=list)
+    #: the first try that ``kills`` apply to
+    kill_from_try: int = 1
+    #: ``aged`` runs: the remembered balance written before every try, and how many hours old it is
+    remembered: tuple[int, float] | None = None
 
     @classmethod
     def from_seed(cls, seed: int, kind: str, *, long: bool = False) -> BatchCase:
@@ -108,11 +119,15 @@ class BatchCase:
             case.top_ups = [rng.randint(page_size, total // 3) for _ in range(rng.randint(0, 1))] + [
                 10_000_000
             ]
+        if kind in ("raise", "alias", "aged"):
+            from tests.chaos.batch_kinds import shape
+
+            shape(case, rng)
         return case
 
     def spec(self, sandbox_url: str, workdir: Path) -> BatchSpec:
         return BatchSpec(
-            hashtags=list(self.tags),
+            hashtags=list(self.inputs or self.tags),
             output_url=f"file://{workdir / 'out'}",
             max_concurrency=self.max_concurrency,
             max_credits=self.max_credits,
@@ -137,6 +152,14 @@ class BatchSpec:
     output_format: str
     known_path: str
     min_balance: int | None = None
+    #: the object store's connection (``None``: a local folder)
+    output_conn_id: str | None = None
+    #: the client's User-Agent: tells apart on the ledger the calls of writers sharing one key
+    user_agent: str | None = None
+    #: a single-hashtag task (``TikTokHashtagVideosOperator`` on ``output_url``) instead of the batch
+    single: bool = False
+    #: who writes, as the folder claim names it (``dag/run/task try N``)
+    owner: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -170,30 +193,71 @@ def recording_collector(known_path: str) -> Any:
     return RecordingCollector
 
 
-def batch_try(spec: BatchSpec) -> TryOutcome:
-    """One try of the batch task: ``execute`` on ``spec``; never raises. Outcomes: ``done``,
-    ``failed`` (AirflowException: Airflow retries), ``fatal`` (AirflowFailException: a user clears
-    the task), ``untyped`` (anything else)."""
+def recording(known_path: str) -> Any:
+    """Context manager: the run service's collectors record their committed pages in ``known_path``."""
     from unittest import mock
 
-    from airflow_provider_unifapi._compat import AirflowException, AirflowFailException
     from airflow_provider_unifapi.collector import run as run_module
+
+    return mock.patch.object(run_module, "HashtagVideoCollector", recording_collector(known_path))
+
+
+def task_operator(spec: BatchSpec) -> Any:
+    """The task of ``spec``: the batch operator, or (``single``) the single-hashtag one."""
     from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator
+    from airflow_provider_unifapi.operators.hashtag_videos import TikTokHashtagVideosOperator
+
+    common = {
+        "output_path": spec.output_url,
+        "output_conn_id": spec.output_conn_id,
+        "max_credits": spec.max_credits,
+        "min_balance": spec.min_balance,
+        "page_size": spec.page_size,
+        "records_per_part": spec.records_per_part,
+        "output_format": spec.output_format,
+    }
+    if spec.single:
+        return TikTokHashtagVideosOperator(task_id="collect", hashtag_id=spec.hashtags[0], **common)
+    return TikTokHashtagBatchOperator(
+        task_id="batch", hashtags=spec.hashtags, max_concurrency=spec.max_concurrency, **common
+    )
+
+
+def task_context(spec: BatchSpec) -> dict[str, Any]:
+    """What ``execute`` gets: a task instance naming the writer when ``spec.owner`` is set."""
+    if not spec.owner:
+        return {}
+    from types import SimpleNamespace
+
+    dag_id, run_id, rest = spec.owner.split("/", 2)
+    task_id, _, number = rest.partition(" try ")
+    ti = SimpleNamespace(
+        dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=-1, try_number=int(number or 1)
+    )
+    return {"ti": ti}
+
+
+def batch_try(spec: BatchSpec, *, record: bool = True) -> TryOutcome:
+    """One try of the batch task: ``execute`` on ``spec``; never raises. Outcomes: ``done``,
+    ``failed`` (AirflowException: Airflow retries), ``fatal`` (AirflowFailException: a user clears
+    the task), ``untyped`` (anything else).
+
+    :param record: patch the collectors to record committed pages (``False``: the caller did, once
+        for several tries running at the same time in this process).
+    """
+    import contextlib
+
+    from airflow_provider_unifapi._compat import AirflowException, AirflowFailException
 
     try:
-        operator = TikTokHashtagBatchOperator(
-            task_id="batch",
-            hashtags=spec.hashtags,
-            output_path=spec.output_url,
-            max_concurrency=spec.max_concurrency,
-            max_credits=spec.max_credits,
-            min_balance=spec.min_balance,
-            page_size=spec.page_size,
-            records_per_part=spec.records_per_part,
-            output_format=spec.output_format,
-        )
-        with mock.patch.object(run_module, "HashtagVideoCollector", recording_collector(spec.known_path)):
-            manifest = operator.execute({})
+        operator = task_operator(spec)
+        if spec.user_agent:
+            hook = operator.hook
+            kwargs = hook.client_kwargs
+            # an instance attribute shadows the method: both operators build their client from it
+            hook.client_kwargs = lambda conn=None: {**kwargs(conn), "user_agent": spec.user_agent}
+        with recording(spec.known_path) if record else contextlib.nullcontext():
+            manifest = operator.execute(task_context(spec))
         return TryOutcome("done", summary=json.loads(json.dumps(manifest, default=str)))
     except AirflowFailException as exc:
         return TryOutcome("fatal", error_type=type(exc).__name__, error_text=_describe(exc))
@@ -211,6 +275,8 @@ class TryRecord:
     end_seq: int
     killed: bool = False
     squeezed: bool = False
+    #: the batch's ``max_credits`` in this try (raised between tries by ``raise`` runs)
+    max_credits: int | None = None
 
 
 @dataclass
@@ -221,6 +287,23 @@ class BatchRun:
     balance_stops: int = 0
     texts: list[Any] = field(default_factory=list)
     final: TryOutcome | None = None
+    #: the plan ended the run before every hashtag was done (it could not go on)
+    gave_up: bool = False
+    #: figures a kind's plan gathers between tries (see tests.chaos.batch_kinds)
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+class TryPlan:
+    """What happens around tries. This one retries like Airflow until the batch task succeeds;
+    the run-service kinds (:mod:`tests.chaos.batch_kinds`) raise caps, top up and rewrite Variables.
+    """
+
+    def before(self, attempt: int, spec: BatchSpec) -> None:
+        """Adjust ``spec`` (or the world) before try ``attempt``."""
+
+    def after(self, record: TryRecord, run: BatchRun) -> str:
+        """After a try: ``finished`` (the run is complete), ``retry``, or ``give_up``."""
+        return "finished" if record.outcome.outcome == "done" else "retry"
 
 
 def ledger_seq(sandbox: Any) -> int:
@@ -299,8 +382,11 @@ def in_process_try(sandbox: Any, spec: BatchSpec, squeeze: tuple[int, int] | Non
     return outcome, fired.is_set()
 
 
-def run_batch(case: BatchCase, sandbox: Any, workdir: Path, api_key: str, capture: Any) -> BatchRun:
-    """Reset the sandbox for ``case`` and run tries until the batch task succeeds (or ``MAX_TRIES``).
+def run_batch(
+    case: BatchCase, sandbox: Any, workdir: Path, api_key: str, capture: Any, plan: TryPlan | None = None
+) -> BatchRun:
+    """Reset the sandbox for ``case`` and run tries until ``plan`` says the run is finished (by
+    default: the batch task succeeded), or ``MAX_TRIES``.
 
     :param capture: returns what the test process printed since the last call (its task logs).
     """
@@ -314,11 +400,13 @@ def run_batch(case: BatchCase, sandbox: Any, workdir: Path, api_key: str, captur
     out = workdir / "out"
     rng = random.Random(case.seed * 7919)
     kills, squeezes, top_ups = list(case.kills), list(case.squeezes), list(case.top_ups)
+    plan = plan or TryPlan()
     run = BatchRun()
     for attempt in range(1, MAX_TRIES + 1):
+        plan.before(attempt, spec)
         start = ledger_seq(sandbox)
         killed = squeezed = False
-        if kills:
+        if kills and attempt >= case.kill_from_try:
             outcome, killed = sigkill_try(sandbox, spec, workdir, f"try{attempt}", api_key, kills[0], rng)
         else:
             outcome, squeezed = in_process_try(sandbox, spec, squeezes[0] if squeezes else None)
@@ -333,10 +421,12 @@ def run_batch(case: BatchCase, sandbox: Any, workdir: Path, api_key: str, captur
         if squeezed:
             squeezes.pop(0)
             run.squeezes += 1
-        run.tries.append(TryRecord(outcome, start, end, killed, squeezed))
+        record = TryRecord(outcome, start, end, killed, squeezed, spec.max_credits)
+        run.tries.append(record)
         run.texts.append(outcome.error_text)
-        if outcome.outcome == "done":
-            run.final = outcome
+        verdict = plan.after(record, run)
+        if verdict != "retry":
+            run.final, run.gave_up = outcome, verdict == "give_up"
             break
         if sandbox.balance() < case.page_size * case.max_concurrency:
             # the try stopped for lack of credits: top up before the retry
@@ -431,7 +521,7 @@ def check_batch(case: BatchCase, sandbox: Any, workdir: Path, run: BatchRun, api
         "untyped_detail": [t.outcome.error_text[-2000:] for t in run.tries if t.outcome.outcome == "untyped"][
             :2
         ],
-        "unfinished": int(run.final is None),
+        "unfinished": int(run.final is None or run.gave_up),
     }
     out = workdir / "out"
     texts = [*run.texts, json.dumps(ledger)]
@@ -484,12 +574,19 @@ def check_batch(case: BatchCase, sandbox: Any, workdir: Path, run: BatchRun, api
     figures["pages_in_flight_beyond_one_per_chain"] = dangling
     figures["unjustified_refetches"] = totals["unjustified_refetches"] + dangling
     figures["stop_reasons"] = dict(stop_reasons)
-    # the shared cap over every hashtag and every try: the ledger, and the batch's own worst case
-    ledger_credits = sum(c["credits_charged"] for c in paid)
+    # the shared cap over every hashtag and every try: the ledger (name searches included) at the
+    # end of each try against that try's cap, and the batch's own worst case against the last cap
+    every_paid = [c for c in calls if (c["credits_charged"] or 0) > 0]
+    ledger_credits = sum(c["credits_charged"] for c in every_paid)
     spent = int(manifest["totals"]["credits_spent"])
+    cap = run.tries[-1].max_credits or case.max_credits
     figures["ledger_credits"] = ledger_credits
     figures["credits_spent"] = spent
-    figures["budget_breaches"] = int(ledger_credits > case.max_credits) + int(spent > case.max_credits)
+    figures["budget_breaches"] = int(spent > cap) + sum(
+        1
+        for t in run.tries
+        if sum(c["credits_charged"] for c in every_paid if c["seq"] <= t.end_seq) > (t.max_credits or cap)
+    )
     if case.min_balance is not None:  # the shared floor, on every balance the sandbox reported
         lowest = min((c["balance_after"] for c in paid if c.get("balance_after") is not None), default=None)
         figures["min_balance"] = case.min_balance
@@ -503,6 +600,11 @@ def check_batch(case: BatchCase, sandbox: Any, workdir: Path, run: BatchRun, api
         or manifest["totals"]["credits_charged"] != figures["credits_charged"]
     )
     figures["detail"] = (details + dangling_detail)[:5]
+    if case.kind in ("raise", "alias", "aged"):
+        from tests.chaos.batch_kinds import kind_figures
+
+        figures.update(kind_figures(case, sandbox, out, run, calls, known))
+    figures.update(run.notes)
     texts += [manifest, on_disk, *folder_texts(out), *(p.read_bytes() for p in workdir.glob("*.log"))]
     figures["key_hits"] = key_hits(api_key, texts)
     return figures
