@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -320,16 +319,14 @@ def test_a_manifest_is_never_written_over_parts_that_disagree(tmp_path):
 
 
 def test_an_old_remembered_balance_does_not_stand_in(unifapi_conn, dag_runner, tmp_path):
-    from airflow_provider_unifapi.hooks.balance_reading import remember, variable_name
-    from airflow_provider_unifapi.models import BalanceReading
-    from tests.test_balance_sensor import forget_remembered
+    from tests.test_balance_sensor import forget_remembered, get_remembered, set_remembered
 
     sb = unifapi_conn
     sb.reset(hashtags=CATALOGUE)
     sb.set_balance(2_020)
     forget_remembered()
-    old = datetime.now(timezone.utc) - timedelta(hours=3)
-    remember(variable_name(API_KEY), BalanceReading(balance=900_000, seen_at=old))
+    set_remembered(900_000, age_seconds=3 * 3600)
+    assert get_remembered()["balance"] == 900_000
     out = tmp_path / "aged"
     path = batch_dag(
         dag_runner,
@@ -362,3 +359,56 @@ def test_an_appended_part_longer_than_committed_is_counted_and_refused(tmp_path)
         RunFolder(UPath(f"file://{tmp_path}"), "jsonl").check_parts(cp)
     (tmp_path / "part-00000.jsonl").write_bytes(line)
     RunFolder(UPath(f"file://{tmp_path}"), "jsonl").check_parts(cp)  # exactly as committed
+
+
+def test_of_two_writers_racing_for_a_free_folder_exactly_one_wins(tmp_path):
+    """A reader must never see a claim before its bytes (it would read an empty claim as expired)."""
+    for trial in range(300):
+        io = _io(tmp_path / f"race{trial}")
+        start, won, refused = threading.Barrier(2), [], []
+
+        def racer(name: str, io=io, start=start, won=won, refused=refused) -> None:
+            claim = FolderClaim(io, "race", name)
+            start.wait()
+            try:
+                claim.acquire()
+                won.append(name)
+            except UnifAPIFolderBusyError:
+                refused.append(name)
+
+        threads = [threading.Thread(target=racer, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(won) == 1 and len(refused) == 1, f"trial {trial}: won {won}, refused {refused}"
+
+
+def test_a_run_stopped_at_min_balance_continues_once_a_newer_reading_shows_the_top_up(
+    unifapi_conn, dag_runner, tmp_path
+):
+    from tests.test_balance_sensor import forget_remembered, set_remembered
+
+    sb = unifapi_conn
+    sb.add_hashtag("7305", "floor7305", 600)
+    forget_remembered()
+    sb.set_balance(1_300)
+    out = tmp_path / "floor"
+    path = dag_runner.write(
+        "floor_single",
+        f'TikTokHashtagVideosOperator(task_id="collect", hashtag_id="7305", output_path="file://{out}", '
+        "min_balance=1000, retries=0)",
+    )
+    first = dag_runner.run(path)
+    assert first.xcoms["collect"]["status"] == "stopped" and sb.balance() >= 1_000
+    sb.add_balance(5_000)
+    calls = len(sb.calls())
+    assert dag_runner.run(path).xcoms["collect"]["status"] == "stopped"  # its own reading is fresh
+    assert len(sb.calls()) == calls
+    # what the balance sensor leaves after a live reading: newer than the run's, so it stands in
+    set_remembered(sb.balance(), age_seconds=0)
+    done = dag_runner.run(path).xcoms["collect"]
+    assert done["status"] == "done" and done["records"] == len(sb.truth("7305")) and paid_twice(sb) == 0
+    assert (
+        min(c["balance_after"] for c in sb.ledger()["calls"] if c.get("balance_after") is not None) >= 1_000
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_unifapi.models import StopReason
@@ -21,6 +22,20 @@ def dollars(credits: int) -> str:
     if fraction.endswith("0"):  # cents suffice: $5.00, $0.45
         fraction = fraction[:2]
     return f"{sign}${whole:,}.{fraction}"
+
+
+def fresh(seen_at: str | None, max_age: float | None) -> bool:
+    """Whether a balance reading seen at ``seen_at`` (ISO 8601) may still stand in for the balance.
+
+    :param seen_at: when it was seen (``None``: unknown, so not fresh unless ``max_age`` is ``None``).
+    :param max_age: seconds it stands (``None``: always).
+    """
+    if max_age is None:
+        return True
+    if not seen_at:
+        return False
+    age = (datetime.now(timezone.utc) - datetime.fromisoformat(seen_at)).total_seconds()
+    return age <= max_age
 
 
 def credits_spent(summary: Mapping[str, Any]) -> int:
@@ -62,12 +77,16 @@ class Budget:
     :param max_credits: never spend more (``credits_spent``: confirmed + possibly billed, name
         resolution included).
     :param min_balance: never let the last known workspace balance drop below this.
+    :param balance_max_age: seconds a balance reading of an earlier try or run stands in for the
+        balance (``None``: always); an older one is learned again with a 1-record call, so a top-up
+        made since is seen.
     """
 
     max_records: int | None = None
     max_pages: int | None = None
     max_credits: int | None = None
     min_balance: int | None = None
+    balance_max_age: float | None = None
 
     def cap_text(self) -> str:
         """The credit cap as an opening line says it (in credits and dollars)."""
@@ -100,7 +119,7 @@ class Budget:
             limit, cap = min(limit, left), left
         if self.min_balance is not None:
             # The lowest the balance may be now: the last one seen, less what may have been billed since.
-            balance = cp.balance_worst_case
+            balance = cp.balance_worst_case if fresh(cp.balance_seen_at, self.balance_max_age) else None
             if balance is None:
                 return CallPlan(1, cap)
             left = balance - self.min_balance

@@ -26,7 +26,7 @@ from airflow_provider_unifapi.collector.budget import Budget, CallPlan
 from airflow_provider_unifapi.collector.output import RunOutput
 from airflow_provider_unifapi.collector.progress import LinePace, ProgressLog
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
-from airflow_provider_unifapi.models import HashtagStatus, StopReason, VideoPage
+from airflow_provider_unifapi.models import BalanceReading, HashtagStatus, StopReason, VideoPage
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 from airflow_provider_unifapi.storage.idset import IdSet
 
@@ -59,12 +59,13 @@ class RunStart:
     """What a fresh run starts from (a resumed one reads all of it from its checkpoint).
 
     :param hashtag_name: the name ``hashtag_id`` was resolved from, if any.
-    :param initial_balance: a remembered balance, used until the first response tells the real one.
+    :param initial_balance: a remembered balance reading, used until the first response tells the
+        real one (by a resumed run too, when it is newer than the checkpoint's).
     :param resolution_credits: credits already spent resolving the name (counted in budgets).
     """
 
     hashtag_name: str | None = None
-    initial_balance: int | None = None
+    initial_balance: BalanceReading | None = None
     resolution_credits: int = 0
 
 
@@ -137,7 +138,6 @@ class HashtagVideoCollector:
                 output_format=self.output.output_format or "xcom",
                 credits_charged=self.start.resolution_credits,
                 resolution_credits=self.start.resolution_credits,
-                balance_remaining=self.start.initial_balance,
             )
         else:
             cp, self.resumed = earlier, True
@@ -165,6 +165,7 @@ class HashtagVideoCollector:
                     cp.credits_charged,
                     cp.possibly_billed_credits,
                 )
+        self._note_remembered(cp)
         cp.tries += 1
         self.spent_before = cp.credits_spent
         return cp
@@ -252,18 +253,29 @@ class HashtagVideoCollector:
             self._low_balance_cause = page
         else:
             self.output.page_done(cp)
+        last = stop is not None
         if stop is None:
             # Write-ahead for the next call in this same commit: one checkpoint write per page.
             plan = self.budget.next_call(self.paging.page_size, cp)
             cp.in_flight_credits = 0 if plan.stop_reason is not None else plan.worst_case_credits
+            last = plan.stop_reason is not None  # a limit's stop: this page's line is the last
         elif stop.ends_feed:
             # Committed with the last page: a try killed before the manifest only closes the run.
             cp.finished, cp.stop_reason = True, stop
         self.output.save(cp)
-        self._log_page(cp, page, kept, last=stop is not None)
+        self._log_page(cp, page, kept, last=last)
         if self.on_page is not None:
             self.on_page(page, cp)
         return stop
+
+    def _note_remembered(self, cp: Checkpoint) -> None:
+        """A remembered reading newer than the run's own (a top-up the sensor saw) stands in."""
+        reading = self.start.initial_balance
+        if reading is None:
+            return
+        seen_at = reading.seen_at.astimezone(timezone.utc).isoformat()
+        if cp.balance_seen_at is None or datetime.fromisoformat(cp.balance_seen_at) < reading.seen_at:
+            cp.balance_remaining, cp.balance_seen_at = reading.balance, seen_at
 
     def _note_balance(self, cp: Checkpoint, balance: int | None) -> None:
         if balance is not None:

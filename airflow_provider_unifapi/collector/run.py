@@ -25,7 +25,7 @@ from airflow_provider_unifapi.collector.loop import (
 from airflow_provider_unifapi.collector.output import RunOutput
 from airflow_provider_unifapi.collector.progress import LinePace
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
-from airflow_provider_unifapi.models import HashtagStatus, StopReason
+from airflow_provider_unifapi.models import BalanceReading, HashtagStatus, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ class HashtagRun:
     :param output: where its records go.
     :param budget: its hard limits (a batch's chain passes its share of the batch's).
     :param paging: page size, empty-page bound, what a low balance does.
-    :param initial_balance: a remembered balance, used until the first response tells the real one.
+    :param initial_balance: a remembered balance reading, used until the first response tells the
+        real one.
     :param overwrite: clear a finished (or stopped) earlier run and fetch again.
     :param owner: who writes (task instance and try), shown to a writer refused by the folder's claim.
     :param logger: where lines go (the task's logger in Airflow).
@@ -139,7 +140,7 @@ class HashtagRun:
         *,
         budget: Budget | None = None,
         paging: PagingSettings | None = None,
-        initial_balance: int | None = None,
+        initial_balance: BalanceReading | None = None,
         overwrite: bool = False,
         owner: str = "",
         logger: PageLogger | None = None,
@@ -283,7 +284,10 @@ class HashtagRun:
     def _say_how_to_continue(self, target: HashtagTarget, summary: dict[str, Any]) -> None:
         reason = StopReason(summary["stop_reason"])
         what = {
-            StopReason.MIN_BALANCE: "top up the workspace (or lower min_balance)",
+            StopReason.MIN_BALANCE: (
+                "top up the workspace (or lower min_balance); a balance reading stands in until it is "
+                "balance_max_age old, so run behind UnifAPIBalanceSensor (a live reading) or wait that long,"
+            ),
             StopReason.BALANCE_TRUNCATED: "top up the workspace",
         }.get(reason, f"raise {reason.value}")
         self.log.info(

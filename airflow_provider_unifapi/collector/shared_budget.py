@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from airflow_provider_unifapi.collector.budget import Budget, CallPlan, dollars
+from airflow_provider_unifapi.collector.budget import Budget, CallPlan, dollars, fresh
 from airflow_provider_unifapi.models import StopReason
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 
@@ -32,6 +32,8 @@ class SharedBudget:
     :param min_balance: never let the workspace balance drop below this.
     :param balance: a remembered balance, used until a response of this try tells the real one.
     :param balance_seen_at: when it was seen (ISO 8601, UTC).
+    :param balance_max_age: seconds an earlier try's reading stands in (``None``: always); an older
+        one is ignored, so a 1-record call learns the balance (and a top-up made since).
 
     Before this try's first response, the newest reading known (the remembered one, or one a chain's
     checkpoint kept from an earlier try) stands for the balance; none at all means a 1-record call
@@ -48,8 +50,10 @@ class SharedBudget:
         min_balance: int | None,
         balance: int | None = None,
         balance_seen_at: str | None = None,
+        balance_max_age: float | None = None,
     ) -> None:
         self.max_credits = max_credits
+        self.balance_max_age = balance_max_age
         self.min_balance = min_balance
         self._cond = threading.Condition()
         self._spent: dict[str, int] = {}
@@ -181,7 +185,9 @@ class SharedBudget:
         if reading is None:
             return
         seen_at = seen_at or ""
-        if seen_at < self._try_started_at:  # an earlier try's: the newest of those stands in
+        if seen_at < self._try_started_at:  # an earlier try's: the newest fresh one stands in
+            if not fresh(seen_at, self.balance_max_age):
+                return  # a top-up since would not show: a 1-record call learns the balance again
             if self._balance_earlier and (self._balance is None or seen_at >= self._balance_seen_at):
                 self._balance, self._balance_seen_at = reading, seen_at
             return

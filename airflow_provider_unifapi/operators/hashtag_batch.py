@@ -62,7 +62,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
     The constructor only stores its arguments; every check runs at the start of ``execute``.
 
     :param hashtags: hashtag ids and/or names (without ``#``) (templated; a list, an ``XComArg``,
-        a JSON list or comma-separated text).
+        a JSON or Python list as text, or comma-separated text).
     :param output_path: the batch's base folder URL (templated).
     :param unifapi_conn_id: the ``unifapi`` connection.
     :param max_concurrency: cursor chains paged at once within the task (templated).
@@ -220,6 +220,7 @@ class TikTokHashtagBatchOperator(BaseOperator):
             floor,
             balance=remembered.balance if remembered else None,
             balance_seen_at=remembered.seen_at.astimezone(timezone.utc).isoformat() if remembered else None,
+            balance_max_age=self.hook.balance_max_age() if floor is not None else None,
         )
 
     def _output_path(self) -> str:

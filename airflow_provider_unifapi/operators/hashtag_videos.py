@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -67,8 +68,9 @@ class TikTokHashtagVideosOperator(BaseOperator):
     :param fail_on_low_balance: fail when the balance runs out mid-run (default), so a retry or the
         balance sensor takes over; False ends successfully with stop reason ``balance_truncated``.
     :param max_empty_pages: empty pages in a row (1 credit each) after which the run stops.
-    :param overwrite: delete a complete earlier output in ``output_path`` and fetch again; by default
-        a folder with ``_manifest.json`` is reused and its summary returned without any call.
+    :param overwrite: delete an earlier run's output in ``output_path`` (done or stopped) and fetch
+        again; by default a done folder is reused (its summary returned without any call) and a
+        stopped one continues from its cursor, paying only for pages never bought.
     :param xcom_max_records: the most records XCom mode may return.
     :param gzip_level: compression level of ``jsonl.gz`` parts.
     """
@@ -161,16 +163,19 @@ class TikTokHashtagVideosOperator(BaseOperator):
         output = self._output(args, context)
         # Only min_balance needs a balance before the first answer (else it costs a 1-record first
         # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
-        floor = args.budget.min_balance
-        remembered = self.hook.recall_fresh_balance(floor) if floor is not None else None
+        floor, budget = args.budget.min_balance, args.budget
+        remembered = None
+        if floor is not None:
+            remembered = self.hook.recall_fresh_balance(floor)
+            budget = replace(budget, balance_max_age=self.hook.balance_max_age())
         target = HashtagTarget(args.hashtag_id or str(args.hashtag_name), args.hashtag_id, args.hashtag_name)
         run = HashtagRun(
             client,
             target,
             output,
-            budget=args.budget,
+            budget=budget,
             paging=args.paging,
-            initial_balance=remembered.balance if remembered is not None else None,
+            initial_balance=remembered,
             overwrite=bool(self.overwrite),
             owner=writer_name(context),
             logger=self.log,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import IO, Any, cast
 
 from fsspec.implementations.local import LocalFileSystem
@@ -58,8 +59,20 @@ class FolderIO:
     def create(self, name: str, data: bytes) -> None:
         """Write a new file; :class:`FileExistsError` if it is there (create-only, as atomic as the store)."""
         if self.local:
-            with open(self.path(name), "xb") as handle:
+            # Written whole aside, then linked into place: link fails if the name exists, and a
+            # reader never sees the file before its bytes (as it would between O_EXCL and write).
+            aside = self.path(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(aside, "wb") as handle:
                 handle.write(data)
+            try:
+                os.link(aside, self.path(name))
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: O_EXCL, then the bytes
+                with open(self.path(name), "xb") as handle:
+                    handle.write(data)
+            finally:
+                os.unlink(aside)
             return
         try:
             self.fs.pipe_file(self.path(name), data, mode="create")

@@ -4,8 +4,9 @@
 
     <output_path>/
         part-00000.jsonl.gz      parts (deterministic names)
-        _manifest.json           written last: its presence means the folder is complete
-        _checkpoint.json         while the run is unfinished only
+        _manifest.json           written last: ``status`` done (the feed's end) or stopped (a limit's pause)
+        _checkpoint.json         while the run is unfinished or stopped (its cursor continues it)
+        _writer.000000.json      while a writer holds the folder (storage/claim.py)
         _staging/page-000042.jsonl   (staging mode) pages paid for, not yet compacted into a part
 
 Two ways to make every page durable before the checkpoint names it:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -52,6 +53,8 @@ KIND_ZERO = {
         "stuck_after_top_up",
     ),
 }
+#: seconds a balance reading stands in, on the ``aged`` kind's connection (``balance_max_age``)
+AGED_MAX_AGE = 1.0
 #: tries in a row that a top-up did not move before an ``aged`` run gives up
 STUCK_TRIES = 2
 
@@ -231,6 +234,7 @@ class AgedPlan(TryPlan):
         else:
             self.stuck = 0
         self.sandbox.add_balance(self.top_ups.pop(0) if self.top_ups else 10_000_000)
+        time.sleep(AGED_MAX_AGE + 0.2)  # the rerun comes after the readings of the try before aged
         self.topped_up = True
         run.notes["top_ups"] += 1
         return "retry"

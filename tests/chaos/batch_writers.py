@@ -215,19 +215,17 @@ def moto_s3(monkeypatch: Any) -> Any:
 # -- the claims, watched -------------------------------------------------------------------------
 @contextlib.contextmanager
 def slow_claim_files(delay_ms: int) -> Any:
-    """Local claim files written ``delay_ms`` after their create-only open (``FolderIO.create``'s
-    local branch, with a pause between its two steps): what a busy or slow disk does to them."""
+    """Local claim files created ``delay_ms`` late (``FolderIO.create`` after a pause): what a busy
+    or slow disk does to them. (The pause once sat between an ``O_EXCL`` open and its write, where
+    another writer read the empty claim as expired; the claim is now written aside and linked.)"""
     from airflow_provider_unifapi.storage.fsio import FolderIO
 
     real_create = FolderIO.create
 
     def create(io: Any, name: str, data: bytes) -> None:
-        if not (io.local and name.startswith("_writer.") and delay_ms):
-            real_create(io, name, data)
-            return
-        with open(io.path(name), "xb") as handle:
+        if io.local and name.startswith("_writer.") and delay_ms:
             time.sleep(delay_ms / 1000)
-            handle.write(data)
+        real_create(io, name, data)
 
     with mock.patch.object(FolderIO, "create", create):
         yield
