@@ -211,7 +211,8 @@ def test_a_second_writer_on_a_busy_folder_fails_before_paying(unifapi_conn, dag_
 
 def test_two_runs_at_once_on_one_folder_keep_it_exact(unifapi_conn, tmp_path):
     from airflow_provider_unifapi.collector import ObjectStorageOutput
-    from airflow_provider_unifapi.collector.run import HashtagRun, HashtagTarget
+    from airflow_provider_unifapi.collector.results import HashtagTarget
+    from airflow_provider_unifapi.collector.run import HashtagRun
     from airflow_provider_unifapi.storage.run_folder import RunFolder
     from tests.conftest import sandbox_client
 

@@ -10,7 +10,6 @@ manifest ``<base>/_batch_manifest.json`` lists every hashtag's outcome and the t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,17 +17,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, UnifAPIClient
+from airflow_provider_unifapi.client import UnifAPIClient
 from airflow_provider_unifapi.collector.budget import Budget, credits_spent, dollars
 from airflow_provider_unifapi.collector.loop import PageLogger, PagingSettings
-from airflow_provider_unifapi.collector.output import ObjectStorageOutput
+from airflow_provider_unifapi.collector.names import NameBook
+from airflow_provider_unifapi.collector.output import FileStore, ObjectStorageOutput, write_json
 from airflow_provider_unifapi.collector.progress import LinePace
-from airflow_provider_unifapi.collector.run import HashtagResult, HashtagRun, HashtagTarget
+from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
+from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget
 from airflow_provider_unifapi.exceptions import (
     UnifAPIError,
     UnifAPIInputError,
-    UnifAPIInsufficientCreditsError,
 )
 from airflow_provider_unifapi.models import HashtagStatus
 from airflow_provider_unifapi.storage.claim import FolderClaim
@@ -38,13 +38,8 @@ from airflow_provider_unifapi.storage.run_folder import RunFolder
 log = logging.getLogger(__name__)
 
 BATCH_MANIFEST = "_batch_manifest.json"
-#: name resolutions of earlier tries (a name's id and what finding it cost), so a retry pays none again
+#: the batch's book of name resolutions (:mod:`.names`), so a retry pays for none again
 NAMES_FILE = "_batch_names.json"
-#: worst case of one name resolution (the client reads at most 3 search pages of 20 results)
-RESOLUTION_WORST_CASE = 60
-#: The balance probe's entry in the names file (a hashtag name has no spaces): its credits count
-#: with the resolutions'.
-PROBE_ENTRY = "balance probe"
 
 
 @dataclass(frozen=True)
@@ -121,15 +116,16 @@ class HashtagBatch:
             ) from None
         try:
             self._log_opening()
-            names = self._load_names()
+            names = NameBook(self.client, FileStore(self.io, NAMES_FILE), self.shared, self.log)
+            names.open()
             self._count_earlier_spend(names)
-            targets = _same_hashtags([self._resolve(item, names) for item in self.items])
+            targets = _same_hashtags([names.resolve(item) for item in self.items])
             with ThreadPoolExecutor(
                 self.settings.max_concurrency, thread_name_prefix="unifapi-chain"
             ) as pool:
                 results = list(pool.map(self._chain, targets))
             manifest = self._manifest(results, names)
-            self._write_json(BATCH_MANIFEST, manifest)
+            write_json(self.io, BATCH_MANIFEST, manifest)
         finally:
             claim.release()
         return manifest
@@ -152,12 +148,10 @@ class HashtagBatch:
         s = self.settings
         return RunFolder(self.base / f"hashtag={hashtag_id}", s.output_format, gzip_level=s.gzip_level)
 
-    def _count_earlier_spend(self, names: dict[str, dict[str, Any]]) -> None:
+    def _count_earlier_spend(self, names: NameBook) -> None:
         """Seed the shared budget with what earlier tries spent, so the cap holds over all tries."""
-        for name, entry in names.items():
-            self.shared.settle(f"name:{name}", int(entry.get("credits", 0)) + int(entry.get("in_flight", 0)))
         for item in self.items:
-            hashtag_id = item.hashtag_id or names.get(item.hashtag_name or "", {}).get("hashtag_id")
+            hashtag_id = item.hashtag_id or names.known_id(item.hashtag_name)
             if hashtag_id is None:
                 continue
             output = ObjectStorageOutput(self._folder(hashtag_id))
@@ -170,72 +164,6 @@ class HashtagBatch:
             if manifest is not None:
                 reading = manifest.get("balance_remaining"), manifest.get("balance_seen_at")
                 self.shared.settle(hashtag_id, credits_spent(manifest), *reading)
-
-    # -- names ------------------------------------------------------------------------------------
-    def _load_names(self) -> dict[str, dict[str, Any]]:
-        if not self.io.exists(NAMES_FILE):
-            return {}
-        names: dict[str, dict[str, Any]] = json.loads(self.io.read(NAMES_FILE))
-        return names
-
-    def _resolve(
-        self, item: HashtagTarget, names: dict[str, dict[str, Any]]
-    ) -> HashtagTarget | HashtagResult:
-        """The hashtag with its id, or the result of a resolution that could not be made."""
-        name = item.hashtag_name
-        if item.hashtag_id is not None or name is None:
-            return item
-        entry = names.get(name, {})
-        if entry.get("hashtag_id"):
-            return replace(item, hashtag_id=entry["hashtag_id"])
-        if self.shared.needs_balance:
-            self._probe_balance(names)
-        why = self.shared.admits(RESOLUTION_WORST_CASE)
-        if why is not None:
-            return HashtagResult(item, HashtagStatus.SKIPPED, {"stop_reason": why.value})
-        spent_before = int(entry.get("credits", 0))
-        # Write-ahead: a try killed during the search still counts its worst case.
-        names[name] = {"credits": spent_before, "in_flight": RESOLUTION_WORST_CASE}
-        self._write_json(NAMES_FILE, names)
-        try:
-            resolved = self.client.resolve_hashtag_id(name)
-        except UnifAPIError as exc:
-            cost = _error_cost(exc)
-            names[name] = {"credits": spent_before + cost, "error": str(exc)}
-            self._write_json(NAMES_FILE, names)
-            self.shared.settle_search(f"name:{name}", spent_before + cost, cost)
-            return HashtagResult(item, HashtagStatus.FAILED, error=exc)
-        names[name] = {"hashtag_id": resolved.hashtag.id, "credits": spent_before + resolved.credits_charged}
-        self._write_json(NAMES_FILE, names)
-        self.shared.settle_search(f"name:{name}", names[name]["credits"], resolved.credits_charged)
-        self.log.info(
-            "Resolved hashtag name %r to id %s (%d credits)",
-            name,
-            resolved.hashtag.id,
-            resolved.credits_charged,
-        )
-        return replace(item, hashtag_id=resolved.hashtag.id)
-
-    def _probe_balance(self, names: dict[str, dict[str, Any]]) -> None:
-        """Learn the balance (1 credit; no free endpoint) before a name search under ``min_balance``."""
-        spent_before = int(names.get(PROBE_ENTRY, {}).get("credits", 0))
-        names[PROBE_ENTRY] = {"credits": spent_before, "in_flight": PROBE_CREDITS}
-        self._write_json(NAMES_FILE, names)
-        try:
-            page = self.client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
-        except UnifAPIError as exc:
-            cost = _error_cost(exc)
-            names[PROBE_ENTRY] = {"credits": spent_before + cost}
-            self._write_json(NAMES_FILE, names)
-            self.shared.settle_search(f"name:{PROBE_ENTRY}", spent_before + cost, cost)
-            if isinstance(exc, UnifAPIInsufficientCreditsError) and exc.balance_remaining is not None:
-                self.shared.note_balance(exc.balance_remaining)
-            return
-        cost = page.billing.credits_charged + page.call_stats.possibly_billed_credits
-        names[PROBE_ENTRY] = {"credits": spent_before + cost}
-        self._write_json(NAMES_FILE, names)
-        self.shared.settle_search(f"name:{PROBE_ENTRY}", spent_before + cost, 0)
-        self.shared.note_balance(page.billing.balance_remaining)
 
     # -- one chain --------------------------------------------------------------------------------
     def _chain(self, item: HashtagTarget | HashtagResult) -> HashtagResult:
@@ -296,9 +224,9 @@ class HashtagBatch:
         return True
 
     # -- the batch manifest -----------------------------------------------------------------------
-    def _manifest(self, results: list[HashtagResult], names: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _manifest(self, results: list[HashtagResult], names: NameBook) -> dict[str, Any]:
         rows = [result.row() for result in results]
-        resolution = sum(int(e.get("credits", 0)) + int(e.get("in_flight", 0)) for e in names.values())
+        resolution = names.credits
         charged = sum(r["credits_charged"] for r in rows)
         possibly = sum(r["possibly_billed_credits"] for r in rows)
         failures = [
@@ -319,22 +247,14 @@ class HashtagBatch:
                 "possibly_billed_credits": possibly,
                 "resolution_credits": resolution,
                 "credits_spent": charged + possibly + resolution,
-                "credits_spent_this_try": sum(r["credits_spent_this_try"] for r in rows),
+                "credits_spent_this_try": sum(r["credits_spent_this_try"] for r in rows)
+                + resolution
+                - names.credits_at_open,
             },
             "max_credits": self.shared.max_credits,
             "min_balance": self.shared.min_balance,
             "written_at": datetime.now(timezone.utc).isoformat(),
         }
-
-    def _write_json(self, name: str, data: dict[str, Any]) -> None:
-        # Written aside and renamed: a try killed mid-write leaves the previous version whole.
-        self.io.write(f"{name}.tmp", json.dumps(data, indent=1, sort_keys=True, default=str).encode())
-        self.io.replace(f"{name}.tmp", name)
-
-
-def _error_cost(exc: UnifAPIError) -> int:
-    """Credits a failed call charged or may have."""
-    return int(getattr(exc, "credits_charged", 0) or 0) + exc.possibly_billed_credits
 
 
 def _same_hashtags(items: list[HashtagTarget | HashtagResult]) -> list[HashtagTarget | HashtagResult]:

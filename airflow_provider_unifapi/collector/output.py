@@ -6,6 +6,7 @@ output kind.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ from airflow_provider_unifapi.models import HashtagStatus, Video
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint, CheckpointStore
 from airflow_provider_unifapi.storage.claim import FolderClaim
 from airflow_provider_unifapi.storage.idset import IdSet
-from airflow_provider_unifapi.storage.run_folder import RunFolder
+from airflow_provider_unifapi.storage.run_folder import NAMES_FILE, RunFolder
 
 # The model's own serializer: the same bytes as ``model_dump_json`` (unknown fields included), without
 # the per-call wrapper of TypeAdapter.dump_json.
@@ -32,6 +33,9 @@ class RunOutput(Protocol):
     keeps_records: bool
     #: a retried try counts what earlier tries spent against the budget
     keeps_budget: bool
+
+    def name_store(self) -> NameStore:
+        """Where the hashtag's name resolution is kept between tries."""
 
     def claim(self, owner: str) -> None:
         """Become the output's only writer (a folder's claim); raises if another live writer holds it.
@@ -98,6 +102,64 @@ class TaskState(Protocol):
 
 #: the task state store key of XCom mode's checkpoint (money only)
 XCOM_STATE_KEY = "unifapi_xcom_checkpoint"
+#: the task state store key of XCom mode's name resolutions
+NAMES_STATE_KEY = "unifapi_names"
+
+
+class NameStore(Protocol):
+    """Where a book of name resolutions (:mod:`.names`) is kept between tries."""
+
+    def load(self) -> dict[str, dict[str, Any]]: ...
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None: ...
+
+
+class StateStore:
+    """A book in XCom mode: the task state store (Airflow >= 3.3), else memory for the try.
+
+    :param state: the task state store, or ``None``.
+    """
+
+    def __init__(self, state: TaskState | None) -> None:
+        self.state = state
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        if self.state is not None:
+            self.entries = dict(self.state.get(NAMES_STATE_KEY) or {})
+        return self.entries
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.entries = entries
+        if self.state is not None:
+            self.state.set(NAMES_STATE_KEY, entries)
+
+
+class FileStore:
+    """A book in a JSON file of a folder, replaced whole (written aside and renamed).
+
+    :param io: the folder's :class:`~airflow_provider_unifapi.storage.fsio.FolderIO`.
+    :param name: the file's name.
+    """
+
+    def __init__(self, io: Any, name: str) -> None:
+        self.io = io
+        self.name = name
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        if not self.io.exists(self.name):
+            return {}
+        entries: dict[str, dict[str, Any]] = json.loads(self.io.read(self.name))
+        return entries
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+        write_json(self.io, self.name, entries)
+
+
+def write_json(io: Any, name: str, data: dict[str, Any]) -> None:
+    """Write ``data`` aside and rename it over ``name``: a try killed mid-write leaves the old one whole."""
+    io.write(f"{name}.tmp", json.dumps(data, indent=1, sort_keys=True, default=str).encode())
+    io.replace(f"{name}.tmp", name)
 
 
 class XComOutput:
@@ -120,6 +182,9 @@ class XComOutput:
         self.keeps_budget = state is not None
         #: the kept records, as JSON-able dicts, in the API's order
         self.records: list[dict[str, Any]] = []
+
+    def name_store(self) -> NameStore:
+        return StateStore(self.state)
 
     def claim(self, owner: str) -> None:
         pass  # one task instance's tries run one at a time
@@ -182,6 +247,7 @@ class XComOutput:
         # A finished run's spend is settled: a later clear-and-rerun is new work with a new budget.
         if self.state is not None:
             self.state.delete(XCOM_STATE_KEY)
+            self.state.delete(NAMES_STATE_KEY)
 
     def skip(self, checkpoint: Checkpoint) -> None:
         self.complete(checkpoint, {})
@@ -206,6 +272,9 @@ class ObjectStorageOutput:
         self.keeps_records = self.keeps_budget = True
         self.store = CheckpointStore(folder.io)
         self.writer = FolderClaim(folder.io, url or str(folder.folder))
+
+    def name_store(self) -> NameStore:
+        return FileStore(self.folder.io, NAMES_FILE)
 
     def claim(self, owner: str) -> None:
         self.writer.owner = owner

@@ -10,7 +10,7 @@ these; the batch runs many under a shared budget. Pure Python (no Airflow).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from airflow_provider_unifapi.client import UnifAPIClient
@@ -22,98 +22,18 @@ from airflow_provider_unifapi.collector.loop import (
     RunStart,
     RunStopped,
 )
+from airflow_provider_unifapi.collector.names import NameBook
 from airflow_provider_unifapi.collector.output import RunOutput
 from airflow_provider_unifapi.collector.progress import LinePace
-from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError, is_retryable
+from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
+from airflow_provider_unifapi.collector.shared_budget import SharedBudget
+from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.models import BalanceReading, HashtagStatus, StopReason
 
 log = logging.getLogger(__name__)
 
 #: what a reused summary drops from the manifest (the parts' details stay in the folder)
 _MANIFEST_ONLY = ("parts", "request_ids", "written_at")
-
-
-@dataclass(frozen=True)
-class HashtagTarget:
-    """One hashtag as the user gave it.
-
-    :param key: how the user gave it (the id, or the name), used to name it in results and failures.
-    :param hashtag_id: the numeric id, if given or resolved.
-    :param hashtag_name: the name, if given.
-    :param same_as: other inputs of a batch that turned out to be this hashtag (run once, as this one).
-    """
-
-    key: str
-    hashtag_id: str | None = None
-    hashtag_name: str | None = None
-    same_as: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """``#name (id 123)``, or the id: how log lines name the hashtag."""
-        if self.hashtag_name and self.hashtag_id:
-            return f"#{self.hashtag_name} (id {self.hashtag_id})"
-        return self.hashtag_id or f"#{self.hashtag_name}"
-
-
-@dataclass(frozen=True)
-class HashtagResult:
-    """How one hashtag's run ended: what both operators turn into their return value.
-
-    :param target: the hashtag (its id once known).
-    :param status: done, stopped, skipped or failed.
-    :param summary: the run's summary (what ``_manifest.json`` holds, without the parts' details).
-    :param reused: the folder held a finished run: nothing was paid for this time.
-    :param error: the failure (``failed`` only).
-    """
-
-    target: HashtagTarget
-    status: HashtagStatus
-    summary: dict[str, Any] = field(default_factory=dict)
-    reused: bool = False
-    error: UnifAPIError | RunStopped | None = None
-
-    @property
-    def credits_spent(self) -> int:
-        """Confirmed + possibly billed credits over all tries (name resolution included)."""
-        return credits_spent(self.summary)
-
-    @property
-    def retryable(self) -> bool:
-        """A failure a retry of the task may mend (transient, possibly billed, out of balance)."""
-        e = self.error
-        return isinstance(e, RunStopped) or (
-            isinstance(e, UnifAPIError) and (is_retryable(e) or e.may_have_been_billed)
-        )
-
-    def row(self) -> dict[str, Any]:
-        """The hashtag's line in a batch's result and ``_batch_manifest.json`` (JSON-safe)."""
-        s = self.summary
-        error = None
-        if self.error is not None:
-            error = {
-                "message": str(self.error),
-                "type": type(self.error).__name__,
-                "retryable": self.retryable,
-            }
-        return {
-            "hashtag": self.target.key,
-            "hashtag_id": self.target.hashtag_id or s.get("hashtag_id"),
-            "hashtag_name": self.target.hashtag_name,
-            "status": self.status.value,
-            "reused": self.reused,
-            "same_as": list(self.target.same_as),
-            "records": int(s.get("records") or 0),
-            "pages": int(s.get("pages") or 0),
-            "credits_charged": int(s.get("credits_charged") or 0),
-            "possibly_billed_credits": int(s.get("possibly_billed_credits") or 0),
-            "credits_spent": self.credits_spent,
-            "credits_spent_this_try": int(s.get("credits_spent_this_try", self.credits_spent)),
-            "stop_reason": s.get("stop_reason"),
-            "output_path": s.get("output_path"),
-            "files": s.get("files", []),
-            "error": error,
-        }
 
 
 class HashtagRun:
@@ -246,23 +166,19 @@ class HashtagRun:
         return HashtagResult(target, status, summary)
 
     def _hashtag_id(self) -> tuple[str, int]:
-        """The id to page, resolving a name once (an unfinished run's checkpoint remembers it)."""
+        """The id to page, and what resolving its name cost (all tries), through the output's book."""
         t = self.target
         if t.hashtag_id is not None:
             return t.hashtag_id, 0
         assert t.hashtag_name is not None
-        earlier = self.output.earlier_checkpoint()
-        if earlier is not None and earlier.hashtag_name == t.hashtag_name:
-            return earlier.hashtag_id, earlier.resolution_credits
-        resolved = self.client.resolve_hashtag_id(t.hashtag_name)
-        self.log.info(
-            "Resolved hashtag name %r to id %s with %d search call(s) costing %d credits",
-            t.hashtag_name,
-            resolved.hashtag.id,
-            resolved.calls,
-            resolved.credits_charged,
-        )
-        return resolved.hashtag.id, resolved.credits_charged
+        names = NameBook(self.client, self.output.name_store(), SharedBudget(None, None), self.log)
+        names.open()
+        resolved = names.resolve(t)
+        if isinstance(resolved, HashtagResult):
+            assert resolved.error is not None  # nothing limits a lone hashtag's search: it failed
+            raise resolved.error
+        assert resolved.hashtag_id is not None
+        return resolved.hashtag_id, names.credits_for(t.hashtag_name)
 
     def _so_far(self, target: HashtagTarget) -> dict[str, Any]:
         """A failed run's figures from its checkpoint (a call in flight counts as possibly billed)."""

@@ -16,7 +16,7 @@ from typing import Any
 from airflow_provider_unifapi._compat import ObjectStoragePath
 from airflow_provider_unifapi.client import validate_hashtag_id, validate_limit
 from airflow_provider_unifapi.collector import Budget, PagingSettings
-from airflow_provider_unifapi.collector.run import HashtagTarget
+from airflow_provider_unifapi.collector.results import HashtagTarget
 from airflow_provider_unifapi.exceptions import UnifAPIInputError
 from airflow_provider_unifapi.storage.fsio import local_folder
 from airflow_provider_unifapi.storage.parts import check_format

@@ -22,7 +22,8 @@ from airflow_provider_unifapi.collector import (
     dollars,
 )
 from airflow_provider_unifapi.collector.budget import credits_spent
-from airflow_provider_unifapi.collector.run import HashtagRun, HashtagTarget
+from airflow_provider_unifapi.collector.results import HashtagTarget
+from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 from airflow_provider_unifapi.operators._arguments import (

@@ -43,6 +43,8 @@ from airflow_provider_unifapi.storage.parts import (
 )
 
 MANIFEST_NAME = "_manifest.json"
+#: a single-hashtag folder's book of name resolutions (collector/names.py), kept while unfinished
+NAMES_FILE = "_names.json"
 STAGING_DIR = "_staging"
 
 
@@ -236,10 +238,10 @@ class RunFolder:
         self.io.write(MANIFEST_NAME, json.dumps(manifest, indent=2).encode())
 
     def finish(self) -> None:
-        """After the manifest: remove the checkpoint and staging so only parts and manifest remain."""
+        """After the manifest: remove the checkpoint, names and staging: only parts and manifest remain."""
         self._close_part_handle()
         for name in self.io.listdir():
-            if name.startswith(CHECKPOINT_NAME):
+            if name.startswith((CHECKPOINT_NAME, NAMES_FILE)):
                 self.io.delete(name)
         self._remove_staging()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fleet import report
-from benchmarks.fleet.config import CONTESTANTS, MAPPED, Scenario
+from benchmarks.fleet.config import CONTESTANTS, EXTRA_CONTESTANTS, MAPPED, Scenario
 from benchmarks.fleet.runner import REPO, run_cell
 
 WORK = REPO / "benchmarks" / ".work" / "fleet"
@@ -40,7 +40,7 @@ def available(names: list[str]) -> tuple[list[str], dict[str, str]]:
         missing["dlt"] = "dlt is not installed"
     if not AIRFLOW_V_3:  # 2.x runs no LocalExecutor on SQLite
         missing.update(dict.fromkeys(MAPPED, "mapped runs need Airflow 3 (LocalExecutor on SQLite)"))
-        missing["http-mapped"] = missing["ours-mapped"]
+        missing["http-mapped"] = missing["ours-mapped-paced"] = missing["ours-mapped"]
     return [n for n in names if n not in missing], {n: why for n, why in missing.items() if n in names}
 
 
@@ -53,7 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=int, default=d.rate, help="workspace limit R, requests/min")
     p.add_argument("--burst", type=int, help="sandbox bucket size (default R // 60, one second's worth)")
     p.add_argument("--concurrency", type=int, default=d.concurrency)
-    p.add_argument("--contestants", default=",".join(CONTESTANTS))
+    p.add_argument(
+        "--contestants",
+        default=",".join(CONTESTANTS),
+        help=f"comma-separated, of {', '.join(CONTESTANTS + EXTRA_CONTESTANTS)}",
+    )
     p.add_argument("--videos", default="100-3000", help="hashtag sizes (min-max) up to --large-from")
     p.add_argument("--videos-large", default="20-200", help="hashtag sizes when N > --large-from")
     p.add_argument("--large-from", type=int, default=d.large_from)

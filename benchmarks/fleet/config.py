@@ -18,8 +18,11 @@ API_KEY = "bench-key-not-a-secret"  # any Bearer key works against the sandbox; 
 ID_PREFIX = "8"
 
 CONTESTANTS = ("ours-batched", "ours-mapped", "http-mapped", "dlt", "ceiling")
+#: Run only when named (``--contestants``): the single operator mapped with its pacer on in every
+#: task (``pace_requests`` on its connection), to compare with ``ours-mapped`` (pacer off).
+EXTRA_CONTESTANTS = ("ours-mapped-paced",)
 #: Contestants that run as mapped tasks under a real scheduler (the others are one process).
-MAPPED = frozenset({"ours-mapped", "http-mapped"})
+MAPPED = frozenset({"ours-mapped", "ours-mapped-paced", "http-mapped"})
 
 
 def hashtag_id(index: int) -> str:

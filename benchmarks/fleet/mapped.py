@@ -38,6 +38,7 @@ IDS = json.loads('$ids')
 with DAG("$dag_id", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
     TikTokHashtagVideosOperator.partial(
         task_id="collect",
+        unifapi_conn_id="$conn_id",
         page_size=$page_size,
         output_path="file://$out/m={{ ti.map_index }}",
         pool="$pool",
@@ -72,7 +73,9 @@ with DAG("$dag_id", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="
 """
 )
 
-TEMPLATES = {"ours-mapped": OURS_DAG, "http-mapped": HTTP_DAG}
+TEMPLATES = {"ours-mapped": OURS_DAG, "ours-mapped-paced": OURS_DAG, "http-mapped": HTTP_DAG}
+#: the connection of each of our mapped contestants (runner.contestant_env defines both)
+CONN_IDS = {"ours-mapped": "unifapi_default", "ours-mapped-paced": "unifapi_paced"}
 
 
 def dag_id_for(contestant: str) -> str:
@@ -90,6 +93,7 @@ def write_dag(contestant: str, folder: Path, hashtag_ids: list[str], out: Path) 
         out=str(out),
         pool=POOL,
         api_key=API_KEY,
+        conn_id=CONN_IDS.get(contestant, ""),
     )
     path = folder / f"{dag_id}.py"
     path.write_text(text)

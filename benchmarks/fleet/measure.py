@@ -120,6 +120,7 @@ def delivered_ids(contestant: str, out: Path, hashtag_ids: list[str]) -> dict[st
     readers: dict[str, Callable[[int, str], list[str]]] = {
         "ours-batched": lambda _i, hid: ours_ids(out / f"hashtag={hid}"),
         "ours-mapped": lambda i, _hid: ours_ids(out / f"m={i}"),
+        "ours-mapped-paced": lambda i, _hid: ours_ids(out / f"m={i}"),
         "http-mapped": lambda _i, hid: list(_jsonl_ids(out / f"{hid}.jsonl")),
         "ceiling": lambda _i, hid: list(_jsonl_ids(out / f"{hid}.jsonl")),
         "dlt": lambda _i, hid: _files_ids(out / DLT_DATASET / dlt_table(hid)),

@@ -82,7 +82,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         )
     big = ours[-1]
     for r in results:
-        if r["n"] == big["n"] and r["contestant"] in ("ours-mapped", "http-mapped"):
+        if r["n"] == big["n"] and r["contestant"] in ("ours-mapped", "ours-mapped-paced", "http-mapped"):
             ratio = big["records_per_s"] / r["records_per_s"] if r["records_per_s"] else float("inf")
             met = big["state"] == "success" and ratio >= TARGET_SPEEDUP
             out.append(

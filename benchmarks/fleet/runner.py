@@ -28,9 +28,9 @@ def contestant_env(base: dict[str, str], sandbox_url: str) -> dict[str, str]:
     """The connections (sandbox URL, fake key) and the import path every contestant gets."""
     env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH", "")) if p)
-    env["AIRFLOW_CONN_UNIFAPI_DEFAULT"] = json.dumps(
-        {"conn_type": "unifapi", "host": sandbox_url, "password": API_KEY, "extra": {"timeout": 60}}
-    )
+    conn = {"conn_type": "unifapi", "host": sandbox_url, "password": API_KEY, "extra": {"timeout": 60}}
+    env["AIRFLOW_CONN_UNIFAPI_DEFAULT"] = json.dumps(conn)
+    env["AIRFLOW_CONN_UNIFAPI_PACED"] = json.dumps({**conn, "extra": {"timeout": 60, "pace_requests": True}})
     env["AIRFLOW_CONN_UNIFAPI_HTTP"] = json.dumps({"conn_type": "http", "host": sandbox_url})
     return env
 
