@@ -29,6 +29,7 @@ from airflow_provider_unifapi.operators._arguments import (
     writer_name,
 )
 from airflow_provider_unifapi.operators._failures import task_failure
+from airflow_provider_unifapi.operators._lineage_methods import CollectionLineage
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, check_format
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ def chunk(items: Iterable[T], size: int) -> list[list[T]]:
     return [listed[i : i + size] for i in range(0, len(listed), size)]
 
 
-class TikTokHashtagBatchOperator(BaseOperator):
+class TikTokHashtagBatchOperator(CollectionLineage, BaseOperator):
     """Fetch the videos of many hashtags in one task: ``max_concurrency`` cursor chains at once.
 
     Each hashtag goes to ``<output_path>/hashtag=<id>/`` with the guarantees of
@@ -173,25 +174,6 @@ class TikTokHashtagBatchOperator(BaseOperator):
         add_outlet_extra(context, self.outlets, batch_asset_extra(manifest))
         self._raise_for_failures(manifest, context)
         return manifest
-
-    # -- lineage ----------------------------------------------------------------------------------
-    def get_openlineage_facets_on_start(self) -> Any:
-        """OpenLineage at start: the endpoints of the hashtags given by id (names are resolved later)."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_start
-
-        return lineage_on_start(self)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage at the end: one input per hashtag, every part written, the batch's credits."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_end
-
-        return lineage_on_end(self)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """A failed batch spent credits too: the same facets, from its batch manifest."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_end
-
-        return lineage_on_end(self)
 
     def _settings(self, context: Any) -> BatchSettings:
         concurrency = check_count("max_concurrency", self.max_concurrency, minimum=1) or 1

@@ -33,6 +33,7 @@ from airflow_provider_unifapi.operators._arguments import (
     writer_name,
 )
 from airflow_provider_unifapi.operators._failures import task_failure
+from airflow_provider_unifapi.operators._lineage_methods import CollectionLineage
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -40,7 +41,7 @@ from airflow_provider_unifapi.storage.run_folder import RunFolder
 DEFAULT_XCOM_MAX_RECORDS = 1000
 
 
-class TikTokHashtagVideosOperator(BaseOperator):
+class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
     """Fetch every video of a TikTok hashtag through UnifAPI, resumably and under hard budgets.
 
     With ``output_path`` the records go to part files in object storage with a checkpoint after
@@ -196,25 +197,6 @@ class TikTokHashtagVideosOperator(BaseOperator):
         path = output_folder(args.output_path, self.output_conn_id)
         folder = RunFolder(path, args.output_format, gzip_level=args.gzip_level)
         return ObjectStorageOutput(folder, records_per_part=args.records_per_part, url=args.output_path)
-
-    # -- lineage ----------------------------------------------------------------------------------
-    def get_openlineage_facets_on_start(self) -> Any:
-        """OpenLineage at start: the hashtag's endpoint when its id is known (a name is resolved later)."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_start
-
-        return lineage_on_start(self)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage at the end: the resolved input, every part written (rows, bytes), the credits."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_end
-
-        return lineage_on_end(self)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """A failed try spent credits too: the same facets, with what it had when it stopped."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_end
-
-        return lineage_on_end(self)
 
 
 def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
