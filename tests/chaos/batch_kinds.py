@@ -213,6 +213,8 @@ class AgedPlan(TryPlan):
 
     def after(self, record: TryRecord, run: BatchRun) -> str:
         calls = record.end_seq - record.start_seq
+        # Only the try right after a top-up can be stuck on it (a later one may find it spent).
+        after_top_up, self.topped_up = self.topped_up, False
         if record.outcome.outcome != "done":
             return "retry"
         manifest = record.outcome.summary or {}
@@ -224,7 +226,7 @@ class AgedPlan(TryPlan):
         if all(row["status"] == "done" for row in rows):
             return "finished"
         run.notes["rows_stopped_on_floor"] += sum(row["stop_reason"] == "min_balance" for row in rows)
-        if self.topped_up and calls == 0:
+        if after_top_up and calls == 0:
             # every hashtag left stopped, the balance topped up well above the floor, not one call
             run.notes["stuck_after_top_up"] += 1
             self.stuck += 1
