@@ -416,7 +416,8 @@ def test_rate_limited_workspace_waits_instead_of_failing(sandbox, tag):
         rate_limit_burst=2,
         hashtags=[{"id": tag, "name": "cats", "video_count": 230}],
     )
-    with sandbox_client(sandbox, max_retry_wait=1.0, max_retries=10) as client:
+    # unpaced: the 429 path itself (a paced client, the default, would not meet one here)
+    with sandbox_client(sandbox, max_retry_wait=1.0, max_retries=10, pace_requests=False) as client:
         pages = list(client.iter_video_pages(tag, limit=50))
     statuses = [c["status"] for c in sandbox.calls()]
     assert 429 in statuses  # the bucket ran dry...

@@ -40,8 +40,9 @@ class AsyncUnifAPIClient(ClientCore):
     :param max_response_bytes: refuse a response body larger than this (decoded).
     :param max_connections: size of the keep-alive connection pool.
     :param pace_requests: space requests by the ``X-RateLimit-*`` headers (a :class:`RatePacer`
-        shared by every caller of this client) instead of meeting the limit as 429s. Off by default:
-        a single sequential chain rarely meets the limit; the batch operator turns it on.
+        shared by every caller of this client) instead of meeting the limit as 429s. On by default:
+        the tasks of a mapped fan-out each pace by what the server says is left (``make bench-fleet``,
+        N = 100: 20.8 % of calls answered 429 paced, 23.7 % unpaced, the same throughput).
     :param verify: TLS verification: ``True`` or a CA bundle path; ``False`` is refused.
     :param user_agent: ``User-Agent`` header.
     :param transport: an httpx transport (for tests that need a case the sandbox cannot produce).
@@ -61,7 +62,7 @@ class AsyncUnifAPIClient(ClientCore):
         max_rate_limit_wait: float = 300.0,
         max_response_bytes: int = 16 * 1024 * 1024,
         max_connections: int = 10,
-        pace_requests: bool = False,
+        pace_requests: bool = True,
         verify: bool | str = True,
         user_agent: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

@@ -262,7 +262,7 @@ class ClientConfig:
         maximum=1000,
     )
     pace_requests: bool = _extra(
-        False,
+        True,
         kind=ExtraKind.BOOLEAN,
         label="Pace requests to the rate limit",
         help="Space requests by the X-RateLimit-* headers so the chains sharing a client meet no 429s.",
