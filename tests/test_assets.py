@@ -43,29 +43,34 @@ def asset_events(url: str) -> list[dict[str, Any]]:
     return [e for e in extras if e.get("output_path") == url]
 
 
-def test_every_event_carries_the_summary_and_a_reused_folder_says_so(sb, dag_runner, tmp_path):
-    url = f"file://{tmp_path}/lake/"
+def outlet_dag(dag_runner, dag_id: str, url: str, operator: str) -> Any:
+    """A DAG file whose one task (``operator``, with ``{outlet}`` where its outlets go) emits an asset
+    event for ``url``; on 2.11 the dataset is made known to the metadata DB first."""
     asset = "Asset" if AIRFLOW_V_3 else "Dataset"
     module = "airflow.sdk" if AIRFLOW_V_3 else "airflow.datasets"
-    path = dag_runner.write(
-        "asset_producer",
-        f"""
-        from {module} import {asset}
-        TikTokHashtagVideosOperator(
-            task_id="collect", hashtag_id={TAG!r}, output_path={url!r}, max_credits=150,
-            outlets=[{asset}({url!r})],
-        )
-        """,
-    )
+    body = f"from {module} import {asset}\n" + operator.replace("{outlet}", f"[{asset}({url!r})]")
+    path = dag_runner.write(dag_id, body)
     if not AIRFLOW_V_3:
         # 2.11's dag.test() records events only for datasets already known to the metadata DB, which
         # the scheduler's DAG processing writes; do its part here.
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location("asset_producer_sync", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.dag.sync_to_db()
+        spec = importlib.util.spec_from_file_location(f"{dag_id}_sync", path)
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        loaded.dag.sync_to_db()
+    return path
+
+
+def test_every_event_carries_the_summary_and_a_reused_folder_says_so(sb, dag_runner, tmp_path):
+    url = f"file://{tmp_path}/lake/"
+    path = outlet_dag(
+        dag_runner,
+        "asset_producer",
+        url,
+        f'TikTokHashtagVideosOperator(task_id="collect", hashtag_id={TAG!r}, output_path={url!r}, '
+        "max_credits=150, outlets={outlet})",
+    )
     first = dag_runner.run(path)
     assert first.state == "success"
     events = asset_events(url)
@@ -146,26 +151,14 @@ def test_scheduler_runs_the_downstream_dag_with_the_summary(sb, tmp_path):
 
 def test_a_batch_event_carries_its_totals(sb, dag_runner, tmp_path):
     url = f"file://{tmp_path}/batch"
-    asset = "Asset" if AIRFLOW_V_3 else "Dataset"
-    module = "airflow.sdk" if AIRFLOW_V_3 else "airflow.datasets"
-    path = dag_runner.write(
+    path = outlet_dag(
+        dag_runner,
         "asset_batch",
-        f"""
-        from {module} import {asset}
-        from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator
-        TikTokHashtagBatchOperator(
-            task_id="batch", hashtags=[{TAG!r}], output_path={url!r}, max_credits=150,
-            outlets=[{asset}({url!r})],
-        )
-        """,
+        url,
+        "from airflow_provider_unifapi.operators.hashtag_batch import TikTokHashtagBatchOperator\n"
+        f'TikTokHashtagBatchOperator(task_id="batch", hashtags=[{TAG!r}], output_path={url!r}, '
+        "max_credits=150, outlets={outlet})",
     )
-    if not AIRFLOW_V_3:  # see the test above
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("asset_batch_sync", path)
-        loaded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded)
-        loaded.dag.sync_to_db()
     result = dag_runner.run(path)
     assert result.state == "success"
     (extra,) = asset_events(url)
