@@ -153,6 +153,9 @@ def test_content_length_that_is_not_plain_digits_is_a_typed_error_or_ignored(val
     status=st.sampled_from([400, 401, 402, 404, 429, 500, 502, 503]),
     headers=hostile_headers(),
 )
+# found by CI once the pacer was on by default: the pacer held every chain for Retry-After: inf
+@example(body=b"null", status=429, headers=[(b"retry-after", b"inf")])
+@example(body=b"null", status=429, headers=[(b"retry-after", b"1e300")])
 def test_hostile_error_envelopes_end_in_a_typed_error(
     body: bytes, status: int, headers: list[tuple[bytes, bytes]]
 ) -> None:

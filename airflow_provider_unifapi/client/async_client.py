@@ -123,6 +123,8 @@ class AsyncUnifAPIClient(ClientCore):
             return
         while True:
             wait, reserved = self.pacer.reserve()
+            if wait > self.config.max_retry_wait:
+                return  # longer than a 429 would be waited out: send, and let the server answer
             if wait > 0:
                 await asyncio.sleep(wait)
             if reserved:

@@ -5,6 +5,7 @@ body-size cap, decoding and accounting. Only the I/O differs between the two (se
 
 from __future__ import annotations
 
+import math
 import ssl
 from datetime import datetime, timezone
 from typing import Any
@@ -152,7 +153,10 @@ class ClientCore:
             self.last_rate_limit = rate
         status = response.status_code
         if self.pacer is not None:
-            self.pacer.observe(rate, retry_after=_retry_after(response) if status == 429 else None)
+            hold = _retry_after(response) if status == 429 else None
+            # Held no longer than the client itself would wait (a hostile Retry-After: inf, 1e30...).
+            hold = None if hold is None else min(hold, self.config.max_retry_wait)
+            self.pacer.observe(rate, retry_after=hold)
         if not 200 <= status < 300:
             raise decode_error(status, response.headers, body, ctx)
         request_id = response.headers.get("x-request-id")
@@ -168,6 +172,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     """A 429's ``Retry-After`` in seconds (the pacer holds every chain that long), if readable."""
     value = (response.headers.get("retry-after") or "").strip()
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value) if value else None
     except ValueError:  # an HTTP date: the retry policy reads it; the pacer just does not hold
         return None
+    return None if seconds is None or not math.isfinite(seconds) else max(0.0, seconds)

@@ -120,6 +120,8 @@ class UnifAPIClient(ClientCore):
             return
         while True:
             wait, reserved = self.pacer.reserve()
+            if wait > self.config.max_retry_wait:
+                return  # longer than a 429 would be waited out: send, and let the server answer
             if wait > 0:
                 time.sleep(wait)
             if reserved:
