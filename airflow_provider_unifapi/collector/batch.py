@@ -28,7 +28,6 @@ from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget
 from airflow_provider_unifapi.exceptions import (
     UnifAPIError,
-    UnifAPIInputError,
 )
 from airflow_provider_unifapi.models import HashtagStatus
 from airflow_provider_unifapi.storage.claim import FolderClaim
@@ -106,14 +105,7 @@ class HashtagBatch:
         :raises UnifAPIFolderBusyError: another live try or run writes this batch's folder.
         """
         claim = FolderClaim(self.io, self.url, self.settings.owner)
-        try:
-            self.io.makedirs()
-            claim.acquire()
-        except OSError as exc:
-            raise UnifAPIInputError(
-                "output_path",
-                f"{self.url} cannot be created or written: {exc.strerror or type(exc).__name__}",
-            ) from None
+        claim.acquire()
         try:
             self._log_opening()
             names = NameBook(self.client, FileStore(self.io, NAMES_FILE), self.shared, self.log)

@@ -278,15 +278,7 @@ class ObjectStorageOutput:
 
     def claim(self, owner: str) -> None:
         self.writer.owner = owner
-        try:
-            self.folder.prepare()
-            self.writer.acquire()
-        except OSError as exc:
-            # The first write of the run: a folder that cannot be written fails here, before any call.
-            reason = exc.strerror or type(exc).__name__
-            raise UnifAPIInputError(
-                "output_path", f"{self.url or self.folder.folder} cannot be created or written: {reason}"
-            ) from None
+        self.writer.acquire()
 
     def release(self) -> None:
         if self.writer.number is not None:

@@ -29,7 +29,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_unifapi.exceptions import UnifAPIClaimLostError, UnifAPIFolderBusyError
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIClaimLostError,
+    UnifAPIFolderBusyError,
+    UnifAPIInputError,
+)
 
 CLAIM_PREFIX = "_writer."
 #: how long a claim stands without renewal (seconds); a writer renews after a third of it
@@ -144,10 +148,22 @@ class FolderClaim:
         ).encode()
 
     def acquire(self) -> None:
-        """Become the folder's writer, or raise :class:`UnifAPIFolderBusyError` naming the live one.
+        """Create the folder and become its writer, or raise :class:`UnifAPIFolderBusyError` naming
+        the live one. The claim is a run's first write: a folder that cannot be written fails here,
+        before anything is paid.
 
-        :raises OSError: the folder cannot be written (the caller names ``output_path``).
+        :raises UnifAPIInputError: the folder cannot be created or written (``output_path``).
         """
+        try:
+            self.io.makedirs()
+            self._acquire()
+        except OSError as exc:
+            raise UnifAPIInputError(
+                "output_path",
+                f"{self.url} cannot be created or written: {exc.strerror or type(exc).__name__}",
+            ) from None
+
+    def _acquire(self) -> None:
         for _ in range(5):
             numbers = self._numbers()
             number = 0
