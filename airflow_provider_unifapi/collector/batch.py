@@ -210,9 +210,14 @@ class HashtagBatch:
         output.close()
         if cp is None:
             return False
-        unknown = cp.possibly_billed_since_balance + cp.in_flight_credits
-        spent = cp.credits_spent + cp.in_flight_credits
-        self.shared.settle(hashtag_id, spent, cp.balance_remaining, cp.balance_seen_at, unknown)
+        cp.count_in_flight()
+        self.shared.settle(
+            hashtag_id,
+            cp.credits_spent,
+            cp.balance_remaining,
+            cp.balance_seen_at,
+            cp.possibly_billed_since_balance,
+        )
         return True
 
     # -- the batch manifest -----------------------------------------------------------------------

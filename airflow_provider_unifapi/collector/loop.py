@@ -142,8 +142,7 @@ class HashtagVideoCollector:
         else:
             cp, self.resumed = earlier, True
             # The previous try died during (or just before) a call: it may have been billed.
-            cp.add_possibly_billed(cp.in_flight_credits)
-            cp.in_flight_credits = 0
+            cp.count_in_flight()
             self.ids = self.output.load_ids(cp)
             if self.output.keeps_records:
                 self.log.info(

@@ -185,15 +185,16 @@ class HashtagRun:
         cp = self.output.earlier_checkpoint()
         if cp is None:
             return {"hashtag_id": target.hashtag_id, "output_path": self.output.url}
+        cp.count_in_flight()
         return {
             "hashtag_id": cp.hashtag_id,
             "records": cp.records,
             "pages": cp.pages,
             "credits_charged": cp.credits_charged,
-            "possibly_billed_credits": cp.possibly_billed_credits + cp.in_flight_credits,
+            "possibly_billed_credits": cp.possibly_billed_credits,
             "balance_remaining": cp.balance_remaining,
             "balance_seen_at": cp.balance_seen_at,
-            "possibly_billed_since_balance": cp.possibly_billed_since_balance + cp.in_flight_credits,
+            "possibly_billed_since_balance": cp.possibly_billed_since_balance,
             "output_path": self.output.url,
         }
 

@@ -95,6 +95,12 @@ class Checkpoint(BaseModel):
         self.possibly_billed_credits += credits
         self.possibly_billed_since_balance += credits
 
+    def count_in_flight(self) -> None:
+        """The try that wrote this checkpoint died during (or just before) a call: count the call's
+        worst case as possibly billed (what a resumed try, and any reader of a dead try, must do)."""
+        self.add_possibly_billed(self.in_flight_credits)
+        self.in_flight_credits = 0
+
     @property
     def balance_worst_case(self) -> int | None:
         """The lowest the workspace balance may be now, given what may have been billed since."""
