@@ -79,6 +79,7 @@ class ApiService:
             new_request_id(), method, path, endpoint, hashtag_id, parse_query(query), headers, header_pairs
         )
         with self.state.lock:
+            call.workspace = self.state.resets
             call.fault = self.state.begin_call(endpoint)
             latency = self._draw_latency_s()
         if latency:
@@ -88,6 +89,8 @@ class ApiService:
             early = self._fault_before_processing(call, rule, client_alive)
             if early is not None:
                 return early
+        if call.workspace != self.state.resets:  # a reset while it slept: its workspace is gone
+            return Reply(0, b"", call.request_id, action="drop")
         reply = self._process(call)
         if rule is not None and rule.kind in _BREAKS_REPLY:
             reply = break_reply(reply, rule)

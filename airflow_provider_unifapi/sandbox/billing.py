@@ -50,6 +50,8 @@ def charge(state: SandboxState, call: Call, want: int) -> Charge | Reply:
     """
     billed = call.fault is None or call.fault.kind == "slow" or call.fault.billed
     with state.lock:
+        if call.workspace != state.resets:  # reset since it arrived: nothing to charge, nobody to answer
+            return Reply(0, b"", call.request_id, action="drop")
         balance = state.balance
         if balance < 1:
             required = max(1, want)
@@ -88,7 +90,10 @@ def log_call(
 def log_call_locked(
     state: SandboxState, call: Call, status: int | None, etype: str | None, records: int, credits: int
 ) -> None:
-    """:func:`log_call` for a caller that already holds ``state.lock``."""
+    """:func:`log_call` for a caller that already holds ``state.lock``; a call that arrived before
+    the last reset is not this workspace's and is not logged."""
+    if call.workspace != state.resets:
+        return
     if call.fault is not None and call.fault.kind == "reset":
         status = None  # the connection is reset: nothing reaches the client
     state.ledger.append(

@@ -51,6 +51,8 @@ class Call:
     limit: int | str | None = None
     max_credits: int | str | None = None
     rate_headers: list[tuple[str, str]] = field(default_factory=list)
+    #: the workspace (:attr:`SandboxState.resets`) the call arrived in
+    workspace: int = 0
 
 
 def parse_query(query: str) -> dict[str, str]:

@@ -31,6 +31,9 @@ class SandboxState:
         self.lock = threading.Lock()
         self.initial_settings = settings or Settings()
         self.generation = 0
+        # Bumped by each reset: a call still in flight from before it belongs to a workspace that
+        # is gone, and is dropped instead of being billed and logged in the new one.
+        self.resets = 0
         self._feeds: dict[tuple[int, str], Feed] = {}
         self._apply(self.initial_settings, full_reset=True)
 
@@ -43,6 +46,7 @@ class SandboxState:
         self._feeds.clear()
         self.catalogue: dict[str, HashtagDef] = {h.id: h for h in settings.hashtags}
         if full_reset or old is None:
+            self.resets += 1
             self.balance = settings.balance
             self.ledger = Ledger(settings.ledger_cap)
             self.bucket = TokenBucket(settings.rate_limit_per_minute, settings.burst)

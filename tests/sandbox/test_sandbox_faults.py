@@ -144,6 +144,22 @@ def test_slow_answer_is_billed_only_when_written(
     assert _balance(admin) == 1_000_000 - 3
 
 
+def test_a_call_in_flight_across_a_reset_is_not_the_new_workspaces(
+    client: httpx.Client, admin: httpx.Client, server: SandboxServer
+) -> None:
+    # A test's abandoned call (its client timed out) must not land in the next test's ledger and
+    # balance: it arrived in a workspace that the reset replaced.
+    _plan(admin, {"kind": "slow", "delay_s": 0.6, "at": [1]})
+    with pytest.raises(httpx.ReadTimeout), api_client(server, timeout=0.2) as impatient:
+        impatient.get(VIDEOS, params={"limit": 7})
+    admin.post("/_sandbox/reset", json={"balance": 5_000}).raise_for_status()
+    time.sleep(0.8)  # the slow call wakes up in the new workspace
+    assert _calls(admin) == [] and _balance(admin) == 5_000
+    assert client.get(VIDEOS, params={"limit": 2}).status_code == 200
+    assert [(c["status"], c["credits_charged"]) for c in _calls(admin)] == [(200, 2)]
+    assert _balance(admin) == 5_000 - 2
+
+
 def test_rate_rules_replay_identically(client: httpx.Client, admin: httpx.Client) -> None:
     def pattern(seed: int) -> list[int]:
         _plan(admin, {"kind": "error", "status": 500, "rate": 0.3, "seed": seed})
