@@ -74,7 +74,8 @@ class Chain:
 
 
 def chain(world: World, key: str, rng: random.Random, out: Chain) -> None:
-    """One chain, calling its budget as the collector does: before a call and after each page."""
+    """One chain, calling its budget as the collector does: it reserves before each call and
+    settles after it, and settles once more when it leaves its loop."""
     cp = out.cp
     budget = HashtagBudget(shared=world.shared, key=key)
 
@@ -106,13 +107,15 @@ def chain(world: World, key: str, rng: random.Random, out: Chain) -> None:
                 cp.balance_remaining, cp.balance_seen_at = reading, now_iso()
                 cp.possibly_billed_since_balance = 0
             cp.pages += 1
-            plan = plan_next("write-ahead")
-            if plan.stop_reason is None:
-                plan = plan_next("before call")
+            budget.settle(cp)
+            with world.lock:
+                world.check(f"{key} settled")
+            plan = plan_next("before call")
         out.stop = plan.stop_reason
     except BaseException as exc:  # a failed assertion in a thread must reach the test
         out.error = repr(exc)
-        world.shared.settle(key, cp.credits_spent)  # release the reservation: others must not hang
+    finally:
+        budget.settle(cp)  # as the collector's loop does on its way out: others must not hang
 
 
 MODES = {
@@ -183,22 +186,26 @@ def test_a_chain_waits_for_other_reservations_and_proceeds_when_they_settle() ->
     assert not done.wait(0.3)  # only a's reservation stands in the way: b waits, it does not stop
     assert shared.credits_reserved == 50
     cp_a.credits_charged, cp_a.pages = 20, 1  # a's page cost less than its worst case
-    assert a.next_call(PAGE, cp_a).stop_reason is StopReason.MAX_PAGES  # a ends and settles
+    a.settle(cp_a)
     assert done.wait(2)
+    assert a.next_call(PAGE, cp_a).stop_reason is StopReason.MAX_PAGES
     assert plans == [CallPlan(30, max_credits=30)]
     assert (shared.credits_spent, shared.credits_reserved) == (20, 30)
 
 
 def test_stops_at_the_cap_with_nothing_in_flight_and_shrinks_before_it() -> None:
     shared = SharedBudget(max_credits=100, min_balance=None)
-    cp_a = checkpoint("a", credits_charged=60, possibly_billed_credits=10)
-    assert HashtagBudget(shared=shared, key="a").next_call(PAGE, cp_a) == CallPlan(30, max_credits=30)
+    a, cp_a = (
+        HashtagBudget(shared=shared, key="a"),
+        checkpoint("a", credits_charged=60, possibly_billed_credits=10),
+    )
+    a.settle(cp_a)  # earlier tries' spend, as a batch settles it when it starts
+    assert a.next_call(PAGE, cp_a) == CallPlan(30, max_credits=30)
     cp_a.credits_charged += 25
     cp_a.add_possibly_billed(5)  # 100 spent: the cap is reached
+    a.settle(cp_a)
     started = time.monotonic()
-    assert HashtagBudget(shared=shared, key="a").next_call(PAGE, cp_a) == CallPlan(
-        0, stop_reason=StopReason.MAX_CREDITS
-    )
+    assert a.next_call(PAGE, cp_a) == CallPlan(0, stop_reason=StopReason.MAX_CREDITS)
     cp_b = checkpoint("b")
     assert HashtagBudget(shared=shared, key="b").next_call(PAGE, cp_b).stop_reason is StopReason.MAX_CREDITS
     assert time.monotonic() - started < 0.4  # a stop, not a wait
@@ -242,11 +249,10 @@ def test_min_balance_without_a_balance_learns_it_with_one_record_one_chain_at_a_
     done, plans = plan_in_thread(b, cp_b)
     assert not done.wait(0.3)  # one learning call at a time: b waits for a's reading
     cp_a.credits_charged, cp_a.balance_remaining, cp_a.balance_seen_at = 1, 540, now_iso()
-    assert a.next_call(PAGE, cp_a) == CallPlan(40, max_credits=40)
-    assert not shared.needs_balance
-    shared.settle("a", 1)  # a ends: its 40 no longer stand in the way
+    a.settle(cp_a)  # a's reading: the balance is known, b goes on with all the room above the floor
     assert done.wait(2)
     assert plans == [CallPlan(40, max_credits=40)]
+    assert not shared.needs_balance
 
 
 def test_an_earlier_try_reading_stands_in_until_this_try_then_the_lowest_wins() -> None:
@@ -255,6 +261,7 @@ def test_an_earlier_try_reading_stands_in_until_this_try_then_the_lowest_wins() 
 
     def room(balance: int, seen_at: str) -> int:
         cp.balance_remaining, cp.balance_seen_at = balance, seen_at
+        budget.settle(cp)
         return budget.next_call(PAGE, cp).limit
 
     assert shared.admits(30) is None and shared.admits(31) is StopReason.MIN_BALANCE
@@ -266,7 +273,10 @@ def test_an_earlier_try_reading_stands_in_until_this_try_then_the_lowest_wins() 
     assert room(1048, now_iso()) == 45  # within a try a higher reading is stale
     assert room(1042, now_iso()) == 42
     cp.add_possibly_billed(5)  # unknown since the reading: the balance may be that much lower
+    budget.settle(cp)
     assert budget.next_call(PAGE, cp).limit == 37
     shared.settle("a", cp.credits_spent, 1042, cp.balance_seen_at, 5)  # a ends, its 5 still unknown
     other = checkpoint("b", balance_remaining=1041, balance_seen_at=now_iso())  # lower: it wins
-    assert HashtagBudget(shared=shared, key="b").next_call(PAGE, other).limit == 36
+    b = HashtagBudget(shared=shared, key="b")
+    b.settle(other)
+    assert b.next_call(PAGE, other).limit == 36

@@ -189,19 +189,10 @@ class HashtagBatch:
             pace=self.pace,
         )
         try:
-            result = run.run()
+            return run.run()  # a chain that pages settles with the shared budget after every call
         except UnifAPIError as exc:  # the folder refused this writer: nothing was paid
             self._settle_from_checkpoint(item.hashtag_id, output)
             return HashtagResult(item, HashtagStatus.FAILED, {"output_path": output.url}, error=exc)
-        r = result.summary
-        self.shared.settle(
-            item.hashtag_id,
-            result.credits_spent,
-            r.get("balance_remaining"),
-            r.get("balance_seen_at"),
-            int(r.get("possibly_billed_since_balance") or 0),
-        )
-        return result
 
     def _settle_from_checkpoint(self, hashtag_id: str, output: ObjectStorageOutput) -> bool:
         """Settle a chain from its saved checkpoint (an earlier try's), if it has one. A call in flight

@@ -127,3 +127,10 @@ class Budget:
                 return CallPlan(0, stop_reason=StopReason.MIN_BALANCE)
             limit, cap = min(limit, left), left if cap is None else min(cap, left)
         return CallPlan(limit, cap)
+
+    def settle(self, checkpoint: Checkpoint) -> None:
+        """After a call, and when the run leaves its loop: ``checkpoint`` holds what the call cost.
+        A run's own limits read the checkpoint directly; a batch's shared ones are told here.
+
+        :param checkpoint: the run so far.
+        """

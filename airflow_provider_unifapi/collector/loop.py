@@ -192,16 +192,16 @@ class HashtagVideoCollector:
     def _page_until_stop(self, cp: Checkpoint) -> StopReason:
         pager = VideoPager(cp.cursor, max_empty_pages=self.paging.max_empty_pages)
         pager.empty_run = cp.empty_pages_in_row
-        while True:
+        try:
             plan = self.budget.next_call(self.paging.page_size, cp)
-            if plan.stop_reason is not None:
-                return plan.stop_reason
-            page = self._call(cp, plan)
-            if page is None:  # 402: nothing charged, the balance is known
-                return StopReason.BALANCE_TRUNCATED
-            stop = self._take(cp, page, pager)
-            if stop is not None:
-                return stop
+            while plan.stop_reason is None:
+                page = self._call(cp, plan)
+                if page is None:  # 402: nothing charged, the balance is known
+                    return StopReason.BALANCE_TRUNCATED
+                plan = self._take(cp, page, pager)
+            return plan.stop_reason
+        finally:
+            self.budget.settle(cp)  # a failed call's charge, or a plan reserved and never called
 
     def _call(self, cp: Checkpoint, plan: CallPlan) -> VideoPage | None:
         """One page, or ``None`` for a 402; the checkpoint says what it may have cost either way."""
@@ -234,12 +234,14 @@ class HashtagVideoCollector:
         cp.in_flight_credits += worst_case
         self.output.save(cp)
 
-    def _take(self, cp: Checkpoint, page: VideoPage, pager: VideoPager) -> StopReason | None:
-        """Account for a page, keep its new records and commit; returns why to stop, if so."""
+    def _take(self, cp: Checkpoint, page: VideoPage, pager: VideoPager) -> CallPlan:
+        """Account for a page, keep its new records and commit; returns the next call's plan (with
+        the stop reason when there is none)."""
         cp.in_flight_credits = 0
         cp.credits_charged += page.billing.credits_charged
         cp.add_possibly_billed(page.call_stats.possibly_billed_credits)
         self._note_balance(cp, page.billing.balance_remaining)  # after: it reflects those attempts
+        self.budget.settle(cp)  # before the next call is planned
         cp.last_request_id = page.request_id
         kept = self._keep(cp, page)
         pager.consume(page)
@@ -252,20 +254,20 @@ class HashtagVideoCollector:
             self._low_balance_cause = page
         else:
             self.output.page_done(cp)
-        last = stop is not None
         if stop is None:
             # Write-ahead for the next call in this same commit: one checkpoint write per page.
             plan = self.budget.next_call(self.paging.page_size, cp)
             cp.in_flight_credits = 0 if plan.stop_reason is not None else plan.worst_case_credits
-            last = plan.stop_reason is not None  # a limit's stop: this page's line is the last
-        elif stop.ends_feed:
-            # Committed with the last page: a try killed before the manifest only closes the run.
-            cp.finished, cp.stop_reason = True, stop
+        else:
+            plan = CallPlan(0, stop_reason=stop)
+            if stop.ends_feed:
+                # Committed with the last page: a try killed before the manifest only closes the run.
+                cp.finished, cp.stop_reason = True, stop
         self.output.save(cp)
-        self._log_page(cp, page, kept, last=last)
+        self._log_page(cp, page, kept, last=plan.stop_reason is not None)
         if self.on_page is not None:
             self.on_page(page, cp)
-        return stop
+        return plan
 
     def _note_remembered(self, cp: Checkpoint) -> None:
         """A remembered reading newer than the run's own (a top-up the sensor saw) stands in."""

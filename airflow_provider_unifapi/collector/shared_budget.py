@@ -1,13 +1,12 @@
 """One ``max_credits`` and ``min_balance`` for the many chains of a batch, with calls in flight reserved.
 
-Each chain's :class:`HashtagBudget` asks the :class:`SharedBudget` before every call (the collector
-asks its budget for the next call's plan right before making it, and again for the write-ahead of
-the next one). The shared budget answers with a limit that fits what is left once every *other*
-chain's call in flight is counted at its worst case, and reserves that worst case for this chain
-until the chain asks again (its page is then settled into its checkpoint's ``credits_spent``).
-The call's ``X-Unifapi-Max-Credits`` is set to the reservation, so retries inside the call cannot
-spend past it either. When only the other chains' reservations stand in the way, the chain waits for
-them to settle (they are often charged less than their worst case) instead of stopping.
+A chain reserves before each call and settles after it (:class:`HashtagBudget` does both for the
+collector): :meth:`SharedBudget.reserve` answers with a limit that fits what is left once every
+*other* chain's call in flight is counted at its worst case, and holds that worst case for the chain;
+:meth:`SharedBudget.settle` replaces it with what the chain has spent over all tries and its newest
+balance reading. The call's ``X-Unifapi-Max-Credits`` is set to the reservation, so retries inside
+the call cannot spend past it either. When only the other chains' reservations stand in the way, a
+chain waits for them to settle (they are often charged less than their worst case) instead of stopping.
 """
 
 from __future__ import annotations
@@ -92,10 +91,11 @@ class SharedBudget:
         balance_seen_at: str | None = None,
         unknown_since_balance: int = 0,
     ) -> None:
-        """Record what ``key`` has spent over all tries and drop its reservation.
+        """After a call (or from an earlier try's records): what ``key`` has spent over all tries;
+        drops its reservation.
 
-        A chain that ends releases its reservation, so the charge it stood for must show from now
-        on: in the balance it last read, or among the credits of unknown outcome since.
+        The reservation stood for the call's charge, which must show from now on: in the balance the
+        chain read last, or among its credits of unknown outcome since.
 
         :param key: the hashtag (or ``name:<name>`` for a resolution).
         :param credits_spent: its confirmed + possibly billed credits.
@@ -107,6 +107,7 @@ class SharedBudget:
             self._spent[key] = credits_spent
             self._reserved[key] = 0
             self._note_reading(balance, balance_seen_at)
+            # Summed over chains: another chain's lower reading may predate this chain's unknowns.
             self._possibly_billed_since_balance[key] = unknown_since_balance
             self._cond.notify_all()
 
@@ -153,18 +154,15 @@ class SharedBudget:
                 return StopReason.MIN_BALANCE
             return None
 
-    def plan(self, key: str, cp: Checkpoint, plan: CallPlan) -> CallPlan:
-        """Shrink ``plan`` (the chain's own limits) to the shared room and reserve it; may wait.
+    def reserve(self, key: str, plan: CallPlan) -> CallPlan:
+        """Before a call: shrink ``plan`` (the chain's own limits) to the shared room and hold it until
+        the chain settles; may wait for other chains to settle.
 
-        :param key: the chain's hashtag id.
-        :param cp: the chain's checkpoint (its spend so far, its last balance reading).
+        :param key: the chain's hashtag id (settled before, so its spend so far is known).
         :param plan: what the chain's own budget allows.
         """
         with self._cond:
-            self._spent[key] = cp.credits_spent
             self._reserved[key] = 0
-            self._note_balance(key, cp)
-            self._cond.notify_all()
             while True:
                 others = sum(self._reserved.values())
                 limit = self._limit(plan.limit, others)
@@ -174,12 +172,6 @@ class SharedBudget:
                 if others == 0:  # nothing will come back: the batch's limit is reached
                     return CallPlan(0, stop_reason=limit)
                 self._cond.wait(_WAIT_SLICE)
-
-    def _note_balance(self, key: str, cp: Checkpoint) -> None:
-        self._note_reading(cp.balance_remaining, cp.balance_seen_at)
-        # Each chain's calls of unknown outcome since its own last reading; summed over chains, as
-        # another chain's lower reading may predate them.
-        self._possibly_billed_since_balance[key] = cp.possibly_billed_since_balance
 
     def _note_reading(self, reading: int | None, seen_at: str | None) -> None:
         if reading is None:
@@ -242,12 +234,15 @@ class HashtagBudget(Budget):
     def next_call(self, page_size: int, checkpoint: Checkpoint) -> CallPlan:
         plan = super().next_call(page_size, checkpoint)
         if plan.stop_reason is not None or not self.shared.limits:
-            self.shared.settle(
-                self.key,
-                checkpoint.credits_spent,
-                checkpoint.balance_remaining,
-                checkpoint.balance_seen_at,
-                checkpoint.possibly_billed_since_balance,
-            )
             return plan
-        return self.shared.plan(self.key, checkpoint, plan)
+        return self.shared.reserve(self.key, plan)
+
+    def settle(self, checkpoint: Checkpoint) -> None:
+        cp = checkpoint
+        self.shared.settle(
+            self.key,
+            cp.credits_spent,
+            cp.balance_remaining,
+            cp.balance_seen_at,
+            cp.possibly_billed_since_balance,
+        )
