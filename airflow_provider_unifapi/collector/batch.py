@@ -26,9 +26,7 @@ from airflow_provider_unifapi.collector.progress import LinePace
 from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
 from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget
-from airflow_provider_unifapi.exceptions import (
-    UnifAPIError,
-)
+from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.models import HashtagStatus
 from airflow_provider_unifapi.storage.claim import FolderClaim
 from airflow_provider_unifapi.storage.fsio import FolderIO

@@ -22,20 +22,22 @@ from airflow_provider_unifapi.storage.run_folder import NAMES_FILE, RunFolder
 _VIDEO_JSON = Video.__pydantic_serializer__.to_json
 
 
-class RunOutput(Protocol):
-    """What the collector needs from where the records go."""
+class RunOutput:
+    """What the collector needs from where the records go; the defaults are those of an output that
+    keeps nothing between tries, which :class:`ObjectStorageOutput` overrides."""
 
     #: the folder URL shown in summaries and messages (``None`` for XCom)
-    url: str | None
+    url: str | None = None
     #: the part format (``None`` for XCom)
-    output_format: str | None
+    output_format: str | None = None
     #: a retried try continues with the records of earlier tries (else it pages from the start)
-    keeps_records: bool
+    keeps_records = False
     #: a retried try counts what earlier tries spent against the budget
-    keeps_budget: bool
+    keeps_budget = False
 
     def name_store(self) -> NameStore:
         """Where the hashtag's name resolution is kept between tries."""
+        raise NotImplementedError
 
     def claim(self, owner: str) -> None:
         """Become the output's only writer (a folder's claim); raises if another live writer holds it.
@@ -48,6 +50,7 @@ class RunOutput(Protocol):
 
     def stored_run(self) -> dict[str, Any] | None:
         """The manifest of a run that ended in this output (done or stopped), or ``None``."""
+        return None
 
     def clear(self) -> None:
         """Delete everything an earlier run wrote (``overwrite=True``)."""
@@ -57,18 +60,22 @@ class RunOutput(Protocol):
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         """The checkpoint an unfinished earlier try left, without changing anything."""
+        return None
 
     def open(self, hashtag_id: str) -> Checkpoint | None:
         """Make the output ready; return the checkpoint to resume, or ``None`` to start afresh.
 
         :param hashtag_id: the hashtag this run pages (a stored run of another one is refused).
         """
+        return None
 
     def load_ids(self, checkpoint: Checkpoint) -> IdSet:
         """The ids a resumed run already holds (for dedupe)."""
+        return IdSet()
 
     def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
         """Make a page's new records durable before the checkpoint names them."""
+        raise NotImplementedError
 
     def page_done(self, checkpoint: Checkpoint) -> None:
         """The page's counters and cursor are final: close the part if it is full."""
@@ -162,20 +169,34 @@ def write_json(io: Any, name: str, data: dict[str, Any]) -> None:
     io.replace(f"{name}.tmp", name)
 
 
-class XComOutput:
+class XComOutput(RunOutput):
     """Records kept in memory and returned as XCom.
 
     Records never survive a try. With ``state`` (Airflow >= 3.3's task state store, shared by the
     tries of one task instance) the checkpoint is saved there after every page, so a retried try
     counts what earlier tries spent (and may have spent) against ``max_credits``, and reuses a
     hashtag name's resolution; it still pages from the start. Without ``state`` budgets hold per try.
+    One task instance's tries run one at a time, so there is nothing to claim.
 
     :param state: the task state store, or ``None``.
     """
 
-    url: str | None = None
-    output_format: str | None = None
-    keeps_records = False
+    #: what a retried try keeps of an earlier try's checkpoint: the money, not the records (and so
+    #: not the cursor, pages or ids), which died with the try
+    CARRIED_OVER = frozenset(
+        {
+            "hashtag_name",
+            "credits_charged",
+            "possibly_billed_credits",
+            "in_flight_credits",
+            "resolution_credits",
+            "balance_remaining",
+            "balance_seen_at",
+            "possibly_billed_since_balance",
+            "tries",
+            "notable_request_ids",
+        }
+    )
 
     def __init__(self, state: TaskState | None = None) -> None:
         self.state = state
@@ -185,21 +206,6 @@ class XComOutput:
 
     def name_store(self) -> NameStore:
         return StateStore(self.state)
-
-    def claim(self, owner: str) -> None:
-        pass  # one task instance's tries run one at a time
-
-    def release(self) -> None:
-        pass
-
-    def stored_run(self) -> dict[str, Any] | None:
-        return None  # records never outlive a try
-
-    def clear(self) -> None:
-        pass
-
-    def tidy(self) -> None:
-        pass
 
     def earlier_checkpoint(self) -> Checkpoint | None:
         if self.state is None:
@@ -211,37 +217,15 @@ class XComOutput:
         earlier = self.earlier_checkpoint()
         if earlier is None:
             return None
-        # Only the money carries over: the records (and so the cursor, pages and ids) died with the try.
-        return Checkpoint(
-            hashtag_id=hashtag_id,
-            hashtag_name=earlier.hashtag_name,
-            output_format="xcom",
-            credits_charged=earlier.credits_charged,
-            possibly_billed_credits=earlier.possibly_billed_credits,
-            in_flight_credits=earlier.in_flight_credits,
-            resolution_credits=earlier.resolution_credits,
-            balance_remaining=earlier.balance_remaining,
-            balance_seen_at=earlier.balance_seen_at,
-            possibly_billed_since_balance=earlier.possibly_billed_since_balance,
-            tries=earlier.tries,
-            notable_request_ids=earlier.notable_request_ids,
-        )
-
-    def load_ids(self, checkpoint: Checkpoint) -> IdSet:
-        return IdSet()
+        money = earlier.model_dump(include=set(self.CARRIED_OVER))
+        return Checkpoint(hashtag_id=hashtag_id, output_format="xcom", **money)
 
     def keep(self, checkpoint: Checkpoint, videos: list[Video], request_id: str) -> None:
         self.records.extend(video.model_dump(mode="json") for video in videos)
 
-    def page_done(self, checkpoint: Checkpoint) -> None:
-        pass
-
     def save(self, checkpoint: Checkpoint) -> None:
         if self.state is not None:
             self.state.set(XCOM_STATE_KEY, checkpoint.model_dump(mode="json"))
-
-    def finish(self, checkpoint: Checkpoint) -> None:
-        pass
 
     def complete(self, checkpoint: Checkpoint, summary: dict[str, Any]) -> None:
         # A finished run's spend is settled: a later clear-and-rerun is new work with a new budget.
@@ -252,11 +236,8 @@ class XComOutput:
     def skip(self, checkpoint: Checkpoint) -> None:
         self.complete(checkpoint, {})
 
-    def close(self) -> None:
-        pass
 
-
-class ObjectStorageOutput:
+class ObjectStorageOutput(RunOutput):
     """Part files, a checkpoint after every page and a manifest in one run folder.
 
     :param folder: the run folder.
