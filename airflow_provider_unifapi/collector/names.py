@@ -61,8 +61,8 @@ class NameBook:
         """Read the book and count what earlier tries' searches spent (in flight ones at worst case)."""
         self.entries = self.store.load()
         self.credits_at_open = self.credits
-        for name, entry in self.entries.items():
-            self.shared.settle(f"name:{name}", int(entry.get("credits", 0)) + int(entry.get("in_flight", 0)))
+        for name in self.entries:
+            self.shared.settle(f"name:{name}", self.credits_for(name))
 
     def known_id(self, name: str | None) -> str | None:
         """The id an earlier try resolved ``name`` to, if any."""
@@ -71,7 +71,7 @@ class NameBook:
     @property
     def credits(self) -> int:
         """Credits every search of the book spent (or may have), all tries."""
-        return sum(int(e.get("credits", 0)) + int(e.get("in_flight", 0)) for e in self.entries.values())
+        return sum(self.credits_for(name) for name in self.entries)
 
     def credits_for(self, name: str) -> int:
         """What resolving ``name`` spent over all tries."""
