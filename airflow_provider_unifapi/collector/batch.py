@@ -200,13 +200,7 @@ class HashtagBatch:
         if cp is None:
             return False
         cp.count_in_flight()
-        self.shared.settle(
-            hashtag_id,
-            cp.credits_spent,
-            cp.balance_remaining,
-            cp.balance_seen_at,
-            cp.possibly_billed_since_balance,
-        )
+        self.shared.settle_checkpoint(hashtag_id, cp)
         return True
 
     # -- the batch manifest -----------------------------------------------------------------------

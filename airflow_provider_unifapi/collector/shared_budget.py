@@ -111,6 +111,11 @@ class SharedBudget:
             self._possibly_billed_since_balance[key] = unknown_since_balance
             self._cond.notify_all()
 
+    def settle_checkpoint(self, key: str, cp: Checkpoint) -> None:
+        """:meth:`settle` with what a chain's checkpoint says (this try's, or an earlier try's)."""
+        unknown = cp.possibly_billed_since_balance
+        self.settle(key, cp.credits_spent, cp.balance_remaining, cp.balance_seen_at, unknown)
+
     def settle_search(self, key: str, credits_spent: int, cost: int) -> None:
         """Record a name search's spend; its ``cost`` is unknown to the balance until a chain's reading.
 
@@ -238,11 +243,4 @@ class HashtagBudget(Budget):
         return self.shared.reserve(self.key, plan)
 
     def settle(self, checkpoint: Checkpoint) -> None:
-        cp = checkpoint
-        self.shared.settle(
-            self.key,
-            cp.credits_spent,
-            cp.balance_remaining,
-            cp.balance_seen_at,
-            cp.possibly_billed_since_balance,
-        )
+        self.shared.settle_checkpoint(self.key, checkpoint)
