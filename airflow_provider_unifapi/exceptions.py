@@ -98,25 +98,18 @@ class UnifAPIError(Exception):
         self.attempts = attempts
 
     def __str__(self) -> str:
-        parts = [self.message]
-        details = []
-        if self.status is not None:
-            details.append(f"status={self.status}")
-        details.append(f"type={self.error_type}")
-        if self.request_id:
-            details.append(f"request_id={self.request_id}")
-        if self.retry_after is not None:
-            details.append(f"retry_after={self.retry_after:g}s")
-        if self.balance_remaining is not None:
-            details.append(f"balance_remaining={self.balance_remaining}")
-        if self.credits_required is not None:
-            details.append(f"credits_required={self.credits_required}")
-        if self.possibly_billed_credits:
-            details.append(f"possibly_billed_credits={self.possibly_billed_credits}")
-        if self.issues:
-            details.append(f"issues={self.issues!r}")
-        parts.append("(" + ", ".join(details) + ")")
-        return " ".join(parts)
+        details = {
+            "status": self.status,
+            "type": self.error_type,
+            "request_id": self.request_id or None,
+            "retry_after": None if self.retry_after is None else f"{self.retry_after:g}s",
+            "balance_remaining": self.balance_remaining,
+            "credits_required": self.credits_required,
+            "possibly_billed_credits": self.possibly_billed_credits or None,
+            "issues": repr(self.issues) if self.issues else None,
+        }
+        shown = ", ".join(f"{name}={value}" for name, value in details.items() if value is not None)
+        return f"{self.message} ({shown})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for logs, XCom, trigger events)."""
