@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,6 +20,7 @@ from airflow_provider_unifapi import __version__
 from airflow_provider_unifapi.client.calls import Call, R
 from airflow_provider_unifapi.client.config import ClientConfig
 from airflow_provider_unifapi.client.pacing import RatePacer
+from airflow_provider_unifapi.client.paging import VideoPager
 from airflow_provider_unifapi.client.responses import (
     AttemptContext,
     body_too_large_error,
@@ -26,9 +29,19 @@ from airflow_provider_unifapi.client.responses import (
     rate_limit_from_headers,
 )
 from airflow_provider_unifapi.client.retrying import RetryPolicy
-from airflow_provider_unifapi.client.validation import validate_api_key, validate_base_url
+from airflow_provider_unifapi.client.validation import (
+    DEFAULT_BASE_URL,
+    validate_api_key,
+    validate_base_url,
+    validate_hashtag_id,
+    validate_limit,
+)
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
 from airflow_provider_unifapi.models import BalanceReading, RateLimitInfo
+
+#: The httpx transport type of a client: ``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``.
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 
 def no_tls_context() -> ssl.SSLContext:
@@ -38,40 +51,71 @@ def no_tls_context() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name checks on
 
 
-class ClientCore:
-    """Everything the sync and async clients share; see :class:`UnifAPIClient` for the arguments.
+class ClientCore(Generic[TransportT]):
+    """Everything the sync and async clients share: all but the I/O.
 
-    :param api_key: the workspace API key.
-    :param base_url: API base URL.
-    :param config: the checked settings.
-    :param user_agent: ``User-Agent`` header (``None``: this package and its version).
+    The keywords are documented on :class:`~airflow_provider_unifapi.client.UnifAPIClient`.
     """
 
-    def __init__(self, api_key: str, base_url: str, config: ClientConfig, user_agent: str | None) -> None:
+    #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
+    last_balance: BalanceReading | None = None
+    #: last ``X-RateLimit-*`` headers seen.
+    last_rate_limit: RateLimitInfo | None = None
+    #: credits the API confirmed charging (billing fields) over this client's life.
+    credits_charged = 0
+    #: worst-case credits of attempts whose billing is unknown, over this client's life.
+    possibly_billed_credits = 0
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        retry_billed_errors: bool = False,
+        max_rate_limit_wait: float = 300.0,
+        max_response_bytes: int = 16 * 1024 * 1024,
+        max_connections: int = 10,
+        pace_requests: bool = True,
+        verify: bool | str = True,
+        user_agent: str | None = None,
+        transport: TransportT | None = None,
+    ) -> None:
+        self.config = ClientConfig(
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            backoff_base=backoff_base,
+            retry_billed_errors=retry_billed_errors,
+            max_rate_limit_wait=max_rate_limit_wait,
+            max_response_bytes=max_response_bytes,
+            max_connections=max_connections,
+            pace_requests=pace_requests,
+            verify=verify,
+        )
         # Kept only to scrub it from anything a server echoes back (error messages, request ids).
         self._secret = validate_api_key(api_key)
         self.base_url = validate_base_url(base_url)
-        self.config = config
         self.policy = RetryPolicy(
-            max_retries=config.max_retries,
-            max_retry_wait=config.max_retry_wait,
-            backoff_base=config.backoff_base,
-            retry_billed_errors=config.retry_billed_errors,
-            max_rate_limit_wait=config.max_rate_limit_wait,
+            max_retries=self.config.max_retries,
+            max_retry_wait=self.config.max_retry_wait,
+            backoff_base=self.config.backoff_base,
+            retry_billed_errors=self.config.retry_billed_errors,
+            max_rate_limit_wait=self.config.max_rate_limit_wait,
         )
-        self.timeout = config.timeout
-        self.max_response_bytes = config.max_response_bytes
-        #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
-        self.last_balance: BalanceReading | None = None
-        #: last ``X-RateLimit-*`` headers seen.
-        self.last_rate_limit: RateLimitInfo | None = None
-        #: credits the API confirmed charging (billing fields) over this client's life.
-        self.credits_charged = 0
-        #: worst-case credits of attempts whose billing is unknown, over this client's life.
-        self.possibly_billed_credits = 0
+        self.timeout = self.config.timeout
+        self.max_response_bytes = self.config.max_response_bytes
         #: spaces the requests of every caller of this client to the workspace rate limit
-        self.pacer: RatePacer | None = RatePacer() if config.pace_requests else None
+        self.pacer: RatePacer | None = RatePacer() if self.config.pace_requests else None
         self._http_kwargs = self._httpx_settings(user_agent)
+        self._open(transport)
+
+    def _open(self, transport: TransportT | None) -> None:
+        """Create the pooled httpx client (``self._http``) from ``self._http_kwargs``."""
+        raise NotImplementedError
 
     def _httpx_settings(self, user_agent: str | None) -> dict[str, Any]:
         """Keywords of the ``httpx.Client`` / ``httpx.AsyncClient`` (the same for both)."""
@@ -114,17 +158,35 @@ class ClientCore:
             "reraise": True,
         }
 
-    def _pacing_done(self) -> None:
-        # An attempt that got no response (network error) must not keep the pacer's probe slot.
-        if self.pacer is not None:
-            self.pacer.release_probe()
+    def _pacing_waits(self) -> Iterator[float]:
+        """The sleeps after which the next request may go (none without a pacer)."""
+        if self.pacer is None:
+            return
+        while True:
+            wait, reserved = self.pacer.reserve()
+            if wait > self.config.max_retry_wait:
+                return  # longer than a 429 would be waited out: send, and let the server answer
+            if wait > 0:
+                yield wait
+            if reserved:
+                return
 
     # -- one attempt's outcome --------------------------------------------------------------------
-    def _record_failure(self, call: Call[Any], err: UnifAPIError) -> None:
-        """Account for a failed attempt (its error already carries the call's totals)."""
-        self.possibly_billed_credits += call.record_failure(err)
-        if isinstance(err, UnifAPIInsufficientCreditsError) and err.balance_remaining is not None:
-            self._remember_balance(err.balance_remaining, err.request_id)
+    @contextmanager
+    def _accounting(self, call: Call[Any]) -> Iterator[AttemptContext]:
+        """Around the attempt just prepared: yields what its errors carry, and accounts for a failure
+        (its error already carries the call's totals)."""
+        try:
+            yield call.context(self._secret)
+        except UnifAPIError as err:
+            self.possibly_billed_credits += call.record_failure(err)
+            if isinstance(err, UnifAPIInsufficientCreditsError) and err.balance_remaining is not None:
+                self._remember_balance(err.balance_remaining, err.request_id)
+            raise
+        finally:
+            # An attempt that got no response (network error) must not keep the pacer's probe slot.
+            if self.pacer is not None:
+                self.pacer.release_probe()
 
     def _remember_balance(self, balance: int, request_id: str | None) -> None:
         self.last_balance = BalanceReading(
@@ -166,6 +228,27 @@ class ClientCore:
         self._remember_balance(result.billing.balance_remaining, result.request_id)
         result._call_stats = call.stats()
         return result
+
+
+def video_pager(
+    hashtag_id: str | int, cursor: str | None, limit: int, max_pages: int | None, max_empty_pages: int
+) -> VideoPager:
+    """The pager of ``iter_video_pages``, its arguments checked before the first call."""
+    pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
+    validate_hashtag_id(hashtag_id)
+    validate_limit(limit)
+    return pager
+
+
+def documented_by(twin: Callable[..., Any]) -> Callable[[MethodT], MethodT]:
+    """Give the decorated method the docstring of ``twin``: an async method is documented once, on
+    its sync twin."""
+
+    def decorate(method: MethodT) -> MethodT:
+        method.__doc__ = twin.__doc__
+        return method
+
+    return decorate
 
 
 def _retry_after(response: httpx.Response) -> float | None:
