@@ -10,8 +10,8 @@ import httpx
 from tenacity import AsyncRetrying
 
 from airflow_provider_unifapi.client.calls import Call, R, hashtag_call, search_call, videos_call
-from airflow_provider_unifapi.client.core import ClientCore, documented_by, video_pager
-from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag
+from airflow_provider_unifapi.client.core import ClientCore, documented_by
+from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, video_pager
 from airflow_provider_unifapi.client.responses import AttemptContext, read_error, transport_error
 from airflow_provider_unifapi.client.sync_client import UnifAPIClient
 from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopReason, VideoPage
@@ -50,8 +50,7 @@ class AsyncUnifAPIClient(ClientCore[httpx.AsyncBaseTransport]):
                 self._check_size(response, size, ctx)
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            request_id = response.headers.get("x-request-id")
-            raise read_error(exc, status=response.status_code, request_id=request_id, ctx=ctx) from None
+            raise read_error(exc, response, ctx) from None
         return b"".join(chunks)
 
     async def _attempt(self, call: Call[R]) -> R:

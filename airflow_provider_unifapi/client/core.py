@@ -5,7 +5,6 @@ body-size cap, decoding and accounting. Only the I/O differs between the two (se
 
 from __future__ import annotations
 
-import math
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from airflow_provider_unifapi import __version__
 from airflow_provider_unifapi.client.calls import Call, R
 from airflow_provider_unifapi.client.config import ClientConfig
 from airflow_provider_unifapi.client.pacing import RatePacer
-from airflow_provider_unifapi.client.paging import VideoPager
 from airflow_provider_unifapi.client.responses import (
     AttemptContext,
     body_too_large_error,
@@ -28,14 +26,8 @@ from airflow_provider_unifapi.client.responses import (
     decode_success,
     rate_limit_from_headers,
 )
-from airflow_provider_unifapi.client.retrying import RetryPolicy
-from airflow_provider_unifapi.client.validation import (
-    DEFAULT_BASE_URL,
-    validate_api_key,
-    validate_base_url,
-    validate_hashtag_id,
-    validate_limit,
-)
+from airflow_provider_unifapi.client.retrying import RetryPolicy, parse_retry_after
+from airflow_provider_unifapi.client.validation import DEFAULT_BASE_URL, validate_api_key, validate_base_url
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
 from airflow_provider_unifapi.models import BalanceReading, RateLimitInfo
 
@@ -201,12 +193,7 @@ class ClientCore(Generic[TransportT]):
 
     def _check_size(self, response: httpx.Response, size: int, ctx: AttemptContext) -> None:
         if size > self.max_response_bytes:
-            raise body_too_large_error(
-                status=response.status_code,
-                limit=self.max_response_bytes,
-                request_id=response.headers.get("x-request-id"),
-                ctx=ctx,
-            )
+            raise body_too_large_error(response, self.max_response_bytes, ctx)
 
     def _finish(self, call: Call[R], ctx: AttemptContext, response: httpx.Response, body: bytes) -> R:
         """The validated model of a complete response, or its typed error."""
@@ -215,7 +202,9 @@ class ClientCore(Generic[TransportT]):
             self.last_rate_limit = rate
         status = response.status_code
         if self.pacer is not None:
-            hold = _retry_after(response) if status == 429 else None
+            # A 429's Retry-After holds every chain; an HTTP date is left to the retry policy alone.
+            retry_after = response.headers.get("retry-after")
+            hold = parse_retry_after(retry_after, dates=False) if status == 429 else None
             # Held no longer than the client itself would wait (a hostile Retry-After: inf, 1e30...).
             hold = None if hold is None else min(hold, self.config.max_retry_wait)
             self.pacer.observe(rate, retry_after=hold)
@@ -230,16 +219,6 @@ class ClientCore(Generic[TransportT]):
         return result
 
 
-def video_pager(
-    hashtag_id: str | int, cursor: str | None, limit: int, max_pages: int | None, max_empty_pages: int
-) -> VideoPager:
-    """The pager of ``iter_video_pages``, its arguments checked before the first call."""
-    pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
-    validate_hashtag_id(hashtag_id)
-    validate_limit(limit)
-    return pager
-
-
 def documented_by(twin: Callable[..., Any]) -> Callable[[MethodT], MethodT]:
     """Give the decorated method the docstring of ``twin``: an async method is documented once, on
     its sync twin."""
@@ -249,13 +228,3 @@ def documented_by(twin: Callable[..., Any]) -> Callable[[MethodT], MethodT]:
         return method
 
     return decorate
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """A 429's ``Retry-After`` in seconds (the pacer holds every chain that long), if readable."""
-    value = (response.headers.get("retry-after") or "").strip()
-    try:
-        seconds = float(value) if value else None
-    except ValueError:  # an HTTP date: the retry policy reads it; the pacer just does not hold
-        return None
-    return None if seconds is None or not math.isfinite(seconds) else max(0.0, seconds)

@@ -26,8 +26,8 @@ from airflow_provider_unifapi.exceptions import (
 log = logging.getLogger("airflow_provider_unifapi.client")
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse a ``Retry-After`` header leniently: seconds (int or float) or an HTTP date.
+def parse_retry_after(value: str | None, *, now: float | None = None, dates: bool = True) -> float | None:
+    """Parse a ``Retry-After`` header leniently: seconds (int or float) or, with ``dates``, an HTTP date.
 
     Returns ``None`` when missing or unreadable, and never a negative number.
     """
@@ -39,6 +39,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        if not dates:
+            return None
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):

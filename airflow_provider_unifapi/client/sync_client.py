@@ -9,8 +9,8 @@ import httpx
 from tenacity import Retrying
 
 from airflow_provider_unifapi.client.calls import Call, R, hashtag_call, search_call, videos_call
-from airflow_provider_unifapi.client.core import ClientCore, video_pager
-from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag
+from airflow_provider_unifapi.client.core import ClientCore
+from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, video_pager
 from airflow_provider_unifapi.client.responses import AttemptContext, read_error, transport_error
 from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopReason, VideoPage
 
@@ -68,8 +68,7 @@ class UnifAPIClient(ClientCore[httpx.BaseTransport]):
                 self._check_size(response, size, ctx)
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            request_id = response.headers.get("x-request-id")
-            raise read_error(exc, status=response.status_code, request_id=request_id, ctx=ctx) from None
+            raise read_error(exc, response, ctx) from None
         return b"".join(chunks)
 
     def _attempt(self, call: Call[R]) -> R:
