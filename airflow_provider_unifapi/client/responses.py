@@ -60,7 +60,7 @@ class AttemptContext:
         """``text`` with the key replaced by ``***`` (a server or proxy may echo the header back)."""
         return text.replace(self.secret, "***") if self.secret in text else text
 
-    def fields(self, *, billed: bool, request_id: str | None = None, **given: Any) -> dict[str, Any]:
+    def fields(self, *, billed: bool, request_id: str | None = None) -> dict[str, Any]:
         """Constructor keywords of the attempt's error: billing, attempts and the redacted request id.
 
         :param billed: whether the API may have billed the attempt.
@@ -71,7 +71,6 @@ class AttemptContext:
             "may_have_been_billed": billed,
             "possibly_billed_credits": self.earlier_possibly_billed_credits + extra,
             "attempts": self.attempts,
-            **given,
         }
 
     def redact_issues(self, issues: list[Any] | None) -> list[Any] | None:
@@ -146,7 +145,7 @@ def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptC
     retry_after = parse_retry_after(headers.get("retry-after"))
     header_request_id = headers.get("x-request-id")
     try:
-        envelope = _ERROR_ENVELOPE.validate_json(body)
+        error = _ERROR_ENVELOPE.validate_json(body).error
     except ValidationError:
         content_type = headers.get("content-type", "unknown content type").split(";")[0]
         message = (
@@ -158,7 +157,6 @@ def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptC
             retry_after=retry_after,
             **ctx.fields(billed=False, request_id=header_request_id),
         )
-    error = envelope.error
     billing = error.billing
     message = f"UnifAPI error: {error.message}"
     return error_from_response(
