@@ -36,13 +36,6 @@ TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport
 MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 
-def no_tls_context() -> ssl.SSLContext:
-    """The TLS context of a client whose base URL is ``http://`` (loopback only): it never opens a
-    TLS connection, so loading the CA bundle (~17 ms a client, the bulk of a task's set-up against
-    the sandbox) buys nothing. This context trusts no CA: were it ever used, it would refuse the peer."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name checks on
-
-
 class ClientCore(Generic[TransportT]):
     """Everything the sync and async clients share: all but the I/O.
 
@@ -125,7 +118,10 @@ class ClientCore(Generic[TransportT]):
             },
             "timeout": httpx.Timeout(self.timeout),
             "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            "verify": self.config.verify if https else no_tls_context(),
+            # An http:// (loopback) client never opens a TLS connection: loading the CA bundle (~17 ms a
+            # client, the bulk of a task's set-up against the sandbox) buys nothing. This context trusts
+            # no CA and checks certificates and host names: were it ever used, it would refuse the peer.
+            "verify": self.config.verify if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
             # Never follow redirects: a redirect would carry the Authorization header to another host.
             "follow_redirects": False,
         }

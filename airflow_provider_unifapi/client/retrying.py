@@ -59,17 +59,13 @@ MAX_RATE_LIMITED_ATTEMPTS = 100
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a call gets and how long to wait between them.
+    """How many attempts a call gets and how long to wait between them (the settings are the client's
+    keywords of the same names).
 
-    :param max_retries: retries after the first attempt (so ``max_retries + 1`` attempts at most).
-    :param max_retry_wait: longest single wait in seconds; caps ``Retry-After`` too.
-    :param backoff_base: first backoff in seconds; doubles each retry, with jitter.
-    :param retry_billed_errors: also retry failures the API may have billed (a 2xx body that was
-        cut short or unreadable). Off by default: the spec says retry only what was not billed.
-    :param max_rate_limit_wait: total seconds one call may spend waiting on 429 answers. A 429 is
-        not billed and says when to come back, so it is bounded by time rather than by
-        ``max_retries``: many tasks sharing a workspace's rate limit then wait their turn instead
-        of failing.
+    ``retry_billed_errors`` is off by default: the spec says retry only what was not billed. 429s are
+    bounded by ``max_rate_limit_wait`` seconds rather than by ``max_retries``: a 429 is not billed and
+    says when to come back, so many tasks sharing a workspace's rate limit wait their turn instead of
+    failing.
     """
 
     max_retries: int = 5
