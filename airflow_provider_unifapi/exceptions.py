@@ -64,7 +64,13 @@ class UnifAPIError(Exception):
     :param attempts: attempts made for the call that ended in this error.
     """
 
+    #: Each subclass names its own in its header: ``class ...(UnifAPIAPIError, error_type="not_found")``.
     error_type: str = "unifapi_error"
+
+    def __init_subclass__(cls, error_type: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if error_type is not None:
+            cls.error_type = error_type
 
     def __init__(
         self,
@@ -98,25 +104,18 @@ class UnifAPIError(Exception):
         self.attempts = attempts
 
     def __str__(self) -> str:
-        parts = [self.message]
-        details = []
-        if self.status is not None:
-            details.append(f"status={self.status}")
-        details.append(f"type={self.error_type}")
-        if self.request_id:
-            details.append(f"request_id={self.request_id}")
-        if self.retry_after is not None:
-            details.append(f"retry_after={self.retry_after:g}s")
-        if self.balance_remaining is not None:
-            details.append(f"balance_remaining={self.balance_remaining}")
-        if self.credits_required is not None:
-            details.append(f"credits_required={self.credits_required}")
-        if self.possibly_billed_credits:
-            details.append(f"possibly_billed_credits={self.possibly_billed_credits}")
-        if self.issues:
-            details.append(f"issues={self.issues!r}")
-        parts.append("(" + ", ".join(details) + ")")
-        return " ".join(parts)
+        details = {
+            "status": self.status,
+            "type": self.error_type,
+            "request_id": self.request_id or None,
+            "retry_after": None if self.retry_after is None else f"{self.retry_after:g}s",
+            "balance_remaining": self.balance_remaining,
+            "credits_required": self.credits_required,
+            "possibly_billed_credits": self.possibly_billed_credits or None,
+            "issues": repr(self.issues) if self.issues else None,
+        }
+        shown = ", ".join(f"{name}={value}" for name, value in details.items() if value is not None)
+        return f"{self.message} ({shown})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for logs, XCom, trigger events)."""
@@ -134,13 +133,11 @@ class UnifAPIError(Exception):
         }
 
 
-class UnifAPIInputError(UnifAPIError, ValueError):
+class UnifAPIInputError(UnifAPIError, ValueError, error_type="input_error"):
     """An argument was refused before any request was sent.
 
     :param argument: name of the offending argument, so the message can say what to fix.
     """
-
-    error_type = "input_error"
 
     def __init__(self, argument: str, message: str) -> None:
         super().__init__(f"Invalid {argument!s}: {message}")
@@ -150,138 +147,96 @@ class UnifAPIInputError(UnifAPIError, ValueError):
         return self.message
 
 
-class UnifAPIInsecureURLError(UnifAPIInputError):
+class UnifAPIInsecureURLError(UnifAPIInputError, error_type="insecure_url"):
     """The base URL would send the API key in clear text to a non-loopback host."""
-
-    error_type = "insecure_url"
 
 
 class UnifAPIAPIError(UnifAPIError):
     """The gateway answered with an error status (an error envelope or something else)."""
 
 
-class UnifAPIValidationError(UnifAPIAPIError):
+class UnifAPIValidationError(UnifAPIAPIError, error_type="validation_error"):
     """400 ``validation_error``: the query was refused; ``issues`` says why. Never retried."""
 
-    error_type = "validation_error"
 
-
-class UnifAPIInvalidIdError(UnifAPIAPIError):
+class UnifAPIInvalidIdError(UnifAPIAPIError, error_type="invalid_id"):
     """400 ``invalid_id``: the id is well-formed but the source refused it. Never retried."""
 
-    error_type = "invalid_id"
 
-
-class UnifAPIUnauthorizedError(UnifAPIAPIError):
+class UnifAPIUnauthorizedError(UnifAPIAPIError, error_type="unauthorized"):
     """401 ``unauthorized``: the key is missing, malformed, revoked or disabled. Never retried."""
 
-    error_type = "unauthorized"
 
-
-class UnifAPIInsufficientCreditsError(UnifAPIAPIError):
+class UnifAPIInsufficientCreditsError(UnifAPIAPIError, error_type="insufficient_credits"):
     """402 ``insufficient_credits``: the balance cannot pay the minimum; nothing was charged."""
 
-    error_type = "insufficient_credits"
 
-
-class UnifAPINotFoundError(UnifAPIAPIError):
+class UnifAPINotFoundError(UnifAPIAPIError, error_type="not_found"):
     """404 ``not_found``: hashtag deleted, private or never existed. Never retried."""
 
-    error_type = "not_found"
 
-
-class UnifAPIRateLimitedError(UnifAPIAPIError):
+class UnifAPIRateLimitedError(UnifAPIAPIError, error_type="rate_limited"):
     """429 ``rate_limited``: wait ``retry_after`` seconds, then retry. Not billed."""
-
-    error_type = "rate_limited"
 
 
 class UnifAPIServerError(UnifAPIAPIError):
     """A 5xx error envelope."""
 
 
-class UnifAPIInternalError(UnifAPIServerError):
+class UnifAPIInternalError(UnifAPIServerError, error_type="internal_error"):
     """500 ``internal_error``: a gateway bug; retried with backoff."""
 
-    error_type = "internal_error"
 
-
-class UnifAPIResponseShapeError(UnifAPIServerError):
+class UnifAPIResponseShapeError(UnifAPIServerError, error_type="response_shape_error"):
     """500 ``response_shape_error``: source data no longer matches the schema; retried twice at most."""
 
-    error_type = "response_shape_error"
 
-
-class UnifAPIUpstreamError(UnifAPIServerError):
+class UnifAPIUpstreamError(UnifAPIServerError, error_type="upstream_error"):
     """502 ``upstream_error``: the source failed for good; retried once at most."""
 
-    error_type = "upstream_error"
 
-
-class UnifAPIUpstreamUnavailableError(UnifAPIServerError):
+class UnifAPIUpstreamUnavailableError(UnifAPIServerError, error_type="upstream_unavailable"):
     """503 ``upstream_unavailable``: the source timed out or is unreachable; retried with backoff."""
 
-    error_type = "upstream_unavailable"
 
-
-class UnifAPIUnexpectedStatusError(UnifAPIAPIError):
+class UnifAPIUnexpectedStatusError(UnifAPIAPIError, error_type="unexpected_status"):
     """A status or body outside the contract (403, 408, 504, a proxy's HTML page, a redirect...)."""
 
-    error_type = "unexpected_status"
 
-
-class UnifAPITransportError(UnifAPIError):
+class UnifAPITransportError(UnifAPIError, error_type="transport_error"):
     """The request or its response was lost on the network (refused, reset, closed early)."""
 
-    error_type = "transport_error"
 
-
-class UnifAPITimeoutError(UnifAPITransportError):
+class UnifAPITimeoutError(UnifAPITransportError, error_type="timeout"):
     """The request timed out (connect, read, write or waiting for a pooled connection)."""
 
-    error_type = "timeout"
 
-
-class UnifAPIInvalidResponseError(UnifAPIError):
+class UnifAPIInvalidResponseError(UnifAPIError, error_type="invalid_response"):
     """A 2xx response whose body is not JSON, is cut short, or does not match the schema."""
 
-    error_type = "invalid_response"
 
-
-class UnifAPIResponseTooLargeError(UnifAPIInvalidResponseError):
+class UnifAPIResponseTooLargeError(UnifAPIInvalidResponseError, error_type="response_too_large"):
     """The response body is larger than the client's ``max_response_bytes`` cap."""
 
-    error_type = "response_too_large"
 
-
-class UnifAPIHashtagNotFoundError(UnifAPIError):
+class UnifAPIHashtagNotFoundError(UnifAPIError, error_type="hashtag_name_not_found"):
     """Hashtag search found no hashtag whose name equals the one asked for."""
 
-    error_type = "hashtag_name_not_found"
 
-
-class UnifAPIOutputError(UnifAPIError):
+class UnifAPIOutputError(UnifAPIError, error_type="output_error"):
     """The output folder cannot hold this run as it is; nothing was paid for because of it."""
 
-    error_type = "output_error"
 
-
-class UnifAPIFolderBusyError(UnifAPIOutputError):
+class UnifAPIFolderBusyError(UnifAPIOutputError, error_type="folder_busy"):
     """Another live writer (try, DAG run, chain) holds the folder's claim; retry once it has ended."""
 
-    error_type = "folder_busy"
 
-
-class UnifAPIClaimLostError(UnifAPIOutputError):
+class UnifAPIClaimLostError(UnifAPIOutputError, error_type="claim_lost"):
     """This writer's claim expired or was taken over: it stops before writing again (a zombie)."""
 
-    error_type = "claim_lost"
 
-
-class UnifAPIOutputMismatchError(UnifAPIOutputError):
+class UnifAPIOutputMismatchError(UnifAPIOutputError, error_type="output_mismatch"):
     """The folder's parts do not hold what the checkpoint says; nothing was deleted, look before rerunning."""
-
-    error_type = "output_mismatch"
 
 
 #: ``error.type`` -> exception class, for every type of the spec.
@@ -305,18 +260,12 @@ ERROR_TYPES: dict[str, type[UnifAPIAPIError]] = {
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-def error_from_response(
-    status: int,
-    error_type: str | None,
-    message: str,
-    **fields: Any,
-) -> UnifAPIAPIError:
-    """Build the typed exception for an error response (``error_type`` wins over ``status``)."""
-    cls = ERROR_TYPES.get(error_type or "", UnifAPIUnexpectedStatusError)
-    if cls is UnifAPIUnexpectedStatusError:
-        return UnifAPIUnexpectedStatusError(
-            message, status=status, error_type=error_type or "unexpected_status", **fields
-        )
+def error_from_response(status: int, error_type: str | None, message: str, **fields: Any) -> UnifAPIAPIError:
+    """Build the typed exception for an error response (``error_type`` wins over ``status``); a type
+    outside the spec is an unexpected status that keeps the type's name."""
+    cls = ERROR_TYPES.get(error_type or "")
+    if cls is None:
+        return UnifAPIUnexpectedStatusError(message, status=status, error_type=error_type or None, **fields)
     return cls(message, status=status, **fields)
 
 
@@ -337,8 +286,6 @@ def is_retryable(exc: BaseException) -> bool:
     timeouts. Never: 400, 401, 402, 404, other 4xx, bad arguments, unreadable 2xx bodies (those were
     billed; the caller decides, see ``UnifAPIClient(retry_billed_errors=...)``).
     """
-    if isinstance(exc, (UnifAPIInputError, UnifAPIHashtagNotFoundError)):
-        return False
     if isinstance(
         exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError, UnifAPIFolderBusyError)
     ):
@@ -348,20 +295,16 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-class UnifAPIPaginationError(UnifAPIInvalidResponseError):
+class UnifAPIPaginationError(UnifAPIInvalidResponseError, error_type="pagination_error"):
     """The cursor chain is broken (a cursor came back twice), so following it could loop forever."""
 
-    error_type = "pagination_error"
 
-
-class UnifAPITruncatedByBalanceError(UnifAPIInsufficientCreditsError):
+class UnifAPITruncatedByBalanceError(UnifAPIInsufficientCreditsError, error_type="balance_truncated"):
     """A page came back short with ``truncated_due_to_balance``: top up, then resume from ``resume_cursor``.
 
     :param resume_cursor: the cursor that fetched the truncated page (the page's ``next_cursor`` may skip
         records that were not returned, so it must not be followed).
     """
-
-    error_type = "balance_truncated"
 
     def __init__(self, message: str, *, resume_cursor: str | None, **fields: Any) -> None:
         super().__init__(message, **fields)

@@ -31,20 +31,6 @@ if TYPE_CHECKING:
     from airflow_provider_unifapi.client.validation import validate_hashtag_id as validate_hashtag_id
     from airflow_provider_unifapi.client.validation import validate_limit as validate_limit
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "MAX_PAGE_SIZE",
-    "PROBE_CREDITS",
-    "PROBE_QUERY",
-    "AsyncUnifAPIClient",
-    "ClientConfig",
-    "ResolvedHashtag",
-    "UnifAPIClient",
-    "VideoPager",
-    "validate_hashtag_id",
-    "validate_limit",
-]
-
 #: public name -> the submodule that defines it
 _HOMES = {
     "AsyncUnifAPIClient": "async_client",
@@ -59,6 +45,7 @@ _HOMES = {
     "validate_hashtag_id": "validation",
     "validate_limit": "validation",
 }
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""The asynchronous UnifAPI client (mirrors ``sync_client`` line for line)."""
+"""The asynchronous UnifAPI client (mirrors ``sync_client`` line for line; its methods are documented
+there, once)."""
 
 from __future__ import annotations
 
@@ -9,77 +10,22 @@ import httpx
 from tenacity import AsyncRetrying
 
 from airflow_provider_unifapi.client.calls import Call, R, hashtag_call, search_call, videos_call
-from airflow_provider_unifapi.client.config import ClientConfig
-from airflow_provider_unifapi.client.core import ClientCore
-from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, VideoPager
+from airflow_provider_unifapi.client.core import ClientCore, documented_by
+from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, video_pager
 from airflow_provider_unifapi.client.responses import AttemptContext, read_error, transport_error
-from airflow_provider_unifapi.client.validation import DEFAULT_BASE_URL, validate_hashtag_id, validate_limit
-from airflow_provider_unifapi.exceptions import UnifAPIError
+from airflow_provider_unifapi.client.sync_client import UnifAPIClient
 from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopReason, VideoPage
 
 
-class AsyncUnifAPIClient(ClientCore):
+class AsyncUnifAPIClient(ClientCore[httpx.AsyncBaseTransport]):
     """Asynchronous UnifAPI client over one pooled :class:`httpx.AsyncClient`. Usable without Airflow.
 
-    The twin of :class:`~airflow_provider_unifapi.client.UnifAPIClient`: same arguments, same
-    behaviour, awaited methods. Create it in the event loop that uses it.
-
-    The keywords and their defaults are the connection extras of
-    :data:`~airflow_provider_unifapi.client.config.EXTRA_FIELDS`.
-
-    :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
-    :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).
-    :param timeout: seconds for each of connect, read, write and pool waits.
-    :param max_retries: retries after the first attempt for retryable errors (503, 500
-        ``internal_error``, network errors); 4xx are never retried. 429s do not count here.
-    :param max_retry_wait: longest single wait, also the cap on a server's ``Retry-After``.
-    :param backoff_base: first exponential-backoff wait in seconds (doubles each retry, jittered).
-    :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable.
-        Such a call was billed, so this spends again (counted in ``possibly_billed_credits``).
-    :param max_rate_limit_wait: total seconds one call may wait on 429 answers (``Retry-After``).
-    :param max_response_bytes: refuse a response body larger than this (decoded).
-    :param max_connections: size of the keep-alive connection pool.
-    :param pace_requests: space requests by the ``X-RateLimit-*`` headers (a :class:`RatePacer`
-        shared by every caller of this client) instead of meeting the limit as 429s. On by default:
-        the tasks of a mapped fan-out each pace by what the server says is left (``make bench-fleet``,
-        N = 100: 20.8 % of calls answered 429 paced, 23.7 % unpaced, the same throughput).
-    :param verify: TLS verification: ``True`` or a CA bundle path; ``False`` is refused.
-    :param user_agent: ``User-Agent`` header.
-    :param transport: an httpx transport (for tests that need a case the sandbox cannot produce).
-    :raises UnifAPIInputError: an argument is refused, named, with the fix.
+    The twin of :class:`~airflow_provider_unifapi.client.UnifAPIClient`: same arguments (documented
+    there, ``transport`` being an ``httpx.AsyncBaseTransport``), same behaviour, awaited methods.
+    Create it in the event loop that uses it.
     """
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        max_retry_wait: float = 60.0,
-        backoff_base: float = 0.5,
-        retry_billed_errors: bool = False,
-        max_rate_limit_wait: float = 300.0,
-        max_response_bytes: int = 16 * 1024 * 1024,
-        max_connections: int = 10,
-        pace_requests: bool = True,
-        verify: bool | str = True,
-        user_agent: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        config = ClientConfig(
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            backoff_base=backoff_base,
-            retry_billed_errors=retry_billed_errors,
-            max_rate_limit_wait=max_rate_limit_wait,
-            max_response_bytes=max_response_bytes,
-            max_connections=max_connections,
-            pace_requests=pace_requests,
-            verify=verify,
-        )
-        super().__init__(api_key, base_url, config, user_agent)
+    def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self._http = httpx.AsyncClient(**self._http_kwargs, transport=transport)
 
     async def aclose(self) -> None:
@@ -93,16 +39,6 @@ class AsyncUnifAPIClient(ClientCore):
         await self.aclose()
 
     # -- one request ------------------------------------------------------------------------------
-    async def _exchange(
-        self, call: Call[R], ctx: AttemptContext, params: dict[str, str | int], headers: dict[str, str]
-    ) -> R:
-        try:
-            async with self._http.stream("GET", call.path, params=params, headers=headers) as response:
-                body = await self._read_body(response, ctx)
-        except httpx.HTTPError as exc:  # sending, or waiting for the status line and headers
-            raise transport_error(exc, ctx) from None
-        return self._finish(call, ctx, response, body)
-
     async def _read_body(self, response: httpx.Response, ctx: AttemptContext) -> bytes:
         """The whole body, refused past ``max_response_bytes`` (streamed, so never held in full)."""
         self._check_length(response, ctx)
@@ -114,33 +50,20 @@ class AsyncUnifAPIClient(ClientCore):
                 self._check_size(response, size, ctx)
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            request_id = response.headers.get("x-request-id")
-            raise read_error(exc, status=response.status_code, request_id=request_id, ctx=ctx) from None
+            raise read_error(exc, response, ctx) from None
         return b"".join(chunks)
 
-    async def _pace(self) -> None:
-        if self.pacer is None:
-            return
-        while True:
-            wait, reserved = self.pacer.reserve()
-            if wait > self.config.max_retry_wait:
-                return  # longer than a 429 would be waited out: send, and let the server answer
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if reserved:
-                return
-
     async def _attempt(self, call: Call[R]) -> R:
-        await self._pace()
+        for wait in self._pacing_waits():
+            await asyncio.sleep(wait)
         params, headers = call.prepare_attempt()
-        ctx = call.context(self._secret)
-        try:
-            return await self._exchange(call, ctx, params, headers)
-        except UnifAPIError as err:
-            self._record_failure(call, err)
-            raise
-        finally:
-            self._pacing_done()
+        with self._accounting(call) as ctx:
+            try:
+                async with self._http.stream("GET", call.path, params=params, headers=headers) as response:
+                    body = await self._read_body(response, ctx)
+            except httpx.HTTPError as exc:  # sending, or waiting for the status line and headers
+                raise transport_error(exc, ctx) from None
+            return self._finish(call, ctx, response, body)
 
     async def _run(self, call: Call[R]) -> R:
         async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
@@ -149,6 +72,7 @@ class AsyncUnifAPIClient(ClientCore):
         raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying reraises
 
     # -- the API ----------------------------------------------------------------------------------
+    @documented_by(UnifAPIClient.get_video_page)
     async def get_video_page(
         self,
         hashtag_id: str | int,
@@ -158,19 +82,9 @@ class AsyncUnifAPIClient(ClientCore):
         max_credits: int | None = None,
         before_retry: Callable[[int], None] | None = None,
     ) -> VideoPage:
-        """Fetch one validated page of a hashtag's videos (``GET /tiktok/hashtags/{id}/videos``).
-
-        :param hashtag_id: numeric hashtag id (a string of digits; an int is accepted).
-        :param cursor: ``next_cursor`` of the previous page, unchanged; ``None`` for the first page.
-        :param limit: records to ask for, 1 to 50 (each costs a credit; a call costs at least 1).
-        :param max_credits: most credits this call may spend, retries included; sent as
-            ``X-Unifapi-Max-Credits`` and shrinks ``limit`` to fit.
-        :param before_retry: called with the worst-case credits of each retry before it is sent, so
-            a caller can record the spend ahead (a process killed during the retry cannot).
-        :raises UnifAPIError: a typed subclass for every failure.
-        """
         return await self._run(videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
 
+    @documented_by(UnifAPIClient.iter_video_pages)
     async def iter_video_pages(
         self,
         hashtag_id: str | int,
@@ -180,22 +94,7 @@ class AsyncUnifAPIClient(ClientCore):
         max_pages: int | None = None,
         max_empty_pages: int = 3,
     ) -> AsyncIterator[VideoPage]:
-        """Yield a hashtag's pages in order, one call per page, holding one page at a time.
-
-        Stops at the end of the list, after ``max_pages``, or after ``max_empty_pages`` empty pages in
-        a row. A page truncated by balance is yielded, then
-        :class:`~airflow_provider_unifapi.exceptions.UnifAPITruncatedByBalanceError` is raised with the
-        cursor to resume from after a top-up.
-
-        :param hashtag_id: numeric hashtag id.
-        :param cursor: cursor to start from (``None``: the first page).
-        :param limit: records per page, 1 to 50.
-        :param max_pages: most pages to fetch.
-        :param max_empty_pages: empty pages in a row after which paging stops.
-        """
-        pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
-        validate_hashtag_id(hashtag_id)
-        validate_limit(limit)
+        pager = video_pager(hashtag_id, cursor, limit, max_pages, max_empty_pages)
         while pager.check_before_fetch():
             page = await self.get_video_page(hashtag_id, cursor=pager.cursor, limit=limit)
             pager.consume(page)
@@ -203,36 +102,18 @@ class AsyncUnifAPIClient(ClientCore):
             if pager.stop_reason is StopReason.BALANCE_TRUNCATED:
                 raise pager.truncated_error(page)
 
+    @documented_by(UnifAPIClient.get_hashtag)
     async def get_hashtag(self, hashtag_id: str | int, *, max_credits: int | None = None) -> HashtagEnvelope:
-        """Fetch one hashtag by id (``GET /tiktok/hashtags/{id}``, 1 credit).
-
-        :param hashtag_id: numeric hashtag id.
-        :param max_credits: most credits this call may spend, retries included.
-        """
         return await self._run(hashtag_call(hashtag_id, max_credits))
 
+    @documented_by(UnifAPIClient.search_hashtags)
     async def search_hashtags(
         self, query: str, *, cursor: str | None = None, limit: int = 20, max_credits: int | None = None
     ) -> HashtagPage:
-        """Search hashtags by keyword (``GET /tiktok/search/hashtags``; 1 credit per result, 1 minimum).
-
-        :param query: the keyword.
-        :param cursor: ``next_cursor`` of the previous page of results.
-        :param limit: results per page, 1 to 50.
-        :param max_credits: most credits this call may spend, retries included.
-        """
         return await self._run(search_call(query, cursor, limit, max_credits))
 
+    @documented_by(UnifAPIClient.resolve_hashtag_id)
     async def resolve_hashtag_id(self, name: str, *, limit: int = 20, max_pages: int = 3) -> ResolvedHashtag:
-        """Find the hashtag whose name equals ``name`` (case-insensitive, ``#`` ignored) by search.
-
-        Costs the search results it reads (up to ``limit * max_pages`` credits).
-
-        :param name: the hashtag name.
-        :param limit: search results per page.
-        :param max_pages: most search pages to read.
-        :raises UnifAPIHashtagNotFoundError: no exact match; its ``credits_charged`` says what the search cost.
-        """
         resolver = NameResolver(name, limit=limit, max_pages=max_pages)
         while resolver.more:
             page = await self.search_hashtags(resolver.name, cursor=resolver.cursor, limit=resolver.limit)

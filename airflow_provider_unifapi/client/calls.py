@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
@@ -18,7 +18,7 @@ from airflow_provider_unifapi.client.validation import (
     validate_query,
 )
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIRateLimitedError
-from airflow_provider_unifapi.models import Billing, CallStats, HashtagEnvelope, HashtagPage, VideoPage
+from airflow_provider_unifapi.models import CallStats, HashtagEnvelope, HashtagPage, VideoPage
 
 #: Keyword of the cheapest live balance reading. Any keyword costs the same (1 credit, ``limit=1``),
 #: found or not.
@@ -29,15 +29,8 @@ PROBE_CREDITS = 1
 MAX_CREDITS_HEADER = "X-Unifapi-Max-Credits"
 
 
-class PaidResponse(Protocol):
-    """What every successful response carries: a request id, billing, and the call's stats."""
-
-    request_id: str
-    billing: Billing
-    _call_stats: CallStats
-
-
-R = TypeVar("R", bound=PaidResponse)
+#: The model of a call's successful response (each carries a request id, billing and the call's stats).
+R = TypeVar("R", VideoPage, HashtagPage, HashtagEnvelope)
 
 _VIDEO_PAGE: TypeAdapter[VideoPage] = TypeAdapter(VideoPage)
 _HASHTAG_PAGE: TypeAdapter[HashtagPage] = TypeAdapter(HashtagPage)
@@ -48,14 +41,8 @@ _HASHTAG: TypeAdapter[HashtagEnvelope] = TypeAdapter(HashtagEnvelope)
 class Call(Generic[R]):
     """What one logical call sends, and how its attempts went (mutated across retries).
 
-    :param label: the call, for logs and messages.
-    :param path: URL path below the base URL.
-    :param params: query parameters of the first attempt.
-    :param adapter: validates the 2xx body.
-    :param limit: records asked for; an attempt may cost ``max(limit, 1)`` credits.
-    :param max_credits: most credits the call may spend, retries included.
-    :param before_retry: called with the worst-case credits of each retry before it is sent
-        (write-ahead accounting).
+    ``label`` names the call in logs and messages; ``adapter`` validates the 2xx body; ``before_retry``
+    is called with the worst-case credits of each retry before it is sent (write-ahead accounting).
     """
 
     label: str

@@ -41,14 +41,6 @@ class ExtraKind(str, enum.Enum):
     CA_BUNDLE = "CA-bundle path"
 
 
-_JSON_TYPES = {
-    ExtraKind.INTEGER: "integer",
-    ExtraKind.NUMBER: "number",
-    ExtraKind.BOOLEAN: "boolean",
-    ExtraKind.CA_BUNDLE: "string",
-}
-
-
 @dataclass(frozen=True)
 class ExtraField:
     """One connection extra: what it is, its default and range, and how the form shows it.
@@ -77,7 +69,8 @@ class ExtraField:
     def conn_field(self) -> dict[str, Any]:
         """The ``conn-fields`` entry of the connection form (null allowed, no default: a saved form
         then stores only what the user set)."""
-        schema: dict[str, Any] = {"type": [_JSON_TYPES[self.kind], "null"]}
+        json_type = "string" if self.kind is ExtraKind.CA_BUNDLE else self.kind.value
+        schema: dict[str, Any] = {"type": [json_type, "null"]}
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
@@ -144,7 +137,7 @@ class ExtraField:
         if self.kind is ExtraKind.BOOLEAN:
             return _to_bool(value)
         if self.kind is ExtraKind.CA_BUNDLE:
-            return _to_verify(value)
+            return True if isinstance(value, str) and value.lower() == "true" else value
         if isinstance(value, bool):
             raise TypeError("a boolean is not a number")
         number = float(value) if isinstance(value, str) else value
@@ -161,12 +154,6 @@ def _to_bool(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in (*_TRUE, *_FALSE):
         return value.lower() in _TRUE
     raise ValueError("not a boolean")
-
-
-def _to_verify(value: Any) -> Any:
-    if isinstance(value, str) and value.lower() == "true":
-        return True
-    return value
 
 
 def _check_ca_bundle(value: Any, argument: str, fix: str) -> bool | str:

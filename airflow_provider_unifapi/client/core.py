@@ -5,10 +5,11 @@ body-size cap, decoding and accounting. Only the I/O differs between the two (se
 
 from __future__ import annotations
 
-import math
 import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,53 +26,81 @@ from airflow_provider_unifapi.client.responses import (
     decode_success,
     rate_limit_from_headers,
 )
-from airflow_provider_unifapi.client.retrying import RetryPolicy
-from airflow_provider_unifapi.client.validation import validate_api_key, validate_base_url
+from airflow_provider_unifapi.client.retrying import RetryPolicy, parse_retry_after
+from airflow_provider_unifapi.client.validation import DEFAULT_BASE_URL, validate_api_key, validate_base_url
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
 from airflow_provider_unifapi.models import BalanceReading, RateLimitInfo
 
-
-def no_tls_context() -> ssl.SSLContext:
-    """The TLS context of a client whose base URL is ``http://`` (loopback only): it never opens a
-    TLS connection, so loading the CA bundle (~17 ms a client, the bulk of a task's set-up against
-    the sandbox) buys nothing. This context trusts no CA: were it ever used, it would refuse the peer."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name checks on
+#: The httpx transport type of a client: ``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``.
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 
-class ClientCore:
-    """Everything the sync and async clients share; see :class:`UnifAPIClient` for the arguments.
+class ClientCore(Generic[TransportT]):
+    """Everything the sync and async clients share: all but the I/O.
 
-    :param api_key: the workspace API key.
-    :param base_url: API base URL.
-    :param config: the checked settings.
-    :param user_agent: ``User-Agent`` header (``None``: this package and its version).
+    The keywords are documented on :class:`~airflow_provider_unifapi.client.UnifAPIClient`.
     """
 
-    def __init__(self, api_key: str, base_url: str, config: ClientConfig, user_agent: str | None) -> None:
+    #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
+    last_balance: BalanceReading | None = None
+    #: last ``X-RateLimit-*`` headers seen.
+    last_rate_limit: RateLimitInfo | None = None
+    #: credits the API confirmed charging (billing fields) over this client's life.
+    credits_charged = 0
+    #: worst-case credits of attempts whose billing is unknown, over this client's life.
+    possibly_billed_credits = 0
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        retry_billed_errors: bool = False,
+        max_rate_limit_wait: float = 300.0,
+        max_response_bytes: int = 16 * 1024 * 1024,
+        max_connections: int = 10,
+        pace_requests: bool = True,
+        verify: bool | str = True,
+        user_agent: str | None = None,
+        transport: TransportT | None = None,
+    ) -> None:
+        self.config = ClientConfig(
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            backoff_base=backoff_base,
+            retry_billed_errors=retry_billed_errors,
+            max_rate_limit_wait=max_rate_limit_wait,
+            max_response_bytes=max_response_bytes,
+            max_connections=max_connections,
+            pace_requests=pace_requests,
+            verify=verify,
+        )
         # Kept only to scrub it from anything a server echoes back (error messages, request ids).
         self._secret = validate_api_key(api_key)
         self.base_url = validate_base_url(base_url)
-        self.config = config
         self.policy = RetryPolicy(
-            max_retries=config.max_retries,
-            max_retry_wait=config.max_retry_wait,
-            backoff_base=config.backoff_base,
-            retry_billed_errors=config.retry_billed_errors,
-            max_rate_limit_wait=config.max_rate_limit_wait,
+            max_retries=self.config.max_retries,
+            max_retry_wait=self.config.max_retry_wait,
+            backoff_base=self.config.backoff_base,
+            retry_billed_errors=self.config.retry_billed_errors,
+            max_rate_limit_wait=self.config.max_rate_limit_wait,
         )
-        self.timeout = config.timeout
-        self.max_response_bytes = config.max_response_bytes
-        #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
-        self.last_balance: BalanceReading | None = None
-        #: last ``X-RateLimit-*`` headers seen.
-        self.last_rate_limit: RateLimitInfo | None = None
-        #: credits the API confirmed charging (billing fields) over this client's life.
-        self.credits_charged = 0
-        #: worst-case credits of attempts whose billing is unknown, over this client's life.
-        self.possibly_billed_credits = 0
+        self.timeout = self.config.timeout
+        self.max_response_bytes = self.config.max_response_bytes
         #: spaces the requests of every caller of this client to the workspace rate limit
-        self.pacer: RatePacer | None = RatePacer() if config.pace_requests else None
+        self.pacer: RatePacer | None = RatePacer() if self.config.pace_requests else None
         self._http_kwargs = self._httpx_settings(user_agent)
+        self._open(transport)
+
+    def _open(self, transport: TransportT | None) -> None:
+        """Create the pooled httpx client (``self._http``) from ``self._http_kwargs``."""
+        raise NotImplementedError
 
     def _httpx_settings(self, user_agent: str | None) -> dict[str, Any]:
         """Keywords of the ``httpx.Client`` / ``httpx.AsyncClient`` (the same for both)."""
@@ -89,7 +118,10 @@ class ClientCore:
             },
             "timeout": httpx.Timeout(self.timeout),
             "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            "verify": self.config.verify if https else no_tls_context(),
+            # An http:// (loopback) client never opens a TLS connection: loading the CA bundle (~17 ms a
+            # client, the bulk of a task's set-up against the sandbox) buys nothing. This context trusts
+            # no CA and checks certificates and host names: were it ever used, it would refuse the peer.
+            "verify": self.config.verify if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
             # Never follow redirects: a redirect would carry the Authorization header to another host.
             "follow_redirects": False,
         }
@@ -114,17 +146,35 @@ class ClientCore:
             "reraise": True,
         }
 
-    def _pacing_done(self) -> None:
-        # An attempt that got no response (network error) must not keep the pacer's probe slot.
-        if self.pacer is not None:
-            self.pacer.release_probe()
+    def _pacing_waits(self) -> Iterator[float]:
+        """The sleeps after which the next request may go (none without a pacer)."""
+        if self.pacer is None:
+            return
+        while True:
+            wait, reserved = self.pacer.reserve()
+            if wait > self.config.max_retry_wait:
+                return  # longer than a 429 would be waited out: send, and let the server answer
+            if wait > 0:
+                yield wait
+            if reserved:
+                return
 
     # -- one attempt's outcome --------------------------------------------------------------------
-    def _record_failure(self, call: Call[Any], err: UnifAPIError) -> None:
-        """Account for a failed attempt (its error already carries the call's totals)."""
-        self.possibly_billed_credits += call.record_failure(err)
-        if isinstance(err, UnifAPIInsufficientCreditsError) and err.balance_remaining is not None:
-            self._remember_balance(err.balance_remaining, err.request_id)
+    @contextmanager
+    def _accounting(self, call: Call[Any]) -> Iterator[AttemptContext]:
+        """Around the attempt just prepared: yields what its errors carry, and accounts for a failure
+        (its error already carries the call's totals)."""
+        try:
+            yield call.context(self._secret)
+        except UnifAPIError as err:
+            self.possibly_billed_credits += call.record_failure(err)
+            if isinstance(err, UnifAPIInsufficientCreditsError) and err.balance_remaining is not None:
+                self._remember_balance(err.balance_remaining, err.request_id)
+            raise
+        finally:
+            # An attempt that got no response (network error) must not keep the pacer's probe slot.
+            if self.pacer is not None:
+                self.pacer.release_probe()
 
     def _remember_balance(self, balance: int, request_id: str | None) -> None:
         self.last_balance = BalanceReading(
@@ -139,12 +189,7 @@ class ClientCore:
 
     def _check_size(self, response: httpx.Response, size: int, ctx: AttemptContext) -> None:
         if size > self.max_response_bytes:
-            raise body_too_large_error(
-                status=response.status_code,
-                limit=self.max_response_bytes,
-                request_id=response.headers.get("x-request-id"),
-                ctx=ctx,
-            )
+            raise body_too_large_error(response, self.max_response_bytes, ctx)
 
     def _finish(self, call: Call[R], ctx: AttemptContext, response: httpx.Response, body: bytes) -> R:
         """The validated model of a complete response, or its typed error."""
@@ -153,7 +198,9 @@ class ClientCore:
             self.last_rate_limit = rate
         status = response.status_code
         if self.pacer is not None:
-            hold = _retry_after(response) if status == 429 else None
+            # A 429's Retry-After holds every chain; an HTTP date is left to the retry policy alone.
+            retry_after = response.headers.get("retry-after")
+            hold = parse_retry_after(retry_after, dates=False) if status == 429 else None
             # Held no longer than the client itself would wait (a hostile Retry-After: inf, 1e30...).
             hold = None if hold is None else min(hold, self.config.max_retry_wait)
             self.pacer.observe(rate, retry_after=hold)
@@ -168,11 +215,12 @@ class ClientCore:
         return result
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """A 429's ``Retry-After`` in seconds (the pacer holds every chain that long), if readable."""
-    value = (response.headers.get("retry-after") or "").strip()
-    try:
-        seconds = float(value) if value else None
-    except ValueError:  # an HTTP date: the retry policy reads it; the pacer just does not hold
-        return None
-    return None if seconds is None or not math.isfinite(seconds) else max(0.0, seconds)
+def documented_by(twin: Callable[..., Any]) -> Callable[[MethodT], MethodT]:
+    """Give the decorated method the docstring of ``twin``: an async method is documented once, on
+    its sync twin."""
+
+    def decorate(method: MethodT) -> MethodT:
+        method.__doc__ = twin.__doc__
+        return method
+
+    return decorate

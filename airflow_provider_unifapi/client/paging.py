@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from airflow_provider_unifapi.client.validation import (
     validate_cursor,
+    validate_hashtag_id,
     validate_hashtag_name,
     validate_limit,
     validate_max_pages,
@@ -117,6 +118,16 @@ class VideoPager:
             balance_remaining=page.billing.balance_remaining,
             credits_charged=page.billing.credits_charged,
         )
+
+
+def video_pager(
+    hashtag_id: str | int, cursor: str | None, limit: int, max_pages: int | None, max_empty_pages: int
+) -> VideoPager:
+    """The pager of ``iter_video_pages``, its arguments checked before the first call."""
+    pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
+    validate_hashtag_id(hashtag_id)
+    validate_limit(limit)
+    return pager
 
 
 class NameResolver:

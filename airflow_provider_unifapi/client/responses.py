@@ -8,12 +8,14 @@ key and never a response body (bodies may be large and are the customer's paid d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from airflow_provider_unifapi.client.retrying import parse_retry_after
 from airflow_provider_unifapi.exceptions import (
@@ -32,6 +34,8 @@ R = TypeVar("R")
 _ERROR_ENVELOPE: TypeAdapter[ErrorEnvelope] = TypeAdapter(ErrorEnvelope)
 # Nothing reached the server for these: the attempt cannot have been billed.
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: The first ``"request_id"`` of a body and its string value (no closing quote: no value).
+_REQUEST_ID = re.compile(rb'"request_id"[ :\t]*"([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -56,22 +60,17 @@ class AttemptContext:
         """``text`` with the key replaced by ``***`` (a server or proxy may echo the header back)."""
         return text.replace(self.secret, "***") if self.secret in text else text
 
-    def redact(self, text: str | None) -> str | None:
-        """:meth:`scrub` for text that may be missing."""
-        return None if text is None else self.scrub(text)
-
-    def fields(self, *, billed: bool, request_id: str | None = None, **given: Any) -> dict[str, Any]:
+    def fields(self, *, billed: bool, request_id: str | None = None) -> dict[str, Any]:
         """Constructor keywords of the attempt's error: billing, attempts and the redacted request id.
 
         :param billed: whether the API may have billed the attempt.
         """
         extra = self.worst_case_credits if billed else 0
         return {
-            "request_id": self.redact(request_id),
+            "request_id": None if request_id is None else self.scrub(request_id),
             "may_have_been_billed": billed,
             "possibly_billed_credits": self.earlier_possibly_billed_credits + extra,
             "attempts": self.attempts,
-            **given,
         }
 
     def redact_issues(self, issues: list[Any] | None) -> list[Any] | None:
@@ -101,11 +100,9 @@ def rate_limit_from_headers(headers: httpx.Headers) -> RateLimitInfo | None:
     return RateLimitInfo(limit=limit, remaining=remaining, reset=reset, seen_at=datetime.now(timezone.utc))
 
 
-def _validation_summary(exc: ValidationError, limit: int = 3) -> str:
-    # include_input=False: the offending values are paid data and may be huge; locations suffice.
-    errors = exc.errors(include_url=False, include_input=False)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:limit]]
-    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+def _summary(errors: list[ErrorDetails], shown: int = 3) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:shown]]
+    more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
     return "; ".join(parts) + more
 
 
@@ -116,11 +113,14 @@ def decode_success(
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
+        # include_input=False: the offending values are paid data and may be huge; locations suffice.
         errors = exc.errors(include_url=False, include_input=False)
         if any(e["type"] == "json_invalid" for e in errors):
             message = f"UnifAPI answered {status} with a body that is not valid JSON ({len(body)} bytes)"
         else:
-            message = f"UnifAPI answered {status} with a body that does not match the schema: {_validation_summary(exc)}"
+            message = (
+                f"UnifAPI answered {status} with a body that does not match the schema: {_summary(errors)}"
+            )
         raise UnifAPIInvalidResponseError(
             ctx.scrub(message),
             status=status,
@@ -131,18 +131,10 @@ def decode_success(
 def _request_id_from_bytes(body: bytes) -> str | None:
     # A cut or malformed body may still start with the request id; worth recovering for support.
     head = body[:200]
-    marker = b'"request_id"'
-    at = head.find(marker)
-    if at < 0:
-        return None
-    rest = head[at + len(marker) :].lstrip(b" :\t")
-    if not rest.startswith(b'"'):
-        return None
-    end = rest.find(b'"', 1)
-    if end <= 1:
-        return None
-    candidate = rest[1:end].decode("ascii", "replace")
-    return candidate if candidate.isprintable() and len(candidate) <= 80 else None
+    at = head.find(b'"request_id"')
+    found = _REQUEST_ID.match(head, at) if at >= 0 else None
+    candidate = found.group(1).decode("ascii", "replace") if found else ""
+    return candidate if candidate and candidate.isprintable() and len(candidate) <= 80 else None
 
 
 def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptContext) -> UnifAPIError:
@@ -153,7 +145,7 @@ def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptC
     retry_after = parse_retry_after(headers.get("retry-after"))
     header_request_id = headers.get("x-request-id")
     try:
-        envelope = _ERROR_ENVELOPE.validate_json(body)
+        error = _ERROR_ENVELOPE.validate_json(body).error
     except ValidationError:
         content_type = headers.get("content-type", "unknown content type").split(";")[0]
         message = (
@@ -165,7 +157,6 @@ def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptC
             retry_after=retry_after,
             **ctx.fields(billed=False, request_id=header_request_id),
         )
-    error = envelope.error
     billing = error.billing
     message = f"UnifAPI error: {error.message}"
     return error_from_response(
@@ -181,36 +172,32 @@ def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptC
     )
 
 
-def transport_error(exc: httpx.HTTPError, ctx: AttemptContext) -> UnifAPIError:
-    """Map an httpx failure to a typed error; a failure after the request was sent may have been billed."""
+def transport_error(exc: httpx.HTTPError, ctx: AttemptContext, status: int | None = None) -> UnifAPIError:
+    """Map an httpx failure to a typed error. A failure after the request was sent may have been billed,
+    unless it broke off the body of an error response (``status``), which charges nothing."""
     cls = UnifAPITimeoutError if isinstance(exc, httpx.TimeoutException) else UnifAPITransportError
     # str(exc) of httpx transport errors names the failure, not the request headers.
     message = f"UnifAPI {ctx.label}: {type(exc).__name__}: {str(exc) or type(exc).__name__}"
-    return cls(ctx.scrub(message), **ctx.fields(billed=not isinstance(exc, _UNSENT)))
+    billed = status is None and not isinstance(exc, _UNSENT)
+    return cls(ctx.scrub(message), status=status, **ctx.fields(billed=billed))
 
 
-def body_too_large_error(
-    *, status: int, limit: int, request_id: str | None, ctx: AttemptContext
-) -> UnifAPIError:
+def body_too_large_error(response: httpx.Response, limit: int, ctx: AttemptContext) -> UnifAPIError:
     """A body over ``max_response_bytes``: refused unread; billed when the status was a success."""
     return UnifAPIResponseTooLargeError(
         f"UnifAPI response body exceeds max_response_bytes={limit}; refused",
-        status=status,
-        **ctx.fields(billed=200 <= status < 300, request_id=request_id),
+        status=response.status_code,
+        **ctx.fields(billed=response.is_success, request_id=response.headers.get("x-request-id")),
     )
 
 
-def read_error(
-    exc: httpx.HTTPError, *, status: int, request_id: str | None, ctx: AttemptContext
-) -> UnifAPIError:
+def read_error(exc: httpx.HTTPError, response: httpx.Response, ctx: AttemptContext) -> UnifAPIError:
     """A body that broke off mid-way. A 2xx was billed but its records are lost; an error response
     charges nothing, so it is mapped as the network failure it is."""
-    if 200 <= status < 300:
-        return UnifAPIInvalidResponseError(
-            f"UnifAPI answered {status} but the body was cut short ({type(exc).__name__})",
-            status=status,
-            **ctx.fields(billed=True, request_id=request_id),
-        )
-    cls = UnifAPITimeoutError if isinstance(exc, httpx.TimeoutException) else UnifAPITransportError
-    message = f"UnifAPI {ctx.label}: {type(exc).__name__}: {str(exc) or type(exc).__name__}"
-    return cls(ctx.scrub(message), status=status, **ctx.fields(billed=False))
+    if not response.is_success:
+        return transport_error(exc, ctx, status=response.status_code)
+    return UnifAPIInvalidResponseError(
+        f"UnifAPI answered {response.status_code} but the body was cut short ({type(exc).__name__})",
+        status=response.status_code,
+        **ctx.fields(billed=True, request_id=response.headers.get("x-request-id")),
+    )

@@ -26,8 +26,8 @@ from airflow_provider_unifapi.exceptions import (
 log = logging.getLogger("airflow_provider_unifapi.client")
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse a ``Retry-After`` header leniently: seconds (int or float) or an HTTP date.
+def parse_retry_after(value: str | None, *, now: float | None = None, dates: bool = True) -> float | None:
+    """Parse a ``Retry-After`` header leniently: seconds (int or float) or, with ``dates``, an HTTP date.
 
     Returns ``None`` when missing or unreadable, and never a negative number.
     """
@@ -39,6 +39,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        if not dates:
+            return None
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -57,17 +59,13 @@ MAX_RATE_LIMITED_ATTEMPTS = 100
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a call gets and how long to wait between them.
+    """How many attempts a call gets and how long to wait between them (the settings are the client's
+    keywords of the same names).
 
-    :param max_retries: retries after the first attempt (so ``max_retries + 1`` attempts at most).
-    :param max_retry_wait: longest single wait in seconds; caps ``Retry-After`` too.
-    :param backoff_base: first backoff in seconds; doubles each retry, with jitter.
-    :param retry_billed_errors: also retry failures the API may have billed (a 2xx body that was
-        cut short or unreadable). Off by default: the spec says retry only what was not billed.
-    :param max_rate_limit_wait: total seconds one call may spend waiting on 429 answers. A 429 is
-        not billed and says when to come back, so it is bounded by time rather than by
-        ``max_retries``: many tasks sharing a workspace's rate limit then wait their turn instead
-        of failing.
+    ``retry_billed_errors`` is off by default: the spec says retry only what was not billed. 429s are
+    bounded by ``max_rate_limit_wait`` seconds rather than by ``max_retries``: a 429 is not billed and
+    says when to come back, so many tasks sharing a workspace's rate limit wait their turn instead of
+    failing.
     """
 
     max_retries: int = 5

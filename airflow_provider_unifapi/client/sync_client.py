@@ -9,16 +9,13 @@ import httpx
 from tenacity import Retrying
 
 from airflow_provider_unifapi.client.calls import Call, R, hashtag_call, search_call, videos_call
-from airflow_provider_unifapi.client.config import ClientConfig
 from airflow_provider_unifapi.client.core import ClientCore
-from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, VideoPager
+from airflow_provider_unifapi.client.paging import NameResolver, ResolvedHashtag, video_pager
 from airflow_provider_unifapi.client.responses import AttemptContext, read_error, transport_error
-from airflow_provider_unifapi.client.validation import DEFAULT_BASE_URL, validate_hashtag_id, validate_limit
-from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopReason, VideoPage
 
 
-class UnifAPIClient(ClientCore):
+class UnifAPIClient(ClientCore[httpx.BaseTransport]):
     """Synchronous UnifAPI client over one pooled :class:`httpx.Client`. Usable without Airflow.
 
     The keywords and their defaults are the connection extras of
@@ -46,37 +43,7 @@ class UnifAPIClient(ClientCore):
     :raises UnifAPIInputError: an argument is refused, named, with the fix.
     """
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        max_retry_wait: float = 60.0,
-        backoff_base: float = 0.5,
-        retry_billed_errors: bool = False,
-        max_rate_limit_wait: float = 300.0,
-        max_response_bytes: int = 16 * 1024 * 1024,
-        max_connections: int = 10,
-        pace_requests: bool = True,
-        verify: bool | str = True,
-        user_agent: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        config = ClientConfig(
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            backoff_base=backoff_base,
-            retry_billed_errors=retry_billed_errors,
-            max_rate_limit_wait=max_rate_limit_wait,
-            max_response_bytes=max_response_bytes,
-            max_connections=max_connections,
-            pace_requests=pace_requests,
-            verify=verify,
-        )
-        super().__init__(api_key, base_url, config, user_agent)
+    def _open(self, transport: httpx.BaseTransport | None) -> None:
         self._http = httpx.Client(**self._http_kwargs, transport=transport)
 
     def close(self) -> None:
@@ -90,16 +57,6 @@ class UnifAPIClient(ClientCore):
         self.close()
 
     # -- one request ------------------------------------------------------------------------------
-    def _exchange(
-        self, call: Call[R], ctx: AttemptContext, params: dict[str, str | int], headers: dict[str, str]
-    ) -> R:
-        try:
-            with self._http.stream("GET", call.path, params=params, headers=headers) as response:
-                body = self._read_body(response, ctx)
-        except httpx.HTTPError as exc:  # sending, or waiting for the status line and headers
-            raise transport_error(exc, ctx) from None
-        return self._finish(call, ctx, response, body)
-
     def _read_body(self, response: httpx.Response, ctx: AttemptContext) -> bytes:
         """The whole body, refused past ``max_response_bytes`` (streamed, so never held in full)."""
         self._check_length(response, ctx)
@@ -111,33 +68,20 @@ class UnifAPIClient(ClientCore):
                 self._check_size(response, size, ctx)
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            request_id = response.headers.get("x-request-id")
-            raise read_error(exc, status=response.status_code, request_id=request_id, ctx=ctx) from None
+            raise read_error(exc, response, ctx) from None
         return b"".join(chunks)
 
-    def _pace(self) -> None:
-        if self.pacer is None:
-            return
-        while True:
-            wait, reserved = self.pacer.reserve()
-            if wait > self.config.max_retry_wait:
-                return  # longer than a 429 would be waited out: send, and let the server answer
-            if wait > 0:
-                time.sleep(wait)
-            if reserved:
-                return
-
     def _attempt(self, call: Call[R]) -> R:
-        self._pace()
+        for wait in self._pacing_waits():
+            time.sleep(wait)
         params, headers = call.prepare_attempt()
-        ctx = call.context(self._secret)
-        try:
-            return self._exchange(call, ctx, params, headers)
-        except UnifAPIError as err:
-            self._record_failure(call, err)
-            raise
-        finally:
-            self._pacing_done()
+        with self._accounting(call) as ctx:
+            try:
+                with self._http.stream("GET", call.path, params=params, headers=headers) as response:
+                    body = self._read_body(response, ctx)
+            except httpx.HTTPError as exc:  # sending, or waiting for the status line and headers
+                raise transport_error(exc, ctx) from None
+            return self._finish(call, ctx, response, body)
 
     def _run(self, call: Call[R]) -> R:
         for attempt in Retrying(**self._retry_kwargs(call)):
@@ -190,9 +134,7 @@ class UnifAPIClient(ClientCore):
         :param max_pages: most pages to fetch.
         :param max_empty_pages: empty pages in a row after which paging stops.
         """
-        pager = VideoPager(cursor, max_pages=max_pages, max_empty_pages=max_empty_pages)
-        validate_hashtag_id(hashtag_id)
-        validate_limit(limit)
+        pager = video_pager(hashtag_id, cursor, limit, max_pages, max_empty_pages)
         while pager.check_before_fetch():
             page = self.get_video_page(hashtag_id, cursor=pager.cursor, limit=limit)
             pager.consume(page)
