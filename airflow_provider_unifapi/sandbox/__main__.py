@@ -80,7 +80,9 @@ def _add_timeline_options(p: argparse.ArgumentParser) -> None:
     """Timeline mode's options (docs/sandbox.md, "Timeline mode")."""
     g = p.add_argument_group("timeline mode", "feeds that live in time (moved by POST /_sandbox/clock)")
     g.add_argument("--timeline", action="store_const", const=True, help="turn timeline mode on")
-    g.add_argument("--timeline-start", help="start clock: ISO 8601 or unix seconds (default 2025-06-01T00:00:00Z)")
+    g.add_argument(
+        "--timeline-start", help="start clock: ISO 8601 or unix seconds (default 2025-06-01T00:00:00Z)"
+    )
     g.add_argument("--daily-new-videos", type=float, help="mean new videos per hashtag per day (default 200)")
     g.add_argument(
         "--daily-new-videos-by-hashtag",
@@ -113,7 +115,9 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ids = {h.id for h in added}
         out["hashtags"] = [h for h in DEFAULT_HASHTAGS if h.id not in ids] + added
     if args.daily_new_videos_by_hashtag:
-        out["daily_new_videos_by_hashtag"] = dict(parse_rate_spec(s) for s in args.daily_new_videos_by_hashtag)
+        out["daily_new_videos_by_hashtag"] = dict(
+            parse_rate_spec(s) for s in args.daily_new_videos_by_hashtag
+        )
     return out
 
 

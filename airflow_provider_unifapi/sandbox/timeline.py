@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -76,6 +77,11 @@ class Day(NamedTuple):
     ln_heat: tuple[float, ...]
     #: quantile (0 .. 4095) of the final view count, from the heat
     views_q: tuple[int, ...]
+    #: ``(key, id, created, views quantile)``, best key first; ``key = ln heat + (created - start) /
+    #: decay`` does not depend on the clock, and ``key - (clock - start) / decay`` bounds the ln score
+    by_key: tuple[tuple[float, int, int, int], ...]
+    #: the keys of ``by_key`` negated (ascending: for bisect)
+    neg_keys: tuple[float, ...]
 
 
 #: One visible video: ``(id, created, views quantile)``.
@@ -208,7 +214,11 @@ class HashtagTimeline:
         quantiles = tuple(
             min(_QUANTILES - 1, int(0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) * _QUANTILES)) for z in zs
         )
-        return Day(created, ids, tuple(HEAT_SIGMA * z for z in zs), quantiles)
+        ln_heat = tuple(HEAT_SIGMA * z for z in zs)
+        start, decay = self.params.start, self.params.decay_s
+        rows = zip(created, ids, ln_heat, quantiles, strict=True)
+        by_key = sorted(((h + (c - start) / decay, vid, c, q) for c, vid, h, q in rows), reverse=True)
+        return Day(created, ids, ln_heat, quantiles, tuple(by_key), tuple(-row[0] for row in by_key))
 
     def created_up_to(self, clock: int) -> int:
         """Videos created up to ``clock`` (the backlog plus the arrivals since the start).
@@ -247,8 +257,7 @@ class HashtagTimeline:
             youngest_age = clock - (self.day_start(day + 1) - 1)
             if LN_HEAT_MAX - youngest_age / decay < floor:
                 break  # nothing this old can beat the cap-th video any more
-            # Videos of this day below min_heat cannot reach the floor: not worth scoring.
-            found.extend(self._scored(self.day(day), clock, floor + youngest_age / decay))
+            found.extend(self._scored(self.day(day), clock, floor))
             if len(found) >= next_check:
                 floor = sorted([item[0] for item in found], reverse=True)[cap - 1]
                 next_check = len(found) * 5 // 4
@@ -260,18 +269,20 @@ class HashtagTimeline:
         found.sort(reverse=True)
         return tuple((vid, created, q) for _, vid, created, q in found[:cap])
 
-    def _scored(self, day: Day, clock: int, min_heat: float) -> list[tuple[float, int, int, int]]:
-        """``(ln score, id, created, views quantile)`` of the day's videos created by ``clock`` whose
-        ``ln heat`` is at least ``min_heat``."""
-        decay, ramp = self.params.decay_s, self.params.ramp_s
-        rows = zip(day.created, day.ids, day.ln_heat, day.views_q, strict=True)
+    def _scored(self, day: Day, clock: int, floor: float) -> list[tuple[float, int, int, int]]:
+        """``(ln score, id, created, views quantile)`` of the day's videos created by ``clock`` that
+        may reach ``floor`` (the others are never scored: their key already says they cannot)."""
+        shift = (clock - self.params.start) / self.params.decay_s
+        rows = day.by_key
+        if floor > -math.inf:
+            rows = rows[: bisect_right(day.neg_keys, -(floor + shift))]
         if self.params.entry_rank == "high":
-            return [
-                (h - (clock - c) / decay, vid, c, q) for c, vid, h, q in rows if h >= min_heat and c <= clock
-            ]
-        # "low": a video with no age has no engagement yet and is not ranked at all.
+            return [(key - shift, vid, c, q) for key, vid, c, q in rows if c <= clock]
+        # "low": the ramp term is <= 0, so the key stays a bound; a video with no age has no
+        # engagement yet and is not ranked at all.
+        ramp = self.params.ramp_s
         return [
-            (h - (clock - c) / decay + math.log(-math.expm1(-(clock - c) / ramp)), vid, c, q)
-            for c, vid, h, q in rows
-            if h >= min_heat and c < clock
+            (key - shift + math.log(-math.expm1(-(clock - c) / ramp)), vid, c, q)
+            for key, vid, c, q in rows
+            if c < clock
         ]
