@@ -41,7 +41,8 @@ LN_HEAT_MAX = HEAT_SIGMA * HEAT_CLIP
 #: The backlog never reaches back more than this many days: a huge ``video_count`` arrives faster.
 BACKLOG_MAX_DAYS = 3650
 _QUANTILES = 4096
-_CACHE_DAYS = 2048
+#: Videos a model keeps in its cache of days (least recently used days go first): about 20 MB.
+_CACHE_VIDEOS = 100_000
 _CACHE_FEEDS = 64
 
 
@@ -74,11 +75,9 @@ class Day(NamedTuple):
 
     created: tuple[int, ...]
     ids: tuple[int, ...]
-    ln_heat: tuple[float, ...]
-    #: quantile (0 .. 4095) of the final view count, from the heat
-    views_q: tuple[int, ...]
     #: ``(key, id, created, views quantile)``, best key first; ``key = ln heat + (created - start) /
-    #: decay`` does not depend on the clock, and ``key - (clock - start) / decay`` bounds the ln score
+    #: decay`` does not depend on the clock, and ``key - (clock - start) / decay`` bounds the ln score;
+    #: the views quantile (0 .. 4095) is that of the heat, and fixes the final view count
     by_key: tuple[tuple[float, int, int, int], ...]
     #: the keys of ``by_key`` negated (ascending: for bisect)
     neg_keys: tuple[float, ...]
@@ -128,6 +127,7 @@ class HashtagTimeline:
         self.params = params
         self.lock = threading.RLock()
         self._days: OrderedDict[int, Day] = OrderedDict()
+        self._cached_videos = 0
         self._feeds: OrderedDict[int, tuple[Ranked, ...]] = OrderedDict()
         self._counts: dict[int, int] = {}
         # Backlog counts of days -1, -2, ... (index j is day -(j+1)), extended on demand.
@@ -198,8 +198,9 @@ class HashtagTimeline:
                 return found
             found = self._draw_day(day, self.count(day))
             self._days[day] = found
-            if len(self._days) > _CACHE_DAYS:
-                self._days.popitem(last=False)
+            self._cached_videos += len(found.ids)
+            while self._cached_videos > _CACHE_VIDEOS and len(self._days) > 1:
+                self._cached_videos -= len(self._days.popitem(last=False)[1].ids)
             return found
 
     def _draw_day(self, day: int, n: int) -> Day:
@@ -218,7 +219,7 @@ class HashtagTimeline:
         start, decay = self.params.start, self.params.decay_s
         rows = zip(created, ids, ln_heat, quantiles, strict=True)
         by_key = sorted(((h + (c - start) / decay, vid, c, q) for c, vid, h, q in rows), reverse=True)
-        return Day(created, ids, ln_heat, quantiles, tuple(by_key), tuple(-row[0] for row in by_key))
+        return Day(created, ids, tuple(by_key), tuple(-row[0] for row in by_key))
 
     def created_up_to(self, clock: int) -> int:
         """Videos created up to ``clock`` (the backlog plus the arrivals since the start).

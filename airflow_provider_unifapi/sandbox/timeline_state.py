@@ -2,8 +2,9 @@
 
 The clock moves only by admin calls (never by itself), so a run is deterministic. Every clock value
 the workspace has been at since its reset is kept (the *observed clocks*): the truth endpoint says
-at which of them each video was visible. Caches are bounded: models per (hashtag, parameters),
-walks per (generation, hashtag, clock, nonce); a model caches a bounded number of days and feeds.
+at which of them each video was visible. Caches are bounded: 64 models per (hashtag, parameters),
+64 walks per (generation, hashtag, clock, nonce); a model caches up to 100,000 videos' days and 64
+feeds. Only the record of when each video was visible grows: with the videos ever visible.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from airflow_provider_unifapi.sandbox.settings import HashtagDef, Settings
 from airflow_provider_unifapi.sandbox.timeline import HashtagTimeline, TimelineParams
 from airflow_provider_unifapi.sandbox.timeline_view import WalkView
 
-_CACHE_MODELS = 256
+_CACHE_MODELS = 64
 _CACHE_WALKS = 64
 
 
