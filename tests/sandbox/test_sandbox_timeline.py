@@ -310,3 +310,50 @@ def test_same_seed_same_calls_same_bytes() -> None:
     first = session(5)
     assert first == session(5)
     assert first != session(6)
+
+
+def test_first_and_last_visible_agree_with_walks_at_each_clock(
+    client: httpx.Client, admin: httpx.Client
+) -> None:
+    admin.post("/_sandbox/reset", json={"visible_cap": 150}).raise_for_status()
+    first_walked: dict[str, int] = {}
+    last_walked: dict[str, int] = {}
+    for step in range(8):
+        clock = advance(admin, advance_hours=6 if step else 0)["clock"]
+        for vid in {r["id"] for r in walk(client)}:
+            first_walked.setdefault(vid, clock)
+            last_walked[vid] = clock
+    now = set(truth_ids(admin))
+    for day in (-1, 0, 1):
+        videos = admin.get(f"/_sandbox/hashtags/{TAG}/timeline", params={"day": day}).json()["videos"]
+        assert videos
+        for video in videos:
+            vid = video["id"]
+            assert video["first_visible"] == first_walked.get(vid)
+            assert video["last_visible"] == last_walked.get(vid)
+            assert (video["rank_now"] is not None) == (vid in now)
+    info = admin.get(f"/_sandbox/hashtags/{TAG}/timeline", params={"ids": "false"}).json()
+    assert info["observed_clocks"] == 8
+    new_walked = {v for v in first_walked if int(v) >> 32 >= 1_748_736_000}
+    assert sum(d["ever_visible"] for d in info["days"]) == len(new_walked)
+    assert sum(d["created"] for d in info["days"]) > len(new_walked), "with a cap of 150, some never show"
+
+
+def test_cli_options_reach_the_settings() -> None:
+    from airflow_provider_unifapi.sandbox.__main__ import build_parser, settings_from_args
+    from airflow_provider_unifapi.sandbox.settings import Settings, SettingsError
+
+    argv = ["--timeline", "--timeline-start", "2025-07-01", "--daily-new-videos", "50"]
+    argv += ["--daily-new-videos-by-hashtag", "5050:7", "4242:0.5", "--entry-rank", "high"]
+    argv += ["--entry-ramp-hours", "6", "--visible-cap", "800", "--decay-days", "2", "--shuffle-width", "4"]
+    public = Settings().updated(settings_from_args(build_parser().parse_args(argv))).public()
+    assert {k: public[k] for k in ("timeline", "timeline_start", "daily_new_videos_by_hashtag")} == {
+        "timeline": True,
+        "timeline_start": "2025-07-01T00:00:00Z",
+        "daily_new_videos_by_hashtag": {"4242": 0.5, "5050": 7.0},
+    }
+    assert (public["entry_rank"], public["visible_cap"], public["shuffle_width"]) == ("high", 800, 4)
+    assert (public["daily_new_videos"], public["entry_ramp_hours"], public["decay_days"]) == (50.0, 6.0, 2.0)
+    assert not set(settings_from_args(build_parser().parse_args([]))), "no option: no setting"
+    with pytest.raises(SettingsError):
+        settings_from_args(build_parser().parse_args(["--daily-new-videos-by-hashtag", "5050"]))
