@@ -17,8 +17,11 @@ The feed at clock ``t`` ranks the videos created up to ``t`` by
 ``ln score = ln heat - age / decay`` (``+ ln(1 - exp(-age / ramp))`` in the ``low`` entry model:
 a new video has to gather engagement before it ranks), keeps the best ``visible_cap`` and breaks
 ties by id. Since ``ln heat <= 6``, a day whose youngest video is so old that
-``6 - age / decay`` is below the cap-th score cannot place anything: the scan stops there, so a
-feed costs about ``cap + 6 * decay * rate`` scored videos whatever the backlog or the clock.
+``6 - age / decay`` is below the cap-th score cannot place anything: the scan stops there. Within a
+day, videos are sorted by ``ln heat + (created - start) / decay``, a clock-free upper bound of the
+score once ``(clock - start) / decay`` is taken off, so only the videos that can still reach the
+cap-th score are scored: a feed scores a little more than ``cap`` videos (about 3,600 for a cap of
+3,000) whatever the backlog or the clock.
 """
 
 from __future__ import annotations
