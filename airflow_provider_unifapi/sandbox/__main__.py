@@ -21,6 +21,7 @@ from airflow_provider_unifapi.sandbox.settings import (
     SettingsError,
     parse_hashtag_spec,
 )
+from airflow_provider_unifapi.sandbox.timeline_settings import ENTRY_MODELS, parse_rate_spec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,14 +72,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="these hashtag ids answer 400 invalid_id",
     )
     p.add_argument("--verbose", action="store_true", help="one access-log line per request on stderr")
+    _add_timeline_options(p)
     return p
+
+
+def _add_timeline_options(p: argparse.ArgumentParser) -> None:
+    """Timeline mode's options (docs/sandbox.md, "Timeline mode")."""
+    g = p.add_argument_group("timeline mode", "feeds that live in time (moved by POST /_sandbox/clock)")
+    g.add_argument("--timeline", action="store_const", const=True, help="turn timeline mode on")
+    g.add_argument(
+        "--timeline-start", help="start clock: ISO 8601 or unix seconds (default 2025-06-01T00:00:00Z)"
+    )
+    g.add_argument("--daily-new-videos", type=float, help="mean new videos per hashtag per day (default 200)")
+    g.add_argument(
+        "--daily-new-videos-by-hashtag",
+        action="extend",
+        nargs="+",
+        metavar="ID:RATE",
+        help="per-hashtag daily rates",
+    )
+    g.add_argument("--entry-rank", choices=ENTRY_MODELS, help="most new videos enter low (default) or high")
+    g.add_argument("--entry-ramp-hours", type=float, help="low entry: time scale of the ramp (default 24)")
+    g.add_argument("--visible-cap", type=int, help="videos a feed shows at most (default 3,000)")
+    g.add_argument("--decay-days", type=float, help="time scale of the score's decay (default 3)")
+    g.add_argument("--shuffle-width", type=int, help="walks see videos moved by fewer places (default 10)")
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn parsed options into ``SandboxServer`` settings."""
     out: dict[str, Any] = {}
-    # One option per setting, named alike; extra_fields and hashtags are translated below, ledger_cap has none.
-    for name in sorted(FIELDS - {"extra_fields", "hashtags", "ledger_cap"}):
+    # One option per setting, named alike; extra_fields, hashtags and the per-hashtag rates are
+    # translated below, ledger_cap has none.
+    translated = {"extra_fields", "hashtags", "ledger_cap", "daily_new_videos_by_hashtag"}
+    for name in sorted(FIELDS - translated):
         value = getattr(args, name)
         if value is not None:
             out[name] = value
@@ -88,6 +114,10 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         added = [parse_hashtag_spec(spec) for spec in args.hashtags]
         ids = {h.id for h in added}
         out["hashtags"] = [h for h in DEFAULT_HASHTAGS if h.id not in ids] + added
+    if args.daily_new_videos_by_hashtag:
+        out["daily_new_videos_by_hashtag"] = dict(
+            parse_rate_spec(s) for s in args.daily_new_videos_by_hashtag
+        )
     return out
 
 

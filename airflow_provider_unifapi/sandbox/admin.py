@@ -16,6 +16,9 @@ DELETE   /_sandbox/faults                       clears the plan, counter 0
 GET      /_sandbox/hashtags                     the catalogue
 POST     /_sandbox/hashtags                     ``{"id", "name", "video_count"}`` add/replace
 GET      /_sandbox/hashtags/{id}/truth          ``{"hashtag_id", "count", "ids"}``
+GET      /_sandbox/hashtags/{id}/timeline       timeline truth (``?day=K``, ``&ids=false``)
+GET      /_sandbox/clock                        the timeline clock
+POST     /_sandbox/clock                        ``{"advance_days"|"advance_hours"|..: N}`` or ``{"to"}``
 POST     /_sandbox/keys/revoke                  ``{"key": "..."}``
 GET      /_sandbox/ledger[?since=SEQ]           ``{"totals", "calls"}``
 =======  =====================================  =================================================
@@ -31,6 +34,7 @@ from typing import Any
 from airflow_provider_unifapi.sandbox.faults import FaultPlanError
 from airflow_provider_unifapi.sandbox.settings import DIGITS, SettingsError, parse_hashtag
 from airflow_provider_unifapi.sandbox.state import SandboxState
+from airflow_provider_unifapi.sandbox.timeline_truth import clock_view, target_clock, timeline_truth
 
 
 class AdminError(Exception):
@@ -160,7 +164,40 @@ def _hashtags(call: _AdminCall) -> bytes | None:
         return _json(hashtag.as_dict())
     if len(parts) == 3 and parts[2] == "truth" and method == "GET":
         return _truth(call.state, parts[1])
+    if len(parts) == 3 and parts[2] == "timeline" and method == "GET":
+        return _timeline(call)
     return None
+
+
+def _clock(call: _AdminCall) -> bytes | None:
+    state = call.state
+    if len(call.parts) != 1 or call.method not in ("GET", "POST"):
+        return None
+    if call.method == "POST":
+        if not state.settings.timeline:
+            raise AdminError(400, 'timeline mode is off: POST /_sandbox/settings {"timeline": true} first')
+        try:
+            state.move_clock(target_clock(_body(call.body), state.timeline.clock))
+        except ValueError as exc:  # another call moved it meanwhile
+            raise AdminError(400, str(exc)) from None
+    return _json(clock_view(state))
+
+
+def _timeline(call: _AdminCall) -> bytes:
+    state, hashtag_id = call.state, call.parts[1]
+    if not state.settings.timeline:
+        raise AdminError(400, 'timeline mode is off: POST /_sandbox/settings {"timeline": true} first')
+    if not DIGITS.fullmatch(hashtag_id):
+        raise AdminError(400, "hashtag id must be digits")
+    status, hashtag = state.lookup(hashtag_id)
+    if hashtag is None:
+        raise AdminError(404 if status == "not_found" else 400, f"hashtag {hashtag_id}: {status}")
+    raw_day = call.query.get("day")
+    if raw_day is not None and not DIGITS.fullmatch(raw_day.removeprefix("-")):
+        raise AdminError(400, "day: an integer (0 = the first day from the start, negative: the backlog)")
+    with_ids = call.query.get("ids", "true") != "false"
+    day = None if raw_day is None else int(raw_day)
+    return _json(timeline_truth(state, hashtag, day, with_ids))
 
 
 def _keys(call: _AdminCall) -> bytes | None:
@@ -194,6 +231,7 @@ _ROUTES: dict[str, Callable[[_AdminCall], bytes | None]] = {
     "hashtags": _hashtags,
     "keys": _keys,
     "ledger": _ledger,
+    "clock": _clock,
 }
 
 

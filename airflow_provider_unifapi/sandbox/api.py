@@ -138,7 +138,7 @@ class ApiService:
         refused = self._authorize(call)
         if refused is not None:
             return refused
-        issues = validate(call)
+        issues = validate(call, self.state.timeline_clock())
         if issues:
             return self._error(call, 400, "validation_error", "request validation failed", issues=issues)
         if call.endpoint == "search":

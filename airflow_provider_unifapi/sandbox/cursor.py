@@ -5,6 +5,9 @@ A cursor is urlsafe base64 (no padding) of ``mac(6) | kind(1) | offset ^ mask(8)
 hash of the scope so it never shows in plain text, and the MAC catches edits and truncation.
 Cursors do not expire and survive a sandbox restart (the key is fixed), like long-lived real
 cursors; resuming a run against a restarted sandbox is a legitimate test.
+
+In timeline mode a videos cursor is a *walk* cursor, ``mac(6) | "T" | (clock, nonce, offset) ^ mask(20)
+| hashtag id``: it names the feed's clock and the walk's order as well as the position.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ _KEY = b"unifapi-sandbox-cursor-v1"
 _MAC_LEN = 6
 _VIDEOS = b"V"
 _SEARCH = b"S"
+_WALK = b"T"
+_WALK_FIELDS = struct.Struct(">QIQ")  # clock, nonce, offset
 
 
 class CursorError(ValueError):
@@ -38,7 +43,8 @@ def _encode(kind: bytes, scope: str, offset: int) -> str:
     return base64.urlsafe_b64encode(_mac(raw) + raw).rstrip(b"=").decode("ascii")
 
 
-def _decode(kind: bytes, scope: str, cursor: str) -> int:
+def _unpack(cursor: str) -> bytes:
+    """The MAC-checked raw bytes of a cursor (``kind | masked fields | scope``)."""
     try:
         blob = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -48,14 +54,61 @@ def _decode(kind: bytes, scope: str, cursor: str) -> int:
     mac, raw = blob[:_MAC_LEN], blob[_MAC_LEN:]
     if _mac(raw) != mac:
         raise CursorError("cursor is malformed or was modified")
+    return raw
+
+
+def _check_scope(kind: bytes, scope: str, got_scope: bytes) -> None:
+    if got_scope != scope.encode("utf-8"):
+        what = "hashtag" if kind in (_VIDEOS, _WALK) else "query"
+        raise CursorError(f"cursor was issued for another {what}")
+
+
+def _decode(kind: bytes, scope: str, cursor: str) -> int:
+    raw = _unpack(cursor)
     if raw[:1] != kind:
         raise CursorError("cursor was issued for another endpoint")
     got_scope = raw[9:]
-    if got_scope != scope.encode("utf-8"):
-        what = "hashtag" if kind == _VIDEOS else "query"
-        raise CursorError(f"cursor was issued for another {what}")
+    _check_scope(kind, scope, got_scope)
     masked = int.from_bytes(raw[1:9], "big")
     return masked ^ _mask(kind + got_scope)
+
+
+def _walk_mask(scope: bytes) -> bytes:
+    return hashlib.blake2b(_WALK + scope, digest_size=_WALK_FIELDS.size, key=_KEY).digest()
+
+
+def encode_walk_cursor(hashtag_id: str, clock: int, nonce: int, offset: int) -> str:
+    """Cursor of a timeline walk: the feed of ``hashtag_id`` at ``clock`` in the order of walk
+    ``nonce``, resuming at position ``offset``.
+
+    :param hashtag_id: the hashtag id.
+    :param clock: the walk's clock (unix seconds).
+    :param nonce: the walk's nonce.
+    :param offset: the next feed position.
+    """
+    scope = hashtag_id.encode("utf-8")
+    fields = _WALK_FIELDS.pack(clock, nonce, offset)
+    raw = _WALK + bytes(a ^ b for a, b in zip(fields, _walk_mask(scope), strict=True)) + scope
+    return base64.urlsafe_b64encode(_mac(raw) + raw).rstrip(b"=").decode("ascii")
+
+
+def decode_any_video_cursor(hashtag_id: str, cursor: str) -> tuple[int, tuple[int, int] | None]:
+    """``(offset, None)`` for a static videos cursor, ``(offset, (clock, nonce))`` for a walk cursor.
+
+    :param hashtag_id: the hashtag the call asks for.
+    :param cursor: the cursor it sent.
+    :raises CursorError: when it is neither, or belongs to another hashtag.
+    """
+    raw = _unpack(cursor)
+    if raw[:1] == _VIDEOS:
+        return _decode(_VIDEOS, hashtag_id, cursor), None
+    if raw[:1] != _WALK or len(raw) < 1 + _WALK_FIELDS.size:
+        raise CursorError("cursor was issued for another endpoint")
+    end = 1 + _WALK_FIELDS.size
+    _check_scope(_WALK, hashtag_id, raw[end:])
+    fields = bytes(a ^ b for a, b in zip(raw[1:end], _walk_mask(raw[end:]), strict=True))
+    clock, nonce, offset = _WALK_FIELDS.unpack(fields)
+    return offset, (clock, nonce)
 
 
 def encode_video_cursor(hashtag_id: str, offset: int) -> str:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
+from typing import Protocol
 
 from airflow_provider_unifapi.sandbox import pools
+from airflow_provider_unifapi.sandbox.cursor import encode_video_cursor
 from airflow_provider_unifapi.sandbox.hashing import GOLDEN, M64, mix64, seed_for, unit
 
 BLOCK = 100
@@ -82,6 +84,25 @@ def hashtag_object(seed: int, hashtag_id: str, name: str, video_count: int) -> d
     }
 
 
+class PageSource(Protocol):
+    """What the videos endpoint pages through: a static :class:`Feed`, or a timeline walk."""
+
+    hashtag_id: str
+    #: what pages rendered ahead are filed under (with the state generation)
+    page_key: str
+    #: number of feed positions
+    length: int
+
+    def page_size(self, start: int, limit: int) -> int:
+        """Positions the page starting at ``start`` holds."""
+
+    def render(self, start: int, count: int) -> list[bytes]:
+        """UTF-8 JSON of the records at positions ``start .. start+count-1``."""
+
+    def cursor(self, position: int) -> str:
+        """The cursor that resumes at ``position``."""
+
+
 class Feed:
     """The deterministic result stream of one hashtag under one set of data settings.
 
@@ -105,6 +126,7 @@ class Feed:
         extra_fields: bool,
     ) -> None:
         self.hashtag_id = hashtag_id
+        self.page_key = hashtag_id
         self.video_count = max(0, int(video_count))
         self.short_page_rate = short_page_rate
         self._seed = seed_for("feed", seed, hashtag_id)
@@ -216,6 +238,13 @@ class Feed:
         """UTF-8 JSON of the records at positions ``start .. start+count-1``."""
         render = self.renderer.render
         return [render(index, drift) for index, drift in self.slots(start, count)]
+
+    def cursor(self, position: int) -> str:
+        """The cursor that resumes the feed at ``position``.
+
+        :param position: the next feed position.
+        """
+        return encode_video_cursor(self.hashtag_id, position)
 
     def truth_ids(self) -> list[str]:
         """Every unique video id, in order of first appearance (no paging involved)."""

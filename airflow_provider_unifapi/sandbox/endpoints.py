@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from airflow_provider_unifapi.sandbox.billing import Charge, charge
-from airflow_provider_unifapi.sandbox.cursor import encode_search_cursor, encode_video_cursor
+from airflow_provider_unifapi.sandbox.cursor import encode_search_cursor
 from airflow_provider_unifapi.sandbox.data import hashtag_object
 from airflow_provider_unifapi.sandbox.prefetch import PagesAhead
 from airflow_provider_unifapi.sandbox.replies import PrefetchHint, Reply
@@ -48,14 +48,15 @@ def _capped(call: Call, want: int) -> int:
 
 
 def videos(state: SandboxState, pages: PagesAhead, call: Call, hashtag: HashtagDef) -> Reply:
-    """``GET /tiktok/hashtags/{id}/videos``: one page of the hashtag's feed.
+    """``GET /tiktok/hashtags/{id}/videos``: one page of the hashtag's feed (in timeline mode, of
+    the walk the cursor continues, or of a new walk at the current clock).
 
     :param state: the workspace.
     :param pages: pages rendered ahead (the reply names the next one to render).
     :param call: the validated call.
     :param hashtag: the hashtag the call asks for.
     """
-    generation, feed = state.feed(hashtag)
+    generation, feed = state.page_source(hashtag, call)
     start = min(call.offset or 0, feed.length)
     limit = int(call.limit or DEFAULT_LIMIT)
     want = _capped(call, feed.page_size(start, limit))
@@ -66,7 +67,7 @@ def videos(state: SandboxState, pages: PagesAhead, call: Call, hashtag: HashtagD
     # Truncated: the cursor jumps past the unpaid records (the worst case the spec allows).
     next_start = start + want
     has_more = paid.truncated or next_start < feed.length
-    next_cursor = encode_video_cursor(feed.hashtag_id, next_start) if has_more else None
+    next_cursor = feed.cursor(next_start) if has_more else None
     prefetch: PrefetchHint | None = None
     if has_more and not paid.truncated:
         cap = call.max_credits if isinstance(call.max_credits, int) else None
@@ -86,7 +87,7 @@ def hashtag(state: SandboxState, call: Call, found: HashtagDef) -> Reply:
     if isinstance(paid, Reply):
         return paid
     data = json.dumps(
-        hashtag_object(state.settings.seed, found.id, found.name, found.video_count),
+        hashtag_object(state.settings.seed, found.id, found.name, state.video_count(found)),
         separators=(",", ":"),
     ).encode()
     body = _SINGLE % (call.request_id.encode(), data, paid.credits, paid.records, paid.balance)
@@ -109,7 +110,9 @@ def search(state: SandboxState, call: Call) -> Reply:
     seed = state.settings.seed
     items = [
         json.dumps(
-            hashtag_object(seed, h.id, h.name, h.video_count), ensure_ascii=False, separators=(",", ":")
+            hashtag_object(seed, h.id, h.name, state.video_count(h)),
+            ensure_ascii=False,
+            separators=(",", ":"),
         ).encode()
         for h in hits[start : start + paid.records]
     ]

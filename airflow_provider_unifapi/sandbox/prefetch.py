@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from airflow_provider_unifapi.sandbox.data import Feed
+from airflow_provider_unifapi.sandbox.data import PageSource
 from airflow_provider_unifapi.sandbox.replies import PrefetchHint
 
 #: Pages kept; a few per concurrent sequential client is enough, older ones are dropped first.
@@ -17,25 +17,26 @@ PAGE_CACHE_SIZE = 64
 
 
 class PagesAhead:
-    """Rendered pages keyed by ``(generation, hashtag id, start, positions)``.
+    """Rendered pages keyed by ``(generation, page key, start, positions)``.
 
     The state's generation is in the key, so a settings or catalogue change never serves a page
-    rendered under the old data.
+    rendered under the old data; the page key is the hashtag id for a static feed and names the
+    clock and walk as well in timeline mode, so a walk never gets another walk's page.
     """
 
     def __init__(self) -> None:
         self._pages: OrderedDict[tuple[int, str, int, int], list[bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, generation: int, feed: Feed, start: int, count: int) -> list[bytes]:
+    def take(self, generation: int, feed: PageSource, start: int, count: int) -> list[bytes]:
         """The records of positions ``start .. start+count-1``: rendered ahead, or rendered now.
 
         :param generation: the state generation ``feed`` belongs to.
-        :param feed: the hashtag's feed.
+        :param feed: the hashtag's feed (or timeline walk).
         :param start: first feed position.
         :param count: positions on the page.
         """
-        key = (generation, feed.hashtag_id, start, count)
+        key = (generation, feed.page_key, start, count)
         with self._lock:
             page = self._pages.pop(key, None)
         return page if page is not None else feed.render(start, count)
@@ -49,7 +50,7 @@ class PagesAhead:
         count = feed.page_size(start, limit)
         if cap is not None:
             count = min(count, cap)
-        key = (generation, feed.hashtag_id, start, count)
+        key = (generation, feed.page_key, start, count)
         with self._lock:
             if key in self._pages:
                 return

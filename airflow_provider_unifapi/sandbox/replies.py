@@ -7,13 +7,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_unifapi.sandbox.data import Feed
+from airflow_provider_unifapi.sandbox.data import PageSource
 from airflow_provider_unifapi.sandbox.faults import FaultRule
 
 JSON = "application/json"
 
-#: ``(generation, feed, start, limit, max_credits)`` of the page a sequential client asks for next.
-PrefetchHint = tuple[int, Feed, int, int, int | None]
+#: ``(generation, page source, start, limit, max_credits)`` of the page a sequential client asks for next.
+PrefetchHint = tuple[int, PageSource, int, int, int | None]
 
 _REASONS = {
     400: "Bad Request",

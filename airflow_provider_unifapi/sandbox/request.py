@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
-from airflow_provider_unifapi.sandbox.cursor import CursorError, decode_search_cursor, decode_video_cursor
+from airflow_provider_unifapi.sandbox.cursor import CursorError, decode_any_video_cursor, decode_search_cursor
 from airflow_provider_unifapi.sandbox.faults import FaultRule
 from airflow_provider_unifapi.sandbox.settings import DIGITS
 
@@ -53,6 +53,8 @@ class Call:
     rate_headers: list[tuple[str, str]] = field(default_factory=list)
     #: the workspace (:attr:`SandboxState.resets`) the call arrived in
     workspace: int = 0
+    #: ``(clock, nonce)`` of the timeline walk its cursor continues; ``None`` for a static cursor or none
+    walk: tuple[int, int] | None = None
 
 
 def parse_query(query: str) -> dict[str, str]:
@@ -92,13 +94,15 @@ def route(method: str, path: str) -> tuple[str, str | None]:
     return "unknown", None
 
 
-def validate(call: Call) -> list[str]:
+def validate(call: Call, clock: int | None = None) -> list[str]:
     """Read the call's parameters into ``call`` and return what is wrong with them (``[]``: nothing).
 
     The issues come in a fixed order (id, limit, q, max credits, cursor); the cursor is decoded only
     when everything else is valid, since its scope (hashtag id or query) must be known first.
 
     :param call: a routed call; its ``limit``, ``max_credits``, ``cursor`` and ``offset`` are set.
+    :param clock: the timeline clock in timeline mode, ``None`` when it is off (cursors of the other
+        mode are refused).
     """
     issues: list[str] = []
     if call.endpoint in ("videos", "hashtag") and not DIGITS.fullmatch(call.hashtag_id or ""):
@@ -112,7 +116,7 @@ def validate(call: Call) -> list[str]:
     _read_max_credits(call, issues)
     call.cursor = call.query.get("cursor") or None  # an empty cursor means "from the start"
     if call.endpoint in ("videos", "search"):
-        _read_offset(call, issues)
+        _read_offset(call, issues, clock)
     return issues
 
 
@@ -139,15 +143,26 @@ def _read_max_credits(call: Call, issues: list[str]) -> None:
         issues.append("X-Unifapi-Max-Credits: must be an integer >= 1")
 
 
-def _read_offset(call: Call, issues: list[str]) -> None:
+def _read_offset(call: Call, issues: list[str], clock: int | None) -> None:
     call.offset = 0
     if call.cursor is None or issues:
         return
     try:
         if call.endpoint == "videos":
-            call.offset = decode_video_cursor(call.hashtag_id or "", call.cursor)
+            call.offset, call.walk = decode_any_video_cursor(call.hashtag_id or "", call.cursor)
+            _check_mode(call.walk, clock)
         else:
             call.offset = decode_search_cursor(call.query["q"], call.cursor)
     except CursorError as exc:
         call.offset = None
         issues.append(f"cursor: {exc}")
+
+
+def _check_mode(walk: tuple[int, int] | None, clock: int | None) -> None:
+    """Refuse a cursor of the other mode, or of a clock the sandbox has not reached (a reset)."""
+    if walk is not None and clock is None:
+        raise CursorError("cursor was issued in timeline mode, which is off")
+    if walk is None and clock is not None:
+        raise CursorError("cursor was issued while timeline mode was off; start a walk without a cursor")
+    if walk is not None and clock is not None and walk[0] > clock:
+        raise CursorError("cursor is from a later clock than the sandbox's (was it reset?)")

@@ -13,13 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from airflow_provider_unifapi.sandbox.timeline_settings import (
+    DEFAULT_START,
+    TIMELINE_FIELDS,
+    parse_timeline_setting,
+    timeline_public,
+)
+from airflow_provider_unifapi.sandbox.validation import SettingsError
+from airflow_provider_unifapi.sandbox.validation import check_float as _float
+from airflow_provider_unifapi.sandbox.validation import check_int as _int
+
 # ASCII digits, matched with fullmatch: r"^\d+$" would also take other scripts' digits and a
 # trailing newline.
 DIGITS = re.compile(r"[0-9]+")
-
-
-class SettingsError(ValueError):
-    """Invalid settings (bad type, range, or an unknown key)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,16 @@ class Settings:
     not_found_ids: frozenset[str] = frozenset()
     invalid_ids: frozenset[str] = frozenset()
     ledger_cap: int = 2_000_000
+    # Timeline mode (see timeline.py and timeline_settings.py); off: every feed is static.
+    timeline: bool = False
+    timeline_start: int = DEFAULT_START
+    daily_new_videos: float = 200.0
+    daily_new_videos_by_hashtag: tuple[tuple[str, float], ...] = ()
+    entry_rank: str = "low"
+    entry_ramp_hours: float = 24.0
+    visible_cap: int = 3_000
+    decay_days: float = 3.0
+    shuffle_width: int = 10
 
     @property
     def burst(self) -> int:
@@ -110,7 +126,15 @@ class Settings:
             "not_found_ids": sorted(self.not_found_ids),
             "invalid_ids": sorted(self.invalid_ids),
             "ledger_cap": self.ledger_cap,
+            **timeline_public(self),
         }
+
+    def daily_rate(self, hashtag_id: str) -> float:
+        """Mean new videos per day of ``hashtag_id`` in timeline mode (its override, or the default).
+
+        :param hashtag_id: the hashtag id.
+        """
+        return dict(self.daily_new_videos_by_hashtag).get(hashtag_id, self.daily_new_videos)
 
     def updated(self, changes: Mapping[str, Any]) -> Settings:
         """Return a copy with ``changes`` (admin/CLI JSON) validated and applied.
@@ -138,6 +162,8 @@ class Settings:
                 if not isinstance(value, bool):
                     raise SettingsError("extra_fields: must be a boolean")
                 new[name] = value
+            elif name in TIMELINE_FIELDS:
+                new[name] = parse_timeline_setting(name, value)
             elif name == "ledger_cap":
                 new[name] = _int(name, value, minimum=1)
             elif name == "seed":
@@ -163,6 +189,7 @@ FIELDS = {
     "not_found_ids",
     "invalid_ids",
     "ledger_cap",
+    *TIMELINE_FIELDS,
 }
 
 
@@ -217,19 +244,3 @@ def _str_list(name: str, value: Any) -> list[str]:
     if not all(isinstance(v, str) and v and v == v.strip() and " " not in v for v in items):
         raise SettingsError(f"{name}: must be a list of non-empty strings without spaces")
     return items
-
-
-def _int(name: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingsError(f"{name}: must be an integer")
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name}: must be >= {minimum}")
-    return value
-
-
-def _float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettingsError(f"{name}: must be a number")
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: must be between {low} and {high}")
-    return float(value)

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from airflow_provider_unifapi.sandbox.data import Feed, default_hashtag_name, default_video_count
+from airflow_provider_unifapi.sandbox.data import Feed, PageSource, default_hashtag_name, default_video_count
 from airflow_provider_unifapi.sandbox.faults import FaultRule, parse_plan
 from airflow_provider_unifapi.sandbox.ledger import Ledger
 from airflow_provider_unifapi.sandbox.ratelimit import TokenBucket, Verdict
+from airflow_provider_unifapi.sandbox.request import Call
 from airflow_provider_unifapi.sandbox.settings import HashtagDef, Settings, key_digest
+from airflow_provider_unifapi.sandbox.timeline_state import TimelineState
 
 _FEED_CACHE_SIZE = 256
 
@@ -35,6 +37,7 @@ class SandboxState:
         # is gone, and is dropped instead of being billed and logged in the new one.
         self.resets = 0
         self._feeds: dict[tuple[int, str], Feed] = {}
+        self.timeline = TimelineState(self.initial_settings)
         self._apply(self.initial_settings, full_reset=True)
 
     # --- settings -------------------------------------------------------------------------------
@@ -53,7 +56,10 @@ class SandboxState:
             self.faults: list[FaultRule] = []
             self.fault_calls = 0
             self.revoked: set[str] = set()
+            self.timeline.restart(settings.timeline_start)
             return
+        if old.timeline_start != settings.timeline_start:
+            self.timeline.restart(settings.timeline_start)
         if (old.rate_limit_per_minute, old.burst) != (settings.rate_limit_per_minute, settings.burst):
             self.bucket = TokenBucket(settings.rate_limit_per_minute, settings.burst)
         if old.ledger_cap != settings.ledger_cap:
@@ -123,6 +129,48 @@ class SandboxState:
                 self._feeds.clear()
             self._feeds[key] = found
         return generation, found
+
+    def page_source(self, hashtag: HashtagDef, call: Call) -> tuple[int, PageSource]:
+        """What a videos call pages through, with the cache generation: the static feed, or in
+        timeline mode the walk its cursor continues (a new walk at the current clock without one).
+
+        :param hashtag: the hashtag the call asks for.
+        :param call: the validated call (``walk`` is set when its cursor continues a walk).
+        """
+        if not self.settings.timeline:
+            return self.feed(hashtag)
+        with self.lock:
+            generation, settings = self.generation, self.settings
+            if call.walk is None:
+                clock, nonce = self.timeline.clock, self.timeline.next_nonce(hashtag.id)
+            else:
+                clock, nonce = call.walk
+        return generation, self.timeline.walk(generation, settings, hashtag, clock, nonce)
+
+    def timeline_clock(self) -> int | None:
+        """The clock in timeline mode, ``None`` when the mode is off."""
+        return self.timeline.clock if self.settings.timeline else None
+
+    def video_count(self, hashtag: HashtagDef) -> int:
+        """The hashtag's ``video_count``: in timeline mode, every video created up to the clock.
+
+        :param hashtag: the hashtag.
+        """
+        settings = self.settings
+        if not settings.timeline:
+            return hashtag.video_count
+        return self.timeline.model(settings, hashtag).created_up_to(self.timeline.clock)
+
+    def move_clock(self, to: int) -> None:
+        """Move the timeline clock forward to ``to``.
+
+        :param to: the new clock (unix seconds).
+        :raises ValueError: when ``to`` is before the current clock (it never moves backwards).
+        """
+        with self.lock:
+            if to < self.timeline.clock:
+                raise ValueError("the clock never moves backwards")
+            self.timeline.move_to(to)
 
     def search(self, query: str) -> list[HashtagDef]:
         """Catalogue hashtags whose name contains ``query`` (case-insensitive), exact match first."""
@@ -202,8 +250,14 @@ class SandboxState:
             return self.balance
 
     def truth(self, hashtag_id: str) -> list[str]:
-        """Every unique video id of a hashtag, in order of first appearance."""
+        """Every unique video id of a hashtag, in order of first appearance; in timeline mode what a
+        full walk from the start collects now: the visible feed, in rank order (a walk sees it
+        locally shuffled)."""
         status, hashtag = self.lookup(hashtag_id)
         if hashtag is None:
             raise LookupError(status)
+        settings = self.settings
+        if settings.timeline:
+            ranked = self.timeline.model(settings, hashtag).ranked(self.timeline.clock)
+            return [str(vid) for vid, _, _ in ranked]
         return self.feed(hashtag)[1].truth_ids()
