@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import cached_property
 from typing import Any
 
-from airflow_provider_unifapi._compat import (
-    AirflowNotFoundException,
-    BaseOperator,
-    add_outlet_extra,
-    task_state_store,
-)
+from airflow_provider_unifapi._compat import AirflowNotFoundException, add_outlet_extra, task_state_store
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
 from airflow_provider_unifapi.collector import (
     ObjectStorageOutput,
@@ -32,8 +26,7 @@ from airflow_provider_unifapi.operators._arguments import (
     output_folder,
     writer_name,
 )
-from airflow_provider_unifapi.operators._failures import task_failure
-from airflow_provider_unifapi.operators._lineage_methods import CollectionLineage
+from airflow_provider_unifapi.operators._base import CollectionOperator, task_failure
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -41,7 +34,7 @@ from airflow_provider_unifapi.storage.run_folder import RunFolder
 DEFAULT_XCOM_MAX_RECORDS = 1000
 
 
-class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
+class TikTokHashtagVideosOperator(CollectionOperator):
     """Fetch every video of a TikTok hashtag through UnifAPI, resumably and under hard budgets.
 
     With ``output_path`` the records go to part files in object storage with a checkpoint after
@@ -89,7 +82,6 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
         "output_conn_id",
         "output_format",
     )
-    ui_color = "#25f4ee"
 
     def __init__(
         self,
@@ -132,12 +124,6 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
         self.xcom_max_records = xcom_max_records
         self.gzip_level = gzip_level
 
-    @cached_property
-    def hook(self) -> UnifAPIHook:
-        """The hook of ``unifapi_conn_id``; it owns the client and closes it when the task ends."""
-        return UnifAPIHook(self.unifapi_conn_id)
-
-    # -- execution --------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         # What lineage and asset events report; set as the run learns it (a failed try reports too).
         self._run_summary: dict[str, Any] | None = None
