@@ -30,12 +30,12 @@ from typing import Any
 
 from airflow_provider_unifapi.exceptions import UnifAPIOutputMismatchError
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
-from airflow_provider_unifapi.storage.compression import gzip_member
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.idset import IdSet
 from airflow_provider_unifapi.storage.parts import (
     DEFAULT_GZIP_LEVEL,
     count_records,
+    gzip_member,
     iter_part_records,
     part_name,
     read_ids,
