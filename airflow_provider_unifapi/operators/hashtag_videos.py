@@ -8,13 +8,7 @@ from typing import Any
 
 from airflow_provider_unifapi._compat import AirflowNotFoundException, add_outlet_extra, task_state_store
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
-from airflow_provider_unifapi.collector import (
-    ObjectStorageOutput,
-    RunOutput,
-    RunStopped,
-    XComOutput,
-    dollars,
-)
+from airflow_provider_unifapi.collector import ObjectStorageOutput, RunOutput, RunStopped, XComOutput, dollars
 from airflow_provider_unifapi.collector.budget import credits_spent
 from airflow_provider_unifapi.collector.results import HashtagTarget
 from airflow_provider_unifapi.collector.run import HashtagRun
