@@ -44,16 +44,15 @@ class CollectionOperator(BaseOperator):
         return lineage_on_start(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """COMPLETE: the resolved inputs, every part written (rows, bytes), the credits."""
+        """COMPLETE: the resolved inputs, every part written (rows, bytes), the credits.
+
+        FAIL reports the same facets: a failed try spent credits too, and has what it had when it stopped.
+        """
         from airflow_provider_unifapi.operators._lineage import lineage_on_end
 
         return lineage_on_end(self)
 
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """FAIL: a failed try spent credits too: the same facets, with what it had when it stopped."""
-        from airflow_provider_unifapi.operators._lineage import lineage_on_end
-
-        return lineage_on_end(self)
+    get_openlineage_facets_on_failure = get_openlineage_facets_on_complete
 
 
 def task_failure(exc: BaseException, *, conn_id: str, hashtag: str | None = None) -> AirflowException:

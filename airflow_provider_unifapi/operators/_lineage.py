@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from airflow.providers.common.compat.openlineage.facet import (
@@ -28,7 +27,7 @@ from attrs import define
 from airflow_provider_unifapi._compat import Asset, ObjectStoragePath
 from airflow_provider_unifapi.client import DEFAULT_BASE_URL
 from airflow_provider_unifapi.collector import dollars
-from airflow_provider_unifapi.storage.run_folder import MANIFEST_NAME
+from airflow_provider_unifapi.storage.run_folder import RunFolder
 
 CREDITS_FACET = "unifapi_credits"
 _SCHEMA = "https://github.com/unifapi/airflow-provider-unifapi/blob/main/README.md#lineage"
@@ -112,12 +111,11 @@ def _outputs(op: Any, summary: dict[str, Any]) -> list[Any]:
     if not url:
         return []
     folder = ObjectStoragePath(url, conn_id=op.output_conn_id)
-    manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.exists():
+    manifest = RunFolder(folder, "jsonl").read_manifest()
+    if manifest is None:
         return []  # incomplete: nothing a reader may use yet
-    parts = json.loads(manifest_path.read_bytes()).get("parts", [])
     datasets = []
-    for part in parts:
+    for part in manifest.get("parts", []):
         path = folder / part["name"]
         size = None
         with contextlib.suppress(Exception):

@@ -240,10 +240,7 @@ class TikTokHashtagBatchOperator(CollectionOperator):
 
 
 def batch_asset_extra(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What an asset event of a batch carries: its totals (not its rows: a batch may hold thousands).
-
-    :param manifest: the batch manifest.
-    """
+    """What an asset event of a batch carries: its manifest's totals (not its rows: it may hold thousands)."""
     t = manifest["totals"]
     return {
         "output_path": manifest["output_path"],

@@ -180,10 +180,7 @@ class TikTokHashtagVideosOperator(CollectionOperator):
 
 
 def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
-    """What an asset event carries: the run's summary, with the money spelled out.
-
-    :param summary: the run's summary (or a reused folder's manifest summary).
-    """
+    """What an asset event carries: the run's (or a reused folder's) summary, with the money spelled out."""
     spent = credits_spent(summary)
     return {
         **summary,

@@ -116,7 +116,6 @@ class Checkpoint(BaseModel):
 
 # Object stores whose single PUT replaces an object atomically: no temporary name needed.
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
-_JOURNAL_EXCLUDE: set[str] = {"parts"}
 
 
 def _first_valid(lines: Any) -> Checkpoint | None:
@@ -173,7 +172,7 @@ class CheckpointStore:
         if self.journal:
             # Parts change only when a part is closed, which compacts the journal with them; leaving
             # them out of the per-page lines keeps a commit small at a million records (~100 parts).
-            line = checkpoint.model_dump_json(exclude=_JOURNAL_EXCLUDE).encode() + b"\n"
+            line = checkpoint.model_dump_json(exclude={"parts"}).encode() + b"\n"
             if self._handle is None:
                 self._handle = self.io.open(CHECKPOINT_NAME, "ab")
             self._handle.write(line)
