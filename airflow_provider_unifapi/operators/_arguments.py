@@ -120,8 +120,7 @@ def _blank(value: Any) -> bool:
 class CheckedArguments:
     """The single-hashtag operator's arguments once checked: what the run is made of."""
 
-    hashtag_id: str | None  # None: hashtag_name is to be resolved
-    hashtag_name: str | None
+    target: HashtagTarget  # without hashtag_id when hashtag_name is to be resolved
     budget: Budget
     paging: PagingSettings
     output_path: str | None  # None: XCom mode
@@ -135,7 +134,7 @@ def check_arguments(op: Any) -> CheckedArguments:
 
     :raises UnifAPIInputError: naming the first bad argument and the fix.
     """
-    hashtag_id, hashtag_name = _check_hashtag(op.hashtag_id, op.hashtag_name)
+    target = _check_hashtag(op.hashtag_id, op.hashtag_name)
     budget = Budget(
         max_records=check_count("max_records", op.max_records, minimum=1),
         max_pages=check_count("max_pages", op.max_pages, minimum=1),
@@ -152,8 +151,7 @@ def check_arguments(op: Any) -> CheckedArguments:
     if output_path is None:
         _check_xcom_cap(budget.max_records, xcom_max_records or 1)
     return CheckedArguments(
-        hashtag_id=hashtag_id,
-        hashtag_name=hashtag_name,
+        target=target,
         budget=budget,
         paging=check_paging(op),
         output_path=output_path,
@@ -163,16 +161,17 @@ def check_arguments(op: Any) -> CheckedArguments:
     )
 
 
-def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> tuple[str | None, str | None]:
+def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> HashtagTarget:
     if _blank(hashtag_id) and _blank(hashtag_name):
         raise UnifAPIInputError("hashtag_id", "give hashtag_id (numeric id) or hashtag_name (name without #)")
     if not _blank(hashtag_id) and not _blank(hashtag_name):
         raise UnifAPIInputError("hashtag_name", "give hashtag_id or hashtag_name, not both")
     if not _blank(hashtag_id):
-        return validate_hashtag_id(hashtag_id), None
+        checked = validate_hashtag_id(hashtag_id)
+        return HashtagTarget(checked, hashtag_id=checked)
     if not isinstance(hashtag_name, str):
         raise UnifAPIInputError("hashtag_name", f"must be the hashtag's name without #, got {hashtag_name!r}")
-    return None, hashtag_name
+    return HashtagTarget(hashtag_name, hashtag_name=hashtag_name)
 
 
 def _check_xcom_cap(max_records: int | None, xcom_max_records: int) -> None:

@@ -10,7 +10,6 @@ from airflow_provider_unifapi._compat import AirflowNotFoundException, add_outle
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
 from airflow_provider_unifapi.collector import ObjectStorageOutput, RunOutput, RunStopped, XComOutput, dollars
 from airflow_provider_unifapi.collector.budget import credits_spent
-from airflow_provider_unifapi.collector.results import HashtagTarget
 from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
@@ -150,10 +149,9 @@ class TikTokHashtagVideosOperator(CollectionOperator):
         if floor is not None:
             remembered = self.hook.recall_fresh_balance(floor)
             budget = replace(budget, balance_max_age=self.hook.balance_max_age())
-        target = HashtagTarget(args.hashtag_id or str(args.hashtag_name), args.hashtag_id, args.hashtag_name)
         run = HashtagRun(
             client,
-            target,
+            args.target,
             output,
             budget=budget,
             paging=args.paging,

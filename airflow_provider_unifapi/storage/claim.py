@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -33,6 +34,7 @@ from airflow_provider_unifapi.exceptions import (
 )
 
 CLAIM_PREFIX = "_writer."
+_CLAIM_FILE = re.compile(rf"{re.escape(CLAIM_PREFIX)}(\d+)\.json")
 #: how long a claim stands without renewal (seconds); a writer renews after a third of it
 DEFAULT_CLAIM_TTL = 600.0
 
@@ -65,9 +67,7 @@ def _process_alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: alive
-    if started is None:
-        return True
-    return _process_started(pid) == started
+    return started is None or _process_started(pid) == started
 
 
 def _claim_name(number: int) -> str:
@@ -98,13 +98,8 @@ class FolderClaim:
         self._renew_after = 0.0
 
     def _numbers(self) -> list[int]:
-        numbers = []
-        for name in self.io.listdir():
-            if name.startswith(CLAIM_PREFIX) and name.endswith(".json"):
-                middle = name[len(CLAIM_PREFIX) : -len(".json")]
-                if middle.isdigit():
-                    numbers.append(int(middle))
-        return sorted(numbers)
+        matches = (_CLAIM_FILE.fullmatch(name) for name in self.io.listdir())
+        return sorted(int(match[1]) for match in matches if match)
 
     def _read(self, number: int) -> dict[str, Any] | None:
         try:
