@@ -8,7 +8,7 @@ import random
 import pytest
 from upath import UPath
 
-from airflow_provider_unifapi.storage import compression
+from airflow_provider_unifapi.storage import parts
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint, CheckpointStore, PartInfo
 from airflow_provider_unifapi.storage.fsio import FolderIO, local_folder
 from airflow_provider_unifapi.storage.idset import IdSet
@@ -69,12 +69,12 @@ def test_journal_lines_leave_committed_parts_out_and_load_restores_them(tmp_path
 @pytest.mark.parametrize("level", [0, 1, 5, 9])
 def test_gzip_members_of_isal_and_zlib_hold_the_same_bytes(level):
     data = b"".join(b'{"id": "%d", "title": "video %d"}\n' % (i, i * 7) for i in range(2000))
-    assert compression.isal_available()  # the test environments install the `fast` extra
+    assert parts.isal_available()  # the test environments install the `fast` extra
     for use_isal in (True, False):
-        member = compression.compressor(level, use_isal=use_isal)
+        member = parts.compressor(level, use_isal=use_isal)
         packed = member.compress(data) + member.flush()
         assert gzip.decompress(packed + packed) == data + data  # members concatenate into valid gzip
-    assert gzip.decompress(compression.gzip_member(data, level)) == data
+    assert gzip.decompress(parts.gzip_member(data, level)) == data
 
 
 def test_local_folder_skips_object_storage_only_for_file_urls(tmp_path):

@@ -1,8 +1,6 @@
-"""The operator's arguments, checked once they are final (after Jinja and XCom rendering).
-
-The operator's constructor only stores what it is given: a template field may still be a Jinja
-string, an ``XComArg`` or a mapped value there. Everything is checked here, at the start of
-``execute``, before any paid call, with errors that name the argument and the fix.
+"""The operators' arguments, checked at the start of ``execute``, before any paid call, once they are
+final (in the constructor a template field may still be a Jinja string, an ``XComArg`` or a mapped
+value), with errors that name the argument and the fix.
 """
 
 from __future__ import annotations
@@ -25,13 +23,7 @@ _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def check_count(argument: str, value: Any, *, minimum: int) -> int | None:
-    """``None``, or an int >= ``minimum``; a rendered template's string of digits is accepted.
-
-    :param argument: the argument's name, for the error.
-    :param value: the value as given or rendered.
-    :param minimum: the smallest accepted value.
-    :raises UnifAPIInputError: naming the argument and what it accepts.
-    """
+    """``None``, or an int >= ``minimum``; a rendered template's string of digits is accepted."""
     if value is None:
         return None
     if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
@@ -59,11 +51,7 @@ def check_paging(op: Any) -> PagingSettings:
 
 def output_folder(url: str, conn_id: str | None) -> Any:
     """The ``ObjectStoragePath`` of ``output_path`` (a plain local path for ``file://`` without a
-    connection: see :func:`~airflow_provider_unifapi.storage.fsio.local_folder`).
-
-    :param url: the rendered ``output_path``.
-    :param conn_id: the rendered ``output_conn_id``.
-    """
+    connection: see :func:`~airflow_provider_unifapi.storage.fsio.local_folder`)."""
     try:
         return (None if conn_id else local_folder(url)) or ObjectStoragePath(url, conn_id=conn_id)
     except Exception as exc:
@@ -81,13 +69,9 @@ def writer_name(context: Any) -> str:
 
 
 def parse_hashtags(value: Any) -> list[HashtagTarget]:
-    """A batch's hashtags from a rendered ``hashtags``: ids (digits) and names, case and ``#`` folded.
-
+    """A batch's hashtags from a rendered ``hashtags`` (a list/tuple, or text: a JSON list, a Python
+    list as Jinja renders one, or comma-separated): ids (digits) and names, case and ``#`` folded.
     A name and its id are told apart only once the name is resolved (the batch does that).
-
-    :param value: a list/tuple, or text: a JSON list, a Python list (as Jinja renders one), or
-        comma-separated.
-    :raises UnifAPIInputError: naming ``hashtags`` and the bad entry.
     """
     if isinstance(value, str):
         value = _parse_list_text(value)
@@ -134,35 +118,23 @@ def _blank(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class CheckedArguments:
-    """The operator's arguments once checked: what the run is made of.
+    """The single-hashtag operator's arguments once checked: what the run is made of."""
 
-    :param hashtag_id: the numeric id, or ``None`` when ``hashtag_name`` is to be resolved.
-    :param hashtag_name: the name to resolve, or ``None``.
-    :param budget: the run's hard limits.
-    :param paging: page size, empty-page bound, what a low balance does.
-    :param output_path: the folder URL, or ``None`` for XCom mode.
-    :param output_format: ``jsonl``, ``jsonl.gz`` or ``parquet``.
-    :param records_per_part: records per part file.
-    :param gzip_level: compression level of ``jsonl.gz`` parts.
-    """
-
-    hashtag_id: str | None
-    hashtag_name: str | None
+    target: HashtagTarget  # without hashtag_id when hashtag_name is to be resolved
     budget: Budget
     paging: PagingSettings
-    output_path: str | None
+    output_path: str | None  # None: XCom mode
     output_format: str
     records_per_part: int
     gzip_level: int
 
 
 def check_arguments(op: Any) -> CheckedArguments:
-    """Check every argument of a :class:`TikTokHashtagVideosOperator` (rendered) and return them.
+    """Check every argument of a rendered :class:`TikTokHashtagVideosOperator` and return them.
 
-    :param op: the operator, after its template fields were rendered.
     :raises UnifAPIInputError: naming the first bad argument and the fix.
     """
-    hashtag_id, hashtag_name = _check_hashtag(op.hashtag_id, op.hashtag_name)
+    target = _check_hashtag(op.hashtag_id, op.hashtag_name)
     budget = Budget(
         max_records=check_count("max_records", op.max_records, minimum=1),
         max_pages=check_count("max_pages", op.max_pages, minimum=1),
@@ -179,8 +151,7 @@ def check_arguments(op: Any) -> CheckedArguments:
     if output_path is None:
         _check_xcom_cap(budget.max_records, xcom_max_records or 1)
     return CheckedArguments(
-        hashtag_id=hashtag_id,
-        hashtag_name=hashtag_name,
+        target=target,
         budget=budget,
         paging=check_paging(op),
         output_path=output_path,
@@ -190,16 +161,17 @@ def check_arguments(op: Any) -> CheckedArguments:
     )
 
 
-def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> tuple[str | None, str | None]:
+def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> HashtagTarget:
     if _blank(hashtag_id) and _blank(hashtag_name):
         raise UnifAPIInputError("hashtag_id", "give hashtag_id (numeric id) or hashtag_name (name without #)")
     if not _blank(hashtag_id) and not _blank(hashtag_name):
         raise UnifAPIInputError("hashtag_name", "give hashtag_id or hashtag_name, not both")
     if not _blank(hashtag_id):
-        return validate_hashtag_id(hashtag_id), None
+        checked = validate_hashtag_id(hashtag_id)
+        return HashtagTarget(checked, hashtag_id=checked)
     if not isinstance(hashtag_name, str):
         raise UnifAPIInputError("hashtag_name", f"must be the hashtag's name without #, got {hashtag_name!r}")
-    return None, hashtag_name
+    return HashtagTarget(hashtag_name, hashtag_name=hashtag_name)
 
 
 def _check_xcom_cap(max_records: int | None, xcom_max_records: int) -> None:

@@ -1,25 +1,17 @@
-"""OpenLineage for both collection operators: datasets named so that graphs join.
-
-Imported only by the operator's ``get_openlineage_facets_*`` methods, which only the OpenLineage
-provider calls, so the provider stays optional.
+"""OpenLineage for both collection operators (imported only when the OpenLineage provider asks).
 
 - **Input**: the hashtag's videos endpoint, ``namespace`` = the connection's base URL, ``name`` =
   ``/tiktok/hashtags/<id>/videos``, with the id the run really paged (a ``hashtag_name`` is resolved
   during ``execute``, so START carries no input for it and COMPLETE the resolved id).
 - **Outputs** (COMPLETE only: before the manifest a folder is incomplete and must not be read): one
-  dataset per part file, named by the same converter Airflow's hook-level lineage uses for an
-  ``ObjectStoragePath`` (``file`` + ``/abs/path/part-00000.jsonl.gz``, ``s3://bucket`` + ``key``), so a
-  downstream task reading a part through ``ObjectStoragePath`` meets the same dataset; without a
-  converter for the scheme, the path's ``namespace`` and ``key`` as common.io's
-  ``FileTransferOperator`` names them. Each carries ``outputStatistics`` (rows, bytes, files).
-- **Run facet** ``unifapi_credits`` on COMPLETE and FAIL: records, pages, credits charged, possibly
-  billed, the budget, dollars, stop reason, tries.
+  dataset per part file with ``outputStatistics``, named as Airflow's hook-level lineage names an
+  ``ObjectStoragePath``, so a downstream task reading the part that way meets the same dataset.
+- **Run facet** ``unifapi_credits`` on COMPLETE and FAIL: what the run paid (see the facet).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from airflow.providers.common.compat.openlineage.facet import (
@@ -33,10 +25,10 @@ from airflow.providers.openlineage.extractors import OperatorLineage
 from attrs import define
 
 from airflow_provider_unifapi._compat import Asset, ObjectStoragePath
+from airflow_provider_unifapi.client import DEFAULT_BASE_URL
 from airflow_provider_unifapi.collector import dollars
-from airflow_provider_unifapi.storage.run_folder import MANIFEST_NAME
+from airflow_provider_unifapi.storage.run_folder import RunFolder
 
-DEFAULT_BASE_URL = "https://api.unifapi.com"
 CREDITS_FACET = "unifapi_credits"
 _SCHEMA = "https://github.com/unifapi/airflow-provider-unifapi/blob/main/README.md#lineage"
 
@@ -93,10 +85,7 @@ def _given_id(op: Any) -> str | None:
 
 
 def lineage_on_start(op: Any) -> Any:
-    """START: the inputs whose ids were given (names are resolved later); outputs only once written.
-
-    :param op: the operator (rendered).
-    """
+    """START: the inputs whose ids were given (names are resolved later); outputs only once written."""
     given = getattr(op, "hashtags", None)
     ids = [_given_id(op)] if given is None else [str(h) for h in given if str(h).isdigit()]
     if isinstance(given, str):
@@ -105,11 +94,8 @@ def lineage_on_start(op: Any) -> Any:
 
 
 def file_dataset(path: Any, facets: dict[str, Any] | None = None) -> Any:
-    """The OpenLineage dataset of one file, named as Airflow's hook lineage names an ObjectStoragePath.
-
-    :param path: the file's ``ObjectStoragePath``.
-    :param facets: output facets to attach.
-    """
+    """The OpenLineage dataset of one file (an ``ObjectStoragePath``), named as Airflow's hook lineage
+    names it, or without a converter for its scheme as common.io's ``FileTransferOperator`` does."""
     named = None
     with contextlib.suppress(Exception):  # no converter registered for the scheme
         named = translate_airflow_asset(Asset(uri=str(path)), None)
@@ -125,12 +111,11 @@ def _outputs(op: Any, summary: dict[str, Any]) -> list[Any]:
     if not url:
         return []
     folder = ObjectStoragePath(url, conn_id=op.output_conn_id)
-    manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.exists():
+    manifest = RunFolder(folder, "jsonl").read_manifest()
+    if manifest is None:
         return []  # incomplete: nothing a reader may use yet
-    parts = json.loads(manifest_path.read_bytes()).get("parts", [])
     datasets = []
-    for part in parts:
+    for part in manifest.get("parts", []):
         path = folder / part["name"]
         size = None
         with contextlib.suppress(Exception):
@@ -141,11 +126,7 @@ def _outputs(op: Any, summary: dict[str, Any]) -> list[Any]:
 
 
 def credits_facet(op: Any, summary: dict[str, Any]) -> UnifAPICreditsRunFacet:
-    """The ``unifapi_credits`` run facet of a summary.
-
-    :param op: the operator (for ``max_credits``).
-    :param summary: the run's summary.
-    """
+    """The ``unifapi_credits`` run facet of a run's summary (``max_credits`` from the operator)."""
     charged = int(summary.get("credits_charged") or 0)
     possibly = int(summary.get("possibly_billed_credits") or 0)
     max_credits = op.max_credits
@@ -185,8 +166,6 @@ def lineage_on_end(op: Any) -> Any:
 
     A batch (its ``_batch_manifest.json`` as the summary) has one input per hashtag and the parts of
     every hashtag's folder as outputs, named as for one hashtag.
-
-    :param op: the operator, after ``execute`` ran (it keeps the run's summary).
     """
     summary: dict[str, Any] | None = getattr(op, "_run_summary", None)
     facet: UnifAPICreditsRunFacet | None

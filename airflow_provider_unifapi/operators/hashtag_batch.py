@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import timezone
-from functools import cached_property
 from typing import Any, TypeVar
 
 from airflow_provider_unifapi._compat import (
     AirflowException,
     AirflowFailException,
     AirflowNotFoundException,
-    BaseOperator,
     add_outlet_extra,
 )
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
@@ -28,8 +26,7 @@ from airflow_provider_unifapi.operators._arguments import (
     parse_hashtags,
     writer_name,
 )
-from airflow_provider_unifapi.operators._failures import task_failure
-from airflow_provider_unifapi.operators._lineage_methods import CollectionLineage
+from airflow_provider_unifapi.operators._base import CollectionOperator, task_failure
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL, check_format
 
 T = TypeVar("T")
@@ -48,7 +45,7 @@ def chunk(items: Iterable[T], size: int) -> list[list[T]]:
     return [listed[i : i + size] for i in range(0, len(listed), size)]
 
 
-class TikTokHashtagBatchOperator(CollectionLineage, BaseOperator):
+class TikTokHashtagBatchOperator(CollectionOperator):
     """Fetch the videos of many hashtags in one task: ``max_concurrency`` cursor chains at once.
 
     Each hashtag goes to ``<output_path>/hashtag=<id>/`` with the guarantees of
@@ -99,7 +96,6 @@ class TikTokHashtagBatchOperator(CollectionLineage, BaseOperator):
         "output_conn_id",
         "output_format",
     )
-    ui_color = "#25f4ee"
 
     def __init__(
         self,
@@ -145,11 +141,6 @@ class TikTokHashtagBatchOperator(CollectionLineage, BaseOperator):
         self.pace_requests = pace_requests
         self.gzip_level = gzip_level
         self.overwrite = overwrite
-
-    @cached_property
-    def hook(self) -> UnifAPIHook:
-        """The hook of ``unifapi_conn_id`` (its connection's settings and remembered balance)."""
-        return UnifAPIHook(self.unifapi_conn_id)
 
     def execute(self, context: Any) -> Any:
         self._run_summary: dict[str, Any] | None = None  # the batch manifest, for lineage
@@ -249,10 +240,7 @@ class TikTokHashtagBatchOperator(CollectionLineage, BaseOperator):
 
 
 def batch_asset_extra(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What an asset event of a batch carries: its totals (not its rows: a batch may hold thousands).
-
-    :param manifest: the batch manifest.
-    """
+    """What an asset event of a batch carries: its manifest's totals (not its rows: it may hold thousands)."""
     t = manifest["totals"]
     return {
         "output_path": manifest["output_path"],

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import cached_property
 from typing import Any
 
-from airflow_provider_unifapi._compat import (
-    AirflowNotFoundException,
-    BaseOperator,
-    add_outlet_extra,
-    task_state_store,
-)
+from airflow_provider_unifapi._compat import AirflowNotFoundException, add_outlet_extra, task_state_store
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient
-from airflow_provider_unifapi.collector import (
-    ObjectStorageOutput,
-    RunOutput,
-    RunStopped,
-    XComOutput,
-    dollars,
-)
+from airflow_provider_unifapi.collector import ObjectStorageOutput, RunOutput, RunStopped, XComOutput, dollars
 from airflow_provider_unifapi.collector.budget import credits_spent
-from airflow_provider_unifapi.collector.results import HashtagTarget
 from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.exceptions import UnifAPIError
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
@@ -32,8 +19,7 @@ from airflow_provider_unifapi.operators._arguments import (
     output_folder,
     writer_name,
 )
-from airflow_provider_unifapi.operators._failures import task_failure
-from airflow_provider_unifapi.operators._lineage_methods import CollectionLineage
+from airflow_provider_unifapi.operators._base import CollectionOperator, task_failure
 from airflow_provider_unifapi.storage.parts import DEFAULT_GZIP_LEVEL
 from airflow_provider_unifapi.storage.run_folder import RunFolder
 
@@ -41,7 +27,7 @@ from airflow_provider_unifapi.storage.run_folder import RunFolder
 DEFAULT_XCOM_MAX_RECORDS = 1000
 
 
-class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
+class TikTokHashtagVideosOperator(CollectionOperator):
     """Fetch every video of a TikTok hashtag through UnifAPI, resumably and under hard budgets.
 
     With ``output_path`` the records go to part files in object storage with a checkpoint after
@@ -89,7 +75,6 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
         "output_conn_id",
         "output_format",
     )
-    ui_color = "#25f4ee"
 
     def __init__(
         self,
@@ -132,12 +117,6 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
         self.xcom_max_records = xcom_max_records
         self.gzip_level = gzip_level
 
-    @cached_property
-    def hook(self) -> UnifAPIHook:
-        """The hook of ``unifapi_conn_id``; it owns the client and closes it when the task ends."""
-        return UnifAPIHook(self.unifapi_conn_id)
-
-    # -- execution --------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         # What lineage and asset events report; set as the run learns it (a failed try reports too).
         self._run_summary: dict[str, Any] | None = None
@@ -170,10 +149,9 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
         if floor is not None:
             remembered = self.hook.recall_fresh_balance(floor)
             budget = replace(budget, balance_max_age=self.hook.balance_max_age())
-        target = HashtagTarget(args.hashtag_id or str(args.hashtag_name), args.hashtag_id, args.hashtag_name)
         run = HashtagRun(
             client,
-            target,
+            args.target,
             output,
             budget=budget,
             paging=args.paging,
@@ -200,10 +178,7 @@ class TikTokHashtagVideosOperator(CollectionLineage, BaseOperator):
 
 
 def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
-    """What an asset event carries: the run's summary, with the money spelled out.
-
-    :param summary: the run's summary (or a reused folder's manifest summary).
-    """
+    """What an asset event carries: the run's (or a reused folder's) summary, with the money spelled out."""
     spent = credits_spent(summary)
     return {
         **summary,

@@ -42,10 +42,7 @@ class PartInfo(BaseModel):
 class Checkpoint(BaseModel):
     """Everything a retried try needs to continue without paying again for what it already has.
 
-    Credits go by one name each, here as in summaries and logs: ``credits_charged`` (confirmed by
-    the API's billing fields), ``possibly_billed_credits`` (the worst case of calls whose billing is
-    unknown), ``in_flight_credits`` (the worst case of the call being made), and ``credits_spent``
-    (the first two added: what budgets count). Version 1 names are still read.
+    Credits go by the same names here as in summaries and logs; version 1 names are still read.
     """
 
     model_config = ConfigDict(populate_by_name=True)
@@ -88,10 +85,7 @@ class Checkpoint(BaseModel):
     last_request_id: str | None = None
 
     def add_possibly_billed(self, credits: int) -> None:
-        """Count credits that may have been billed without the API saying so (budgets and floor).
-
-        :param credits: the worst case of the calls concerned.
-        """
+        """Count the worst case of calls that may have been billed without the API saying so."""
         self.possibly_billed_credits += credits
         self.possibly_billed_since_balance += credits
 
@@ -114,11 +108,7 @@ class Checkpoint(BaseModel):
         return self.credits_charged + self.possibly_billed_credits
 
     def note_request_id(self, request_id: str | None, limit: int = 50) -> None:
-        """Remember a request id worth giving support (errors, truncation), bounded.
-
-        :param request_id: the id (ignored when empty or already noted).
-        :param limit: how many to keep (the newest).
-        """
+        """Remember a request id worth giving support (errors, truncation): the newest ``limit``."""
         if request_id and request_id not in self.notable_request_ids:
             self.notable_request_ids.append(request_id)
             del self.notable_request_ids[:-limit]
@@ -128,11 +118,7 @@ class Checkpoint(BaseModel):
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 
 
-_JOURNAL_EXCLUDE: set[str] = {"parts"}
-
-
 def _first_valid(lines: Any) -> Checkpoint | None:
-    """The first of ``lines`` that parses as a checkpoint."""
     for line in lines:
         try:
             return Checkpoint.model_validate_json(line)
@@ -164,34 +150,29 @@ class CheckpointStore:
         self._handle: Any = None
 
     def load(self) -> Checkpoint | None:
-        """The last complete commit, or ``None`` when the folder has no checkpoint.
-
-        An earlier version's checkpoint is read with its old field names and written back in the
-        current version by the next commit.
-        """
+        """The last complete commit, or ``None`` when the folder has no checkpoint (an earlier
+        version's is read with its old field names, and written back as the current one)."""
         if not self.io.exists(CHECKPOINT_NAME):
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.
         complete = self.io.read(CHECKPOINT_NAME).split(b"\n")[:-1]
         latest = _first_valid(reversed(complete))
-        if latest is not None and "parts" not in latest.model_fields_set:
+        if latest is None:
+            return None
+        if "parts" not in latest.model_fields_set:
             # A journal line leaves the committed parts out (see save); they are in the journal's
             # first line, which compact() wrote, and cannot have changed since.
             base = _first_valid(line for line in complete if b'"parts":' in line)
             latest.parts = base.parts if base is not None else []
-        if latest is not None:
-            latest.version = CHECKPOINT_VERSION
+        latest.version = CHECKPOINT_VERSION
         return latest
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Commit ``checkpoint``: one journal line on local disks, the whole file elsewhere.
-
-        :param checkpoint: the run's state; parts are left out of journal lines (see :meth:`load`).
-        """
+        """Commit ``checkpoint``: one journal line (parts left out) on local disks, the whole file elsewhere."""
         if self.journal:
             # Parts change only when a part is closed, which compacts the journal with them; leaving
             # them out of the per-page lines keeps a commit small at a million records (~100 parts).
-            line = checkpoint.model_dump_json(exclude=_JOURNAL_EXCLUDE).encode() + b"\n"
+            line = checkpoint.model_dump_json(exclude={"parts"}).encode() + b"\n"
             if self._handle is None:
                 self._handle = self.io.open(CHECKPOINT_NAME, "ab")
             self._handle.write(line)

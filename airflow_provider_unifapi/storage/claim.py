@@ -1,21 +1,18 @@
 """One writer per folder: a claim file with an expiry, created only where none is live.
 
-Object stores have no locks and no appends, so a claim is a small JSON object written with a
-create-only write (``If-None-Match: *`` on S3 through s3fs, ``O_EXCL`` on local disks; other stores
-through fsspec's ``mode="create"``, as atomic as the store makes it). Claims are numbered
-(``_writer.000000.json``, ``_writer.000001.json``...): the highest number is the folder's writer.
+Object stores have no locks and no appends, so a claim is a small JSON object written create-only
+(``If-None-Match: *`` on S3 through s3fs, a hard link on local disks, else fsspec's ``mode="create"``,
+as atomic as the store makes it). Claims are numbered (``_writer.000000.json``...): the highest
+number is the folder's writer.
 
-- **Acquire:** no claim -> create number 0. A live claim -> refused with
-  :class:`~airflow_provider_unifapi.exceptions.UnifAPIFolderBusyError`. A claim that has provably
-  expired -> create the next number; of two takers only one create succeeds. A claim is provably
-  expired when its expiry time has passed, or, on the machine that wrote it, when its process is
-  gone (a SIGKILLed try's retry on the same machine then starts at once).
-- **Renew:** the writer calls :meth:`FolderClaim.check` before each commit; once a third of the
-  time to live has passed it reads the highest claim, and if it is still its own rewrites it with a
-  new expiry. So a live writer's claim never expires, and a taker can only appear after the writer
+- **Acquire:** no claim -> create number 0; a live claim -> ``UnifAPIFolderBusyError``; a claim
+  provably expired (its expiry passed, or on its own machine its process is gone, so a SIGKILLed
+  try's retry there starts at once) -> create the next number: of two takers only one succeeds.
+- **Renew:** :meth:`FolderClaim.check`, before each commit, rewrites the writer's own claim with a
+  new expiry once a third of the time to live has passed: a taker can only appear after the writer
   missed renewals for the whole time to live.
-- **Zombie:** a writer that finds another's claim on top, or its own claim expired, raises
-  :class:`~airflow_provider_unifapi.exceptions.UnifAPIClaimLostError` before it writes again.
+- **Zombie:** a writer that finds another's claim on top, or its own expired, raises
+  ``UnifAPIClaimLostError`` before it writes again.
 - **Release:** the writer deletes every claim file when it ends (success or error).
 """
 
@@ -23,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -36,6 +34,7 @@ from airflow_provider_unifapi.exceptions import (
 )
 
 CLAIM_PREFIX = "_writer."
+_CLAIM_FILE = re.compile(rf"{re.escape(CLAIM_PREFIX)}(\d+)\.json")
 #: how long a claim stands without renewal (seconds); a writer renews after a third of it
 DEFAULT_CLAIM_TTL = 600.0
 
@@ -68,9 +67,7 @@ def _process_alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: alive
-    if started is None:
-        return True
-    return _process_started(pid) == started
+    return started is None or _process_started(pid) == started
 
 
 def _claim_name(number: int) -> str:
@@ -100,15 +97,9 @@ class FolderClaim:
         self._expires_at = _now()
         self._renew_after = 0.0
 
-    # -- reading ----------------------------------------------------------------------------------
     def _numbers(self) -> list[int]:
-        numbers = []
-        for name in self.io.listdir():
-            if name.startswith(CLAIM_PREFIX) and name.endswith(".json"):
-                middle = name[len(CLAIM_PREFIX) : -len(".json")]
-                if middle.isdigit():
-                    numbers.append(int(middle))
-        return sorted(numbers)
+        matches = (_CLAIM_FILE.fullmatch(name) for name in self.io.listdir())
+        return sorted(int(match[1]) for match in matches if match)
 
     def _read(self, number: int) -> dict[str, Any] | None:
         try:
@@ -130,7 +121,6 @@ class FolderClaim:
             return not _process_alive(claim["pid"], claim.get("pid_started"))
         return False
 
-    # -- writing ----------------------------------------------------------------------------------
     def _body(self) -> bytes:
         self._expires_at = _now() + timedelta(seconds=self.ttl)
         self._renew_after = time.monotonic() + self.ttl / 3
@@ -149,11 +139,8 @@ class FolderClaim:
 
     def acquire(self) -> None:
         """Create the folder and become its writer, or raise :class:`UnifAPIFolderBusyError` naming
-        the live one. The claim is a run's first write: a folder that cannot be written fails here,
-        before anything is paid.
-
-        :raises UnifAPIInputError: the folder cannot be created or written (``output_path``).
-        """
+        the live one; as a run's first write, raise :class:`UnifAPIInputError` (``output_path``) for a
+        folder that cannot be created or written, before anything is paid."""
         try:
             self.io.makedirs()
             self._acquire()

@@ -1,9 +1,8 @@
 """Byte-level file operations inside one run folder: plain ``os`` calls on local disks, fsspec elsewhere.
 
-The operator writes a small file or two after every page; through path objects and fsspec's generic
-layer each of those costs several hundred microseconds on a local disk (path parsing, ``shutil.move``),
-which at tens of thousands of records a second is a large share of the run. Remote stores (S3, GCS...)
-go through the folder's own fsspec filesystem with string paths, which is what they need anyway.
+Through path objects and fsspec's generic layer, each of the small writes made after every page
+costs several hundred microseconds on a local disk (path parsing, ``shutil.move``): a large share of
+a run at tens of thousands of records a second. Remote stores get their own fsspec filesystem.
 """
 
 from __future__ import annotations
@@ -18,12 +17,9 @@ from upath import UPath
 
 
 def local_folder(url: Any) -> Any | None:
-    """A ``file://`` URL as a plain universal-pathlib path, else ``None``.
-
-    The first ``ObjectStoragePath(...).fs`` of a process imports every installed provider's
-    filesystem module (0.1-0.5 s measured here), which a local disk never needs: the operator skips
-    it for local folders that name no connection.
-    """
+    """A ``file://`` URL as a plain universal-pathlib path, else ``None``: the first
+    ``ObjectStoragePath(...).fs`` of a process imports every installed provider's filesystem module
+    (0.1-0.5 s measured here), which a local folder that names no connection never needs."""
     if not isinstance(url, str) or not url.startswith("file://"):
         return None
     return UPath(url)

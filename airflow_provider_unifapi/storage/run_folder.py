@@ -1,13 +1,4 @@
-"""The layout of one run's output folder, and every write to it.
-
-::
-
-    <output_path>/
-        part-00000.jsonl.gz      parts (deterministic names)
-        _manifest.json           written last: ``status`` done (the feed's end) or stopped (a limit's pause)
-        _checkpoint.json         while the run is unfinished or stopped (its cursor continues it)
-        _writer.000000.json      while a writer holds the folder (storage/claim.py)
-        _staging/page-000042.jsonl   (staging mode) pages paid for, not yet compacted into a part
+"""Every write to one run's output folder (its layout: docs/output.md).
 
 Two ways to make every page durable before the checkpoint names it:
 
@@ -30,12 +21,12 @@ from typing import Any
 
 from airflow_provider_unifapi.exceptions import UnifAPIOutputMismatchError
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
-from airflow_provider_unifapi.storage.compression import gzip_member
 from airflow_provider_unifapi.storage.fsio import FolderIO
 from airflow_provider_unifapi.storage.idset import IdSet
 from airflow_provider_unifapi.storage.parts import (
     DEFAULT_GZIP_LEVEL,
     count_records,
+    gzip_member,
     iter_part_records,
     part_name,
     read_ids,
@@ -67,7 +58,6 @@ class RunFolder:
         self._part_handle: Any = None
         self._part_handle_name: str | None = None
 
-    # -- state of the folder ----------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.io.exists(MANIFEST_NAME):
             return None
@@ -85,7 +75,6 @@ class RunFolder:
                 self.io.delete(name)
         self._remove_staging()
 
-    # -- pages and parts --------------------------------------------------------------------------
     def add_page(self, checkpoint: Checkpoint, payload: bytes, request_id: str, records: int) -> None:
         """Make a page's records (JSON lines) durable; the caller then commits the checkpoint."""
         if not self.append_mode:
@@ -124,10 +113,8 @@ class RunFolder:
         return sum(page.records for page in checkpoint.staged)
 
     def close_part(self, checkpoint: Checkpoint) -> list[StagedPage]:
-        """Turn the part being built into a committed part in ``checkpoint``.
-
-        Returns the staged pages to delete once the caller has committed the checkpoint.
-        """
+        """Turn the part being built into a committed part in ``checkpoint``; return the staged pages
+        to delete once the caller has committed it."""
         if self.append_mode:
             if checkpoint.open_part is not None:
                 self._close_part_handle()
@@ -199,10 +186,8 @@ class RunFolder:
         return ids
 
     def remove_stray_files(self, checkpoint: Checkpoint | None) -> None:
-        """Delete parts a crashed compaction wrote past the checkpoint, and temporary checkpoints.
-
-        :param checkpoint: the committed state (``None``: no part is committed).
-        """
+        """Delete parts a crashed compaction wrote past ``checkpoint`` (``None``: no part is committed),
+        and temporary checkpoints."""
         committed = set() if checkpoint is None else {part.name for part in checkpoint.parts}
         if checkpoint is not None and checkpoint.open_part is not None:
             committed.add(checkpoint.open_part.name)
@@ -212,12 +197,9 @@ class RunFolder:
             ):
                 self.io.delete(name)
 
-    # -- the end ----------------------------------------------------------------------------------
     def check_parts(self, checkpoint: Checkpoint) -> None:
-        """Count the committed parts' records; raise (deleting nothing) when they differ from the run's.
-
-        :raises UnifAPIOutputMismatchError: another writer or a hand changed the folder.
-        """
+        """Count the committed parts' records; raise :class:`UnifAPIOutputMismatchError` (deleting
+        nothing) when they differ from the run's: another writer or a hand changed the folder."""
         held = sum(self._records_held(part) for part in checkpoint.parts)
         if held != checkpoint.records:
             raise UnifAPIOutputMismatchError(

@@ -1,0 +1,94 @@
+"""What both collection operators share: their hook, their OpenLineage methods and how they fail."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_unifapi._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    BaseOperator,
+)
+from airflow_provider_unifapi.collector import RunStopped
+from airflow_provider_unifapi.exceptions import (
+    UnifAPIError,
+    UnifAPIInputError,
+    UnifAPIOutputError,
+    UnifAPIUnauthorizedError,
+    is_retryable,
+)
+from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
+
+
+class CollectionOperator(BaseOperator):
+    """Base of an operator that pages hashtags and keeps its run's summary in ``_run_summary``.
+
+    The ``get_openlineage_facets_*`` methods (called only by the OpenLineage provider) import
+    :mod:`._lineage`, which imports that provider, only when called: the provider stays optional.
+    """
+
+    ui_color = "#25f4ee"
+    unifapi_conn_id: str
+
+    @cached_property
+    def hook(self) -> UnifAPIHook:
+        """The hook of ``unifapi_conn_id``: its connection's settings, client and remembered balance."""
+        return UnifAPIHook(self.unifapi_conn_id)
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """START: the endpoints of the hashtags given by id (a name is resolved during execute)."""
+        from airflow_provider_unifapi.operators._lineage import lineage_on_start
+
+        return lineage_on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """COMPLETE: the resolved inputs, every part written (rows, bytes), the credits.
+
+        FAIL reports the same facets: a failed try spent credits too, and has what it had when it stopped.
+        """
+        from airflow_provider_unifapi.operators._lineage import lineage_on_end
+
+        return lineage_on_end(self)
+
+    get_openlineage_facets_on_failure = get_openlineage_facets_on_complete
+
+
+def task_failure(exc: BaseException, *, conn_id: str, hashtag: str | None = None) -> AirflowException:
+    """The exception that ends the task for ``exc``: retried (``AirflowException``) or not
+    (``AirflowFailException``), its message naming what to fix.
+
+    Bad input and a refused key are never retried (a retry cannot help and nothing was paid because
+    of them); a transient error, a call of unknown outcome, a low balance and a busy folder are (a
+    retry resumes from the checkpoint, or finds the folder free).
+
+    :param exc: what went wrong.
+    :param conn_id: the ``unifapi`` connection (named when it is missing or its key is refused).
+    :param hashtag: the hashtag concerned, if one.
+    """
+    about = f" for hashtag {hashtag}" if hashtag else ""
+    if isinstance(exc, UnifAPIInputError):
+        return AirflowFailException(str(exc))
+    if isinstance(exc, AirflowNotFoundException):
+        env = f"AIRFLOW_CONN_{conn_id.upper()}"
+        return AirflowFailException(
+            f"Connection {conn_id!r} does not exist: create it in Admin > Connections (type UnifAPI, the key "
+            f'in its API key field), or set {env}=\'{{"conn_type": "unifapi", "password": "<key>"}}\'; '
+            "or pass unifapi_conn_id= the id of an existing one"
+        )
+    if isinstance(exc, UnifAPIUnauthorizedError):
+        return AirflowFailException(
+            f"UnifAPI refused the API key of connection {conn_id!r}{about} ({exc}): check the API key field "
+            f"of connection {conn_id!r} in Admin > Connections (`airflow connections test {conn_id}` "
+            "checks it for 1 credit)"
+        )
+    if isinstance(exc, UnifAPIOutputError):  # a busy folder is retried (its writer ends); the rest not
+        return (AirflowException if is_retryable(exc) else AirflowFailException)(f"Output{about}: {exc}")
+    if isinstance(exc, RunStopped):
+        return AirflowException(str(exc))
+    message = f"UnifAPI call failed{about}: {exc}"
+    if isinstance(exc, UnifAPIError) and (is_retryable(exc) or exc.may_have_been_billed):
+        # Transient, lost in transit, or a busy folder: an Airflow retry resumes from the checkpoint.
+        return AirflowException(message)
+    return AirflowFailException(message)
