@@ -1,9 +1,5 @@
 """The connection's Test button: one paid hashtag search, and a message that names the cause and the cost.
 
-:meth:`UnifAPIHook.test_connection <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.test_connection>`
-calls :func:`check_connection`. The message names what the user typed (the connection id, unless it is
-the random id Airflow's UI test gives a temporary copy of the connection, and the base URL), the cause
-of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and what the check cost.
 The API key never appears in a message.
 """
 
@@ -52,10 +48,19 @@ def connection_name(conn_id: str) -> str:
     return "this connection" if is_ui_test_id(conn_id) else f"connection {conn_id!r}"
 
 
+def invalid_settings(name: str, exc: UnifAPIError) -> str:
+    """The message of a check that sent nothing: the connection's settings are unusable."""
+    return f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits."
+
+
 def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]:
     """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-    :param conn_id: the hook's connection id (named in messages unless it is the UI's temporary id).
+    The message names what the user typed (the connection id, unless it is the UI's temporary id, and
+    the base URL), the cause of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and
+    what the check cost.
+
+    :param conn_id: the hook's connection id.
     :param conn: the Airflow connection.
     :param base_url: the connection's base URL, as the hook derives it.
     :returns: ``(ok, message)``; never raises.
@@ -66,16 +71,13 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
             f"The API key of {name} is empty: put the UnifAPI workspace key in the 'API key' (password) "
             f"field. Nothing was sent to {base_url}; this check cost 0 credits."
         )
+    ui_test = is_ui_test_id(conn_id)
     try:
-        where = "connection" if is_ui_test_id(conn_id) else name
-        config = ClientConfig.from_extras(conn.extra_dejson or {}, where=where)
+        config = ClientConfig.from_extras(conn.extra_dejson or {}, where="connection" if ui_test else name)
         # One attempt: a Test button should answer in seconds and say what happened, not retry it away.
         client = UnifAPIClient(conn.password, base_url, **{**config.client_kwargs(), "max_retries": 0})
     except UnifAPIError as exc:
-        return (
-            False,
-            f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits.",
-        )
+        return False, invalid_settings(name, exc)
     try:
         page = client.search_hashtags("tiktok", limit=1)
     except UnifAPIError as exc:
@@ -85,7 +87,7 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
     finally:
         client.close()
     billing = page.billing
-    named = "" if is_ui_test_id(conn_id) else f" for {name}"
+    named = "" if ui_test else f" for {name}"
     return True, (
         f"API key accepted by {client.base_url}{named} (hashtag search, request_id {page.request_id}); "
         f"this check cost {billing.credits_charged} credit(s); balance now {billing.balance_remaining}."

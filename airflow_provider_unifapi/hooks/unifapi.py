@@ -15,7 +15,7 @@ from airflow_provider_unifapi.client.validation import is_loopback
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING, field_help
 from airflow_provider_unifapi.hooks import balance_reading, connection_check
-from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck
+from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck, LiveProbe
 from airflow_provider_unifapi.models import BalanceReading
 
 log = logging.getLogger(__name__)
@@ -182,27 +182,11 @@ class UnifAPIHook(BaseHook):
         :param probe_hashtag_id: numeric id of the hashtag to read the balance with.
         :raises UnifAPIInputError: an argument or the connection is unusable (names what to fix).
         """
-        min_balance, max_age, probe_hashtag_id = self._balance_arguments(
-            min_balance, max_age, probe_hashtag_id
-        )
-        free = balance_reading.remembered_check(self.recall_balance(), min_balance, max_age)
+        threshold, age, probe_id = self._balance_arguments(min_balance, max_age, probe_hashtag_id)
+        free = balance_reading.remembered_check(self.recall_balance(), threshold, age)
         if free is not None:
             return free
-        client = self.get_conn()
-        before = (balance_reading.credits_spent(client), client.last_balance)
-        error: UnifAPIError | None = None
-        try:
-            balance_reading.start_probe(client, probe_hashtag_id)
-        except UnifAPIError as exc:
-            error = exc
-        check = balance_reading.live_check(
-            self.unifapi_conn_id,
-            client,
-            before,
-            error,
-            min_balance=min_balance,
-            probe_hashtag_id=probe_hashtag_id,
-        )
+        check = LiveProbe(self.unifapi_conn_id, self.get_conn(), threshold, probe_id).read()
         self.remember_balance(check.reading)
         return check
 
@@ -220,20 +204,7 @@ class UnifAPIHook(BaseHook):
         if free is not None:
             return free
         client = await self.get_async_conn()
-        before = (balance_reading.credits_spent(client), client.last_balance)
-        error: UnifAPIError | None = None
-        try:
-            await balance_reading.start_probe(client, probe_id)
-        except UnifAPIError as exc:
-            error = exc
-        check = balance_reading.live_check(
-            self.unifapi_conn_id,
-            client,
-            before,
-            error,
-            min_balance=threshold,
-            probe_hashtag_id=probe_id,
-        )
+        check = await LiveProbe(self.unifapi_conn_id, client, threshold, probe_id).aread()
         await asyncio.to_thread(balance_reading.remember, variable, check.reading)
         return check
 
@@ -275,23 +246,17 @@ class UnifAPIHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-        Never raises. The message names the connection (as the user typed it: its id, and the base
-        URL), the cause of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and what
-        the check cost in credits. See :mod:`airflow_provider_unifapi.hooks.connection_check`.
+        Never raises; see :func:`~airflow_provider_unifapi.hooks.connection_check.check_connection`.
         """
+        name = connection_check.connection_name(self.unifapi_conn_id)
         try:
             conn = self.get_connection(self.unifapi_conn_id)
         except Exception as exc:  # a missing connection, a secrets backend error...
-            name = connection_check.connection_name(self.unifapi_conn_id)
             return False, f"Could not read {name}: {type(exc).__name__}: {exc}"
         try:
             base_url = _base_url(conn)
         except UnifAPIError as exc:
-            name = connection_check.connection_name(self.unifapi_conn_id)
-            return (
-                False,
-                f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits.",
-            )
+            return False, connection_check.invalid_settings(name, exc)
         return connection_check.check_connection(self.unifapi_conn_id, conn, base_url)
 
 
