@@ -64,6 +64,13 @@ class BalanceCheck:
         assert self.reading is not None
         return {**_as_json(self.reading), "source": self.source}
 
+    def log_to(self, logger: Any) -> None:
+        """Log the message to ``logger`` (a task's or a trigger's); a warning when no balance was read and the wait goes on."""
+        if self.reading is None and not self.fatal:
+            logger.warning("%s Still waiting.", self.message)
+        else:
+            logger.info("%s", self.message)
+
 
 # -- arguments (checked after rendering: they may come from templates or XCom) --------------------
 def check_min_balance(value: Any) -> int:

@@ -1,9 +1,4 @@
-"""UnifAPIBalanceTrigger: wait in the triggerer until the UnifAPI workspace balance reaches a threshold.
-
-Each poll is :meth:`UnifAPIHook.acheck_balance
-<airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`, the async twin of what the
-sensor calls on a worker, so a poke and a poll decide and cost exactly the same.
-"""
+"""UnifAPIBalanceTrigger: wait in the triggerer until the UnifAPI workspace balance reaches a threshold."""
 
 from __future__ import annotations
 
@@ -15,11 +10,7 @@ from typing import Any
 
 from airflow_provider_unifapi._compat import BaseTrigger, TriggerEvent
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
-from airflow_provider_unifapi.hooks.balance_reading import (
-    DEFAULT_MAX_BALANCE_AGE,
-    BalanceCheck,
-    check_seconds,
-)
+from airflow_provider_unifapi.hooks.balance_reading import DEFAULT_MAX_BALANCE_AGE, check_seconds
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
 _CLASSPATH = "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger"
@@ -28,10 +19,11 @@ _CLASSPATH = "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger"
 class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
 
-    Each poll first reads the remembered balance (free while fresh and high enough), otherwise makes
-    one live reading of at most 1 credit (a 402 costs nothing). Every live reading is remembered for
-    other sensors and operators. Holds only the connection id: the key is read in the triggerer.
-    Arguments are checked when the trigger runs; a bad one ends it with an ``error`` event naming it.
+    Each poll is :meth:`UnifAPIHook.acheck_balance
+    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`, the async twin of the
+    sensor's poke, so a poke and a poll decide and cost exactly the same. Holds only the connection
+    id: the key is read in the triggerer. Arguments are checked when the trigger runs; a bad one
+    ends it with an ``error`` event naming it.
 
     Yields exactly one event, a dict with ``status`` and ``message``:
 
@@ -87,7 +79,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         try:
             self._check_arguments()
         except UnifAPIInputError as exc:
-            yield TriggerEvent(_error(exc, f"UnifAPIBalanceTrigger cannot start: {exc}"))
+            yield TriggerEvent(_error(f"UnifAPIBalanceTrigger cannot start: {exc}", exc))
             return
         async with UnifAPIHook(self.unifapi_conn_id) as hook:
             yield TriggerEvent(await self._wait(hook))
@@ -119,41 +111,27 @@ class UnifAPIBalanceTrigger(BaseTrigger):
                     self.min_balance, max_age=self.max_balance_age, probe_hashtag_id=self.probe_hashtag_id
                 )
             except UnifAPIError as exc:  # bad min_balance/probe id, or an unusable connection
-                return _error(exc, f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}")
+                return _error(f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}", exc)
             except Exception as exc:  # a missing connection, a secrets backend failure...
-                message = f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
-                return {"status": "error", "message": message, "error": None}
+                return _error(
+                    f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
+                )
             spent += check.credits
-            self._log_check(check)
+            check.log_to(self.log)
             if check.fatal:
-                assert check.error is not None
-                return _error(check.error, check.message)
+                return _error(check.message, check.error)
             if check.reading is not None:
                 last_balance = check.reading.balance
             if check.satisfied:
-                return self._success(check, spent, polls)
+                success = {"status": "success", "message": check.message, **check.xcom_value()}
+                return {**success, "credits_spent": spent, "polls": polls}
             if self.end_time is not None and time.time() >= self.end_time:
                 return self._timeout(last_balance, spent, polls)
-
-    def _log_check(self, check: BalanceCheck) -> None:
-        if check.reading is None and not check.fatal:
-            self.log.warning("%s Still waiting.", check.message)
-        else:
-            self.log.info("%s", check.message)
 
     def _next_wait(self) -> float:
         if self.end_time is None:
             return float(self.poll_interval)
         return max(0.0, min(float(self.poll_interval), self.end_time - time.time()))
-
-    def _success(self, check: BalanceCheck, credits_spent: int, polls: int) -> dict[str, Any]:
-        return {
-            "status": "success",
-            "message": check.message,
-            **check.xcom_value(),
-            "credits_spent": credits_spent,
-            "polls": polls,
-        }
 
     def _timeout(self, last_balance: int | None, credits_spent: int, polls: int) -> dict[str, Any]:
         message = (
@@ -170,5 +148,5 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         }
 
 
-def _error(exc: UnifAPIError, message: str) -> dict[str, Any]:
-    return {"status": "error", "message": message, "error": exc.to_dict()}
+def _error(message: str, exc: UnifAPIError | None = None) -> dict[str, Any]:
+    return {"status": "error", "message": message, "error": exc.to_dict() if exc is not None else None}
