@@ -16,6 +16,7 @@ AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import (
         DAG,
+        Asset,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
@@ -30,15 +31,18 @@ if TYPE_CHECKING or AIRFLOW_V_3:
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSensorTimeout,
         AirflowSkipException,
     )
 else:  # Airflow 2.11
     from airflow.configuration import conf
+    from airflow.datasets import Dataset as Asset  # Airflow 3's Asset is 2.11's Dataset
     from airflow.decorators import task
     from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSensorTimeout,
         AirflowSkipException,
     )
     from airflow.hooks.base import BaseHook
@@ -58,7 +62,9 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -68,12 +74,14 @@ __all__ = [
     "PokeReturnValue",
     "TriggerEvent",
     "Variable",
+    "add_outlet_extra",
     "aget_connection",
     "conf",
     "dag_test",
     "default_deferrable",
     "get_variable",
     "task",
+    "task_state_store",
 ]
 
 
@@ -100,15 +108,6 @@ def get_variable(key: str) -> Any:
     return Variable.get(key, default_var=None)
 
 
-# -- sensors: the timeout a sensor raises (the balance sensor's deferred timeout event) -------------
-if TYPE_CHECKING or AIRFLOW_V_3:
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-else:  # Airflow 2.11
-    from airflow.exceptions import AirflowSensorTimeout
-
-__all__ += ["AirflowSensorTimeout"]
-
-
 def dag_test(dag: Any, logical_date: Any) -> Any:
     """``dag.test()`` for one logical date (Airflow 2 calls it ``execution_date``); returns the DagRun."""
     if AIRFLOW_V_3:
@@ -116,20 +115,11 @@ def dag_test(dag: Any, logical_date: Any) -> Any:
     return dag.test(execution_date=logical_date)
 
 
-# -- assets: Airflow 3's Asset is 2.11's Dataset; both fill an event's extra through outlet_events ----
-if AIRFLOW_V_3:
-    from airflow.sdk import Asset
-else:  # Airflow 2.11
-    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
-
-__all__ += ["Asset", "add_outlet_extra", "task_state_store"]
-
-
 def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
     """Put ``extra`` into the event of every Asset (Dataset on 2.11) outlet; returns how many.
 
-    ``context["outlet_events"][asset].extra`` is the documented way on Airflow 3 and on 2.10+; other
-    outlets (aliases, references) are left alone.
+    ``context["outlet_events"][asset].extra`` is the documented way on both lines; other outlets
+    (aliases, references) are left alone.
 
     :param context: the task's context.
     :param outlets: the task's outlets.
