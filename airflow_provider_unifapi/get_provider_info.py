@@ -39,12 +39,12 @@ PLACEHOLDERS: dict[str, str] = {
     "password": "your UnifAPI API key",
 }
 
+_PACKAGE = "airflow_provider_unifapi"
 
-#: the operator modules (one hashtag; a batch of hashtags)
-_OPERATOR_MODULES = [
-    "airflow_provider_unifapi.operators.hashtag_videos",
-    "airflow_provider_unifapi.operators.hashtag_batch",
-]
+
+def _modules(*names: str) -> list[dict[str, Any]]:
+    """One integration entry listing ``names`` (module paths inside the package)."""
+    return [{"integration-name": "UnifAPI", "python-modules": [f"{_PACKAGE}.{name}" for name in names]}]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -55,10 +55,10 @@ def get_provider_info() -> dict[str, Any]:
         "name": "UnifAPI",
         "description": "Collect TikTok data through UnifAPI: hook, operator, balance sensor and trigger.",
         "versions": [__version__],
-        "hook-class-names": ["airflow_provider_unifapi.hooks.unifapi.UnifAPIHook"],
+        "hook-class-names": [f"{_PACKAGE}.hooks.unifapi.UnifAPIHook"],
         "connection-types": [
             {
-                "hook-class-name": "airflow_provider_unifapi.hooks.unifapi.UnifAPIHook",
+                "hook-class-name": f"{_PACKAGE}.hooks.unifapi.UnifAPIHook",
                 "hook-name": "UnifAPI",
                 "connection-type": "unifapi",
                 "conn-fields": CONN_FIELDS,
@@ -69,24 +69,10 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "UnifAPI",
-                "python-modules": ["airflow_provider_unifapi.hooks.unifapi"],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "UnifAPI",
-                "python-modules": _OPERATOR_MODULES,
-            }
-        ],
-        "sensors": [
-            {"integration-name": "UnifAPI", "python-modules": ["airflow_provider_unifapi.sensors.balance"]}
-        ],
-        "triggers": [
-            {"integration-name": "UnifAPI", "python-modules": ["airflow_provider_unifapi.triggers.balance"]}
-        ],
+        "hooks": _modules("hooks.unifapi"),
+        "operators": _modules("operators.hashtag_videos", "operators.hashtag_batch"),
+        "sensors": _modules("sensors.balance"),
+        "triggers": _modules("triggers.balance"),
         "integrations": [
             {
                 "integration-name": "UnifAPI",
