@@ -65,7 +65,7 @@ class BalanceCheck:
         return {**_as_json(self.reading), "source": self.source}
 
     def log_to(self, logger: Any) -> None:
-        """Log the message to ``logger`` (a task's or a trigger's); a warning when no balance was read and the wait goes on."""
+        """Log the message to a task's or a trigger's ``logger``; a warning when the reading failed."""
         if self.reading is None and not self.fatal:
             logger.warning("%s Still waiting.", self.message)
         else:
@@ -252,8 +252,9 @@ class LiveProbe:
         """Why waiting longer cannot help, and what to fix."""
         if exc.error_type == "unauthorized":
             return (
-                f"UnifAPI refused the API key of connection {self.conn_id!r}; fix the key in the connection's "
-                "password ('API key') field. Not waiting for the timeout: a refused key does not heal."
+                f"UnifAPI refused the API key of connection {self.conn_id!r}; fix the key in the "
+                "connection's password ('API key') field. Not waiting for the timeout: a refused key "
+                "does not heal."
             )
         if self.probe_hashtag_id is not None and exc.error_type in ("not_found", "invalid_id"):
             return (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,8 +16,6 @@ from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDE
 from airflow_provider_unifapi.hooks import balance_reading, connection_check
 from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck, LiveProbe
 from airflow_provider_unifapi.models import BalanceReading
-
-log = logging.getLogger(__name__)
 
 
 class UnifAPIHook(BaseHook):
@@ -65,10 +62,7 @@ class UnifAPIHook(BaseHook):
             if spec.kind is ExtraKind.INTEGER:
                 validators.append(NumberRange(min=spec.minimum, max=spec.maximum))
             # No default: a saved form stores only what the user set; the client's defaults do the rest.
-            options: dict[str, Any] = {
-                "validators": validators,
-                "description": field_help(spec),
-            }
+            options: dict[str, Any] = {"validators": validators, "description": field_help(spec)}
             if spec.kind is not ExtraKind.BOOLEAN:
                 options["widget"] = BS3TextFieldWidget()
             widgets[spec.name] = classes[spec.kind](lazy_gettext(spec.label), **options)
@@ -140,11 +134,11 @@ class UnifAPIHook(BaseHook):
         return balance_reading.recall(self.balance_variable())
 
     def recall_fresh_balance(self, min_balance: int) -> BalanceReading | None:
-        """A remembered balance that may stand in for a live reading, or ``None``.
+        """A remembered balance, at most ``balance_max_age`` seconds old and at least ``min_balance``.
 
-        Only a reading at most ``balance_max_age`` seconds old and at least ``min_balance`` stands in:
-        an old one may be far too high, and a low one may predate a top-up (a run would then stop
-        without trying); without one, the first call asks for a single record to learn the balance.
+        ``None`` otherwise: an old reading may be far too high, and a low one may predate a top-up (a
+        run would then stop without trying); without one, the first call asks for a single record to
+        learn the balance.
 
         :param min_balance: the run's floor.
         """
@@ -172,14 +166,14 @@ class UnifAPIHook(BaseHook):
         """Is the workspace balance at least ``min_balance``? Answers as cheaply as possible.
 
         A remembered reading at most ``max_age`` seconds old and high enough answers for free;
-        otherwise one live reading: a hashtag search with ``limit=1`` (1 credit), or
-        ``GET /tiktok/hashtags/{probe_hashtag_id}`` (1 credit); a 402 answers for free. A live
-        reading is remembered for the next check. Arguments may be rendered template strings.
+        otherwise one live reading (1 credit; a 402 is free), remembered for the next check.
+        Arguments may be rendered template strings.
 
         :param min_balance: credits the workspace must hold (an int >= 0).
         :param max_age: seconds a remembered reading may answer; ``None`` takes the connection's
             ``balance_max_age`` extra (default 300); 0 always reads live.
-        :param probe_hashtag_id: numeric id of the hashtag to read the balance with.
+        :param probe_hashtag_id: numeric id of the hashtag to read the balance with
+            (``GET /tiktok/hashtags/{id}``); ``None`` reads it with a hashtag search with ``limit=1``.
         :raises UnifAPIInputError: an argument or the connection is unusable (names what to fix).
         """
         threshold, age, probe_id = self._balance_arguments(min_balance, max_age, probe_hashtag_id)
@@ -263,13 +257,9 @@ class UnifAPIHook(BaseHook):
 def _base_url(conn: Any) -> str:
     """The base URL of a connection: its host (``https://api.unifapi.com`` when empty) and its port.
 
-    A host written without a scheme gets the connection's schema when that is ``http``/``https``,
-    else ``http://`` for a loopback host (the sandbox: ``unifapi://:KEY@127.0.0.1:PORT`` is
-    ``http://127.0.0.1:PORT``) and ``https://`` for any other. The Port field (0 or empty: unset) is
-    added unless the URL names a port already; a different port there is an error. The scheme's
-    default port (443, 80) is not written.
-
-    :raises UnifAPIInputError: the Base URL and the Port name different ports.
+    A host without a scheme takes the schema field when that is ``http``/``https``, else ``http`` for
+    a loopback host (the sandbox) and ``https`` for any other. The Port field (0 or empty: unset) is
+    added unless the URL names one; a different one there is an error.
     """
     host = (conn.host or "").strip() or DEFAULT_BASE_URL
     if "://" not in host:
