@@ -1,9 +1,8 @@
 """What the hook's balance check is made of: the remembered reading, the live probe, the verdict.
 
-There is no free balance endpoint, so a live reading is the cheapest paid call there is (1 credit;
-a 402 costs nothing and carries the balance). A balance remembered from an earlier response (an
-Airflow Variable written by the operator and the sensor) answers for free while it is fresh and
-high enough. Imports nothing from Airflow at module level.
+There is no free balance endpoint: a live reading is the cheapest paid call (1 credit; a 402 is free
+and carries the balance). A balance remembered in an Airflow Variable (written by the operator and
+the sensor) answers for free while fresh and high enough. Imports nothing from Airflow at module level.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a remembered balance answers for free when neither the sensor nor the connection says.
 DEFAULT_MAX_BALANCE_AGE: float = ClientConfig().balance_max_age
-VARIABLE_PREFIX = "unifapi_balance__"
 
 
 @dataclass(frozen=True)
@@ -84,16 +82,15 @@ def check_min_balance(value: Any) -> int:
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for a finite int or float (a bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
     """``value`` as a finite float of seconds (> 0, or >= 0 with ``allow_zero``)."""
-    bound = ">= 0" if allow_zero else "> 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
+    if not is_finite_number(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
         raise UnifAPIInputError(argument, f"must be a finite number of seconds {bound}, got {value!r}")
     return float(value)
 
@@ -111,7 +108,7 @@ def variable_name(api_key: str) -> str:
     workspace) must not pass the sensor on the old key's reading, and two connections with one key
     share what they saw. 16 hex digits of SHA-256 identify a key without revealing it.
     """
-    return VARIABLE_PREFIX + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
+    return "unifapi_balance__" + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
 
 
 def recall(name: str) -> BalanceReading | None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow_provider_unifapi._compat import BaseTrigger, TriggerEvent
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
-from airflow_provider_unifapi.hooks.balance_reading import DEFAULT_MAX_BALANCE_AGE, check_seconds
+from airflow_provider_unifapi.hooks.balance_reading import (
+    DEFAULT_MAX_BALANCE_AGE,
+    check_seconds,
+    is_finite_number,
+)
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
 _CLASSPATH = "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger"
@@ -91,14 +94,9 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             )
         check_seconds(self.poll_interval, "poll_interval", allow_zero=False)
         check_seconds(self.max_balance_age, "max_balance_age", allow_zero=True)
-        end_time = self.end_time
-        if end_time is not None and (
-            isinstance(end_time, bool)
-            or not isinstance(end_time, (int, float))
-            or not math.isfinite(end_time)
-        ):
+        if self.end_time is not None and not is_finite_number(self.end_time):
             raise UnifAPIInputError(
-                "end_time", f"must be None or a finite Unix timestamp (time.time()), got {end_time!r}"
+                "end_time", f"must be None or a finite Unix timestamp (time.time()), got {self.end_time!r}"
             )
 
     async def _wait(self, hook: UnifAPIHook) -> dict[str, Any]:
