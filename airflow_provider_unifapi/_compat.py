@@ -128,12 +128,10 @@ def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
     events = context.get("outlet_events")
     if events is None:
         return 0
-    count = 0
-    for outlet in outlets or ():
-        if isinstance(outlet, Asset):
-            events[outlet].extra.update(extra)
-            count += 1
-    return count
+    assets = [outlet for outlet in outlets or () if isinstance(outlet, Asset)]
+    for asset in assets:
+        events[asset].extra.update(extra)
+    return len(assets)
 
 
 def task_state_store(context: Any) -> Any | None:

@@ -1,10 +1,8 @@
 """Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
 
-It must stay cheap: no imports beyond the standard library, no Airflow, no network (the client's
-``config`` module, which holds the connection's fields, is standard library only).
-The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``, read by Airflow 3.2+)
-and mirrored by :class:`~airflow_provider_unifapi.hooks.unifapi.UnifAPIHook` classmethods for older
-Airflow versions; ``tests/test_provider_info.py`` proves the two agree.
+It must stay cheap: standard library only (``client.config`` is too), no Airflow, no network. The
+connection form declared here (read by Airflow 3.2+) is mirrored by ``UnifAPIHook`` classmethods for
+older Airflow versions; ``tests/test_provider_info.py`` proves the two agree.
 """
 
 from __future__ import annotations
@@ -20,10 +18,8 @@ def field_help(spec: ExtraField) -> str:
     return f"{spec.help} Accepts {spec.range_text()}; default {spec.default_text()}."
 
 
-#: Extra fields of a ``unifapi`` connection with the JSON schema the UI validates them against, one
-#: per extra, from the client's config table (no ``default`` in the schema: a saved form then stores
-#: only what the user set, and the client's own defaults apply to the rest). The help text states the
-#: range and the default, which Airflow 3's form does not show from the schema.
+#: The extras' JSON schemas, from the client's config table. No ``default``: a saved form then stores
+#: only what the user set. The help text states the range and default, which Airflow 3's form hides.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     spec.name: {**spec.conn_field(), "description": field_help(spec)} for spec in EXTRA_FIELDS
 }

@@ -185,10 +185,9 @@ def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: 
 
 # -- the live reading ------------------------------------------------------------------------------
 class LiveProbe:
-    """One live reading on ``client`` (sync or async): the cheapest paid call, then its verdict.
+    """One live reading on ``client`` (sync or async), judged by what the client saw meanwhile.
 
-    The verdict comes from what the client saw during the probe (its credits and last balance), so
-    it is the same whether the probe succeeded, got a 402 (free, carries the balance) or failed.
+    Its credits and last balance tell the same story whether the probe succeeded, got a 402 or failed.
     """
 
     def __init__(self, conn_id: str, client: Any, min_balance: int, probe_hashtag_id: str | None) -> None:

@@ -56,9 +56,7 @@ def invalid_settings(name: str, exc: UnifAPIError) -> str:
 def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]:
     """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-    The message names what the user typed (the connection id, unless it is the UI's temporary id, and
-    the base URL), the cause of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and
-    what the check cost.
+    The message names the connection as the user typed it, the cause of a failure and what it cost.
 
     :param conn_id: the hook's connection id.
     :param conn: the Airflow connection.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +36,7 @@ class UnifAPIHook(BaseHook):
     def __init__(self, unifapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unifapi_conn_id = unifapi_conn_id
+        self._sync_client: UnifAPIClient | None = None
         self._async_client: AsyncUnifAPIClient | None = None
 
     # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
@@ -100,16 +100,11 @@ class UnifAPIHook(BaseHook):
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
         return ClientConfig.from_extras(conn.extra_dejson or {}, where=f"connection {self.unifapi_conn_id!r}")
 
-    @cached_property
-    def _client(self) -> UnifAPIClient:
-        return UnifAPIClient(**self.client_kwargs())
-
     def get_conn(self) -> UnifAPIClient:
-        """The :class:`UnifAPIClient` of this connection (created once per hook, pooled).
-
-        The hook owns it: :meth:`close` (or leaving ``with hook:``) closes it.
-        """
-        return self._client
+        """The :class:`UnifAPIClient` of this connection: one per hook, closed by :meth:`close`."""
+        if self._sync_client is None:
+            self._sync_client = UnifAPIClient(**self.client_kwargs())
+        return self._sync_client
 
     @property
     def base_url(self) -> str:
@@ -118,7 +113,7 @@ class UnifAPIHook(BaseHook):
 
     def close(self) -> None:
         """Close the client this hook created, if any (safe to call more than once)."""
-        client = self.__dict__.pop("_client", None)
+        client, self._sync_client = self._sync_client, None
         if client is not None:
             client.close()
 
@@ -163,13 +158,10 @@ class UnifAPIHook(BaseHook):
     def check_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
     ) -> BalanceCheck:
-        """Is the workspace balance at least ``min_balance``? Answers as cheaply as possible.
+        """Is the workspace balance at least ``min_balance``? A fresh, high enough remembered reading
+        answers for free, else one live reading (1 credit; a 402 is free), remembered for the next check.
 
-        A remembered reading at most ``max_age`` seconds old and high enough answers for free;
-        otherwise one live reading (1 credit; a 402 is free), remembered for the next check.
-        Arguments may be rendered template strings.
-
-        :param min_balance: credits the workspace must hold (an int >= 0).
+        :param min_balance: credits the workspace must hold (an int >= 0, or a rendered string of digits).
         :param max_age: seconds a remembered reading may answer; ``None`` takes the connection's
             ``balance_max_age`` extra (default 300); 0 always reads live.
         :param probe_hashtag_id: numeric id of the hashtag to read the balance with
@@ -214,10 +206,9 @@ class UnifAPIHook(BaseHook):
         )
 
     async def get_async_conn(self) -> AsyncUnifAPIClient:
-        """The :class:`AsyncUnifAPIClient` of this connection (created once per hook).
+        """The :class:`AsyncUnifAPIClient` of this connection: one per hook, closed by :meth:`aclose`.
 
-        The hook owns it: :meth:`aclose` (or leaving ``async with hook:``) closes it. Use the hook
-        from one event loop only: an async client belongs to the loop that uses it.
+        Use the hook from one event loop only: an async client belongs to the loop that uses it.
         """
         if self._async_client is None:
             conn = await aget_connection(self, self.unifapi_conn_id)
@@ -238,10 +229,7 @@ class UnifAPIHook(BaseHook):
         await self.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
-
-        Never raises; see :func:`~airflow_provider_unifapi.hooks.connection_check.check_connection`.
-        """
+        """Check the key with one paid hashtag search; never raises (see ``connection_check``)."""
         name = connection_check.connection_name(self.unifapi_conn_id)
         try:
             conn = self.get_connection(self.unifapi_conn_id)

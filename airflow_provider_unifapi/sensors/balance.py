@@ -47,9 +47,8 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
     :param unifapi_conn_id: the ``unifapi`` connection.
     :param max_balance_age: seconds a remembered balance answers for free; ``None`` takes the
         connection's ``balance_max_age`` extra (default 300); 0 always reads live.
-    :param probe_hashtag_id: numeric id of a hashtag to read the balance with
-        (``GET /tiktok/hashtags/{id}``, 1 credit) instead of a hashtag search with ``limit=1``
-        (1 credit, the default, needs no configuration) (templated).
+    :param probe_hashtag_id: numeric id of a hashtag to read the balance with (``GET /tiktok/hashtags/{id}``)
+        instead of a hashtag search with ``limit=1`` (the default); both cost 1 credit (templated).
     :param deferrable: wait in the triggerer instead of on a worker; defaults to Airflow's
         ``[operators] default_deferrable``.
     """

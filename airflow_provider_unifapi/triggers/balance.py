@@ -16,8 +16,6 @@ from airflow_provider_unifapi.hooks.balance_reading import (
 )
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
-_CLASSPATH = "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger"
-
 
 class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
@@ -40,8 +38,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         sensor defers only after a poke found the balance short.
     :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait;
         ``None`` waits for ever.
-    :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` (1 credit) instead of a hashtag
-        search with ``limit=1`` (1 credit).
+    :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` instead of a hashtag search.
     :param max_balance_age: seconds a remembered balance answers for free (0 = always read live).
     """
 
@@ -66,7 +63,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and kwargs; rebuilding from them gives an equal serialization. No secret in them."""
         return (
-            _CLASSPATH,
+            "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger",
             {
                 "min_balance": self.min_balance,
                 "unifapi_conn_id": self.unifapi_conn_id,
