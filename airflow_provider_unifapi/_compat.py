@@ -116,14 +116,10 @@ def dag_test(dag: Any, logical_date: Any) -> Any:
 
 
 def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
-    """Put ``extra`` into the event of every Asset (Dataset on 2.11) outlet; returns how many.
+    """Put the JSON-able ``extra`` into the task's event of every Asset (Dataset on 2.11) outlet.
 
     ``context["outlet_events"][asset].extra`` is the documented way on both lines; other outlets
-    (aliases, references) are left alone.
-
-    :param context: the task's context.
-    :param outlets: the task's outlets.
-    :param extra: JSON-able values to add to each event's extra.
+    (aliases, references) are left alone. Returns how many events were filled.
     """
     events = context.get("outlet_events")
     if events is None:
@@ -135,8 +131,5 @@ def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
 
 
 def task_state_store(context: Any) -> Any | None:
-    """Airflow >= 3.3's per-task key-value store shared by the tries of one task instance, else ``None``.
-
-    :param context: the task's context.
-    """
+    """Airflow >= 3.3's per-task key-value store shared by the tries of one task instance, else ``None``."""
     return context.get("task_state_store") if AIRFLOW_V_3 else None

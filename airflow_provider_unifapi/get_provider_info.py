@@ -39,7 +39,7 @@ _PACKAGE = "airflow_provider_unifapi"
 
 
 def _modules(*names: str) -> list[dict[str, Any]]:
-    """One integration entry listing ``names`` (module paths inside the package)."""
+    """The integration entry of the modules ``names`` (paths inside the package)."""
     return [{"integration-name": "UnifAPI", "python-modules": [f"{_PACKAGE}.{name}" for name in names]}]
 
 
@@ -70,10 +70,6 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": _modules("sensors.balance"),
         "triggers": _modules("triggers.balance"),
         "integrations": [
-            {
-                "integration-name": "UnifAPI",
-                "external-doc-url": "https://unifapi.com",
-                "tags": ["service"],
-            }
+            {"integration-name": "UnifAPI", "external-doc-url": "https://unifapi.com", "tags": ["service"]}
         ],
     }

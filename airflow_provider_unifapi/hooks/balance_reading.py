@@ -1,8 +1,5 @@
-"""What the hook's balance check is made of: the remembered reading, the live probe, the verdict.
-
-There is no free balance endpoint: a live reading is the cheapest paid call (1 credit; a 402 is free
-and carries the balance). A balance remembered in an Airflow Variable (written by the operator and
-the sensor) answers for free while fresh and high enough. Imports nothing from Airflow at module level.
+"""The hook's balance check: a balance remembered in an Airflow Variable answers for free while fresh
+and high enough, else a live probe (1 credit; a 402 is free) decides. No Airflow import at module level.
 """
 
 from __future__ import annotations
@@ -171,8 +168,7 @@ def _age(reading: BalanceReading) -> float:
 def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: float) -> BalanceCheck | None:
     """A free answer from ``reading`` when it is fresh and high enough, else ``None``.
 
-    A low reading never answers, however fresh: a top-up leaves no trace in it, so only a live
-    reading can see one.
+    A low reading never answers, however fresh: only a live reading can see a top-up.
     """
     if reading is None or reading.balance < min_balance or _age(reading) > max_age:
         return None
@@ -207,7 +203,7 @@ class LiveProbe:
         return self._verdict(None)
 
     async def aread(self) -> BalanceCheck:
-        """Probe with the async client; a failed probe is part of the verdict, not raised."""
+        """:meth:`read` with the async client."""
         try:
             await self._send()
         except UnifAPIError as exc:
@@ -223,10 +219,8 @@ class LiveProbe:
     def _verdict(self, error: UnifAPIError | None) -> BalanceCheck:
         cost = _credits_spent(self.client) - self._spent_before
         cost_text = f"this poke cost {cost} credit{'s' if cost != 1 else ''}"
-        if self.probe_hashtag_id is None:
-            label = f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
-        else:
-            label = f"GET /tiktok/hashtags/{self.probe_hashtag_id}"
+        search = f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
+        label = search if self.probe_hashtag_id is None else f"GET /tiktok/hashtags/{self.probe_hashtag_id}"
         if error is not None and not isinstance(error, UnifAPIInsufficientCreditsError):
             if not is_retryable(error):
                 message = f"{self._fatal_hint(error)} ({error}); {cost_text}."

@@ -1,7 +1,4 @@
-"""The connection's Test button: one paid hashtag search, and a message that names the cause and the cost.
-
-The API key never appears in a message.
-"""
+"""The connection's Test button: one paid hashtag search; the message names cause and cost, never the key."""
 
 from __future__ import annotations
 

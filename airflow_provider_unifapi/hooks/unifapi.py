@@ -20,10 +20,8 @@ from airflow_provider_unifapi.models import BalanceReading
 class UnifAPIHook(BaseHook):
     """Interact with UnifAPI through an Airflow connection of type ``unifapi``.
 
-    Host is the base URL (default ``https://api.unifapi.com``), password is the API key. Extras
-    (JSON) tune the client and the balance sensor: every field of
-    :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own input in the
-    connection form.
+    Host is the base URL (default ``https://api.unifapi.com``), password the API key; the extras are
+    the fields of :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own form input.
 
     :param unifapi_conn_id: the Airflow connection id.
     """
@@ -51,18 +49,17 @@ class UnifAPIHook(BaseHook):
 
         classes = {
             ExtraKind.INTEGER: IntegerField,
-            ExtraKind.NUMBER: StringField,  # Airflow 2.11 supports no FloatField; the hook parses the text
+            # Airflow 2.11 has no FloatField: numbers are text, parsed and range-checked on use.
+            ExtraKind.NUMBER: StringField,
             ExtraKind.BOOLEAN: BooleanField,
             ExtraKind.CA_BUNDLE: StringField,
         }
         widgets: dict[str, Any] = {}
         for spec in EXTRA_FIELDS:
-            validators: list[Any] = [OptionalValidator()]
-            # Numbers are text inputs on 2.11 (no FloatField there): their range is checked on use.
-            if spec.kind is ExtraKind.INTEGER:
-                validators.append(NumberRange(min=spec.minimum, max=spec.maximum))
             # No default: a saved form stores only what the user set; the client's defaults do the rest.
-            options: dict[str, Any] = {"validators": validators, "description": field_help(spec)}
+            options: dict[str, Any] = {"validators": [OptionalValidator()], "description": field_help(spec)}
+            if spec.kind is ExtraKind.INTEGER:
+                options["validators"].append(NumberRange(min=spec.minimum, max=spec.maximum))
             if spec.kind is not ExtraKind.BOOLEAN:
                 options["widget"] = BS3TextFieldWidget()
             widgets[spec.name] = classes[spec.kind](lazy_gettext(spec.label), **options)
@@ -137,9 +134,8 @@ class UnifAPIHook(BaseHook):
 
         :param min_balance: the run's floor.
         """
-        reading = self.recall_balance()
-        fresh = balance_reading.remembered_check(reading, min_balance, self.balance_max_age())
-        return reading if fresh is not None else None
+        fresh = balance_reading.remembered_check(self.recall_balance(), min_balance, self.balance_max_age())
+        return fresh.reading if fresh is not None else None
 
     def remember_balance(self, reading: BalanceReading | None) -> None:
         """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""

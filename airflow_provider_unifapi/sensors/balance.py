@@ -22,9 +22,8 @@ from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck, check_s
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 from airflow_provider_unifapi.triggers.balance import UnifAPIBalanceTrigger
 
-# Extra time the triggerer grants a deferred sensor past its own end_time, so the trigger's
-# ``timeout`` event (which says what was seen and spent) normally wins over Airflow's bare deferral
-# timeout; the latter only backs it up when the triggerer was down.
+# Extra time past the trigger's own end_time, so its ``timeout`` event (which says what was seen and
+# spent) wins over Airflow's bare deferral timeout, a backup for when the triggerer was down.
 _DEFERRAL_GRACE = 60.0
 
 
@@ -32,16 +31,11 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
     """Wait until the UnifAPI workspace balance is at least ``min_balance`` credits.
 
     Each poke is :meth:`UnifAPIHook.check_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.check_balance>`: a remembered balance answers
-    for free while fresh and high enough, else one live reading costs 1 credit (a 402 costs nothing).
-    With ``deferrable=True``, one poke on the worker, then
-    :class:`~airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger` polls every
-    ``poke_interval`` seconds (``mode`` is then ignored). A refused API key (401) or probe hashtag
-    fails the task at once; transient errors (429, 5xx, network) are logged and the wait goes on.
-    Arguments are checked when the task runs, after rendering, so templates and XCom values work.
-
-    Returns (XCom) ``{"balance", "seen_at", "request_id", "source"}`` where ``source`` is
-    ``remembered`` or ``live``.
+    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.check_balance>` (free while a remembered
+    balance answers, else 1 credit). A refused API key or probe hashtag fails the task at once;
+    transient errors (429, 5xx, network) are logged and the wait goes on. Arguments are checked
+    after rendering. Returns (XCom) ``{"balance", "seen_at", "request_id", "source"}`` where
+    ``source`` is ``remembered`` or ``live``.
 
     :param min_balance: credits the workspace must hold (templated), an int >= 0.
     :param unifapi_conn_id: the ``unifapi`` connection.
@@ -49,8 +43,9 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         connection's ``balance_max_age`` extra (default 300); 0 always reads live.
     :param probe_hashtag_id: numeric id of a hashtag to read the balance with (``GET /tiktok/hashtags/{id}``)
         instead of a hashtag search with ``limit=1`` (the default); both cost 1 credit (templated).
-    :param deferrable: wait in the triggerer instead of on a worker; defaults to Airflow's
-        ``[operators] default_deferrable``.
+    :param deferrable: one poke on the worker, then wait in the triggerer, where
+        :class:`~airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger` polls every
+        ``poke_interval`` seconds (``mode`` is ignored); defaults to ``[operators] default_deferrable``.
     """
 
     template_fields: Sequence[str] = ("min_balance", "probe_hashtag_id")
@@ -128,10 +123,9 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the trigger's event: return the balance, or fail / time out with its message.
+        """Return the balance of the trigger's event, or fail / time out with its message.
 
-        ``soft_fail`` turns a failure or a timeout here into a skip (Airflow's sensor base does it).
-        """
+        ``soft_fail`` turns a failure or a timeout here into a skip (Airflow's sensor base does it)."""
         if not event or "status" not in event:
             raise AirflowException(f"UnifAPIBalanceTrigger returned an unexpected event: {event!r}")
         status, message = event["status"], event.get("message", "")

@@ -21,10 +21,9 @@ class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
 
     Each poll is :meth:`UnifAPIHook.acheck_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`, the async twin of the
-    sensor's poke, so a poke and a poll decide and cost exactly the same. Holds only the connection
-    id: the key is read in the triggerer. Arguments are checked when the trigger runs; a bad one
-    ends it with an ``error`` event naming it.
+    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`: a poke and a poll decide
+    and cost the same. Holds only the connection id (the key is read in the triggerer). A bad
+    argument ends the run with an ``error`` event naming it.
 
     Yields exactly one event, a dict with ``status`` and ``message``:
 
