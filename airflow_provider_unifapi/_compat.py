@@ -1,7 +1,5 @@
-"""Every import that differs between Airflow 3 (Task SDK) and Airflow 2.11, in one place.
-
-The rest of the package imports Airflow names from here only, so supporting a new Airflow line
-means touching this module alone.
+"""Every import that differs between Airflow 3 (Task SDK) and Airflow 2.11, in one place: the package
+imports Airflow names from here only, so supporting a new Airflow line means touching this module alone.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 It must stay cheap: standard library only (``client.config`` is too), no Airflow, no network. The
 connection form declared here (read by Airflow 3.2+) is mirrored by ``UnifAPIHook`` classmethods for
-older Airflow versions; ``tests/test_provider_info.py`` proves the two agree.
-"""
+older Airflow versions; ``tests/test_provider_info.py`` proves the two agree."""
 
 from __future__ import annotations
 

@@ -34,8 +34,7 @@ class BalanceCheck:
     :param min_balance: the threshold the check was made against.
     :param reading: the balance seen; ``None`` when a live reading failed.
     :param source: ``remembered`` (free) or ``live`` (a paid probe, or a free 402).
-    :param credits: credits this check spent (0 for a remembered reading or a 402; the worst case
-        when a response was lost).
+    :param credits: credits this check spent (0 if remembered or a 402; the worst case if an answer was lost).
     :param message: one log line saying what was read and what it cost.
     :param error: the error of a failed live reading, when there was one.
     :param fatal: True when waiting cannot help (a refused key, a refused probe hashtag).
@@ -101,10 +100,9 @@ def check_probe_hashtag_id(value: Any) -> str | None:
 def variable_name(api_key: str) -> str:
     """Name of the Variable that remembers the balance seen with ``api_key``.
 
-    Keyed by a digest of the key, not by the connection id: a connection whose key changed (another
-    workspace) must not pass the sensor on the old key's reading, and two connections with one key
-    share what they saw. 16 hex digits of SHA-256 identify a key without revealing it.
-    """
+    Keyed by a digest of the key, not by the connection id: a changed key (another workspace) must not
+    pass the sensor on the old key's reading, and two connections with one key share what they saw.
+    16 hex digits of SHA-256 identify a key without revealing it."""
     return "unifapi_balance__" + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
 
 
@@ -168,8 +166,7 @@ def _age(reading: BalanceReading) -> float:
 def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: float) -> BalanceCheck | None:
     """A free answer from ``reading`` when it is fresh and high enough, else ``None``.
 
-    A low reading never answers, however fresh: only a live reading can see a top-up.
-    """
+    A low reading never answers, however fresh: only a live reading can see a top-up."""
     if reading is None or reading.balance < min_balance or _age(reading) > max_age:
         return None
     message = (
@@ -181,10 +178,8 @@ def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: 
 
 # -- the live reading ------------------------------------------------------------------------------
 class LiveProbe:
-    """One live reading on ``client`` (sync or async), judged by what the client saw meanwhile.
-
-    Its credits and last balance tell the same story whether the probe succeeded, got a 402 or failed.
-    """
+    """One live reading on ``client`` (sync or async), judged by the client's credits and last balance:
+    the same story whether the probe succeeded, got a 402 or failed."""
 
     def __init__(self, conn_id: str, client: Any, min_balance: int, probe_hashtag_id: str | None) -> None:
         self.conn_id = conn_id

@@ -7,17 +7,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_unifapi import exceptions
 from airflow_provider_unifapi.client import ClientConfig, UnifAPIClient
 from airflow_provider_unifapi.client.validation import is_loopback
-from airflow_provider_unifapi.exceptions import (
-    UnifAPIError,
-    UnifAPIInvalidResponseError,
-    UnifAPIResponseTooLargeError,
-    UnifAPITimeoutError,
-    UnifAPITransportError,
-    UnifAPIUnauthorizedError,
-    UnifAPIUnexpectedStatusError,
-)
+from airflow_provider_unifapi.exceptions import UnifAPIError
 
 _TRANSIENT_ID = re.compile(r"[A-Za-z0-9]{8}")
 _DNS = (
@@ -33,11 +26,9 @@ _REFUSED = ("connection refused", "errno 111", "actively refused")
 def is_ui_test_id(conn_id: str) -> bool:
     """True for the random id (8 mixed-case letters and digits, exported as an env var) that Airflow's
     connection test gives a temporary copy of the connection: that id means nothing to the user."""
-    return (
-        bool(_TRANSIENT_ID.fullmatch(conn_id))
-        and not conn_id.islower()
-        and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
-    )
+    if not _TRANSIENT_ID.fullmatch(conn_id) or conn_id.islower():
+        return False
+    return f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
 
 
 def connection_name(conn_id: str) -> str:
@@ -53,12 +44,10 @@ def invalid_settings(name: str, exc: UnifAPIError) -> str:
 def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]:
     """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-    The message names the connection as the user typed it, the cause of a failure and what it cost.
-
-    :param conn_id: the hook's connection id.
+    :param conn_id: the hook's connection id, named in messages unless it is the UI's temporary id.
     :param conn: the Airflow connection.
     :param base_url: the connection's base URL, as the hook derives it.
-    :returns: ``(ok, message)``; never raises.
+    :returns: ``(ok, message)``: the cause of a failure and what the check cost; never raises.
     """
     name = connection_name(conn_id)
     if not (conn.password or "").strip():
@@ -96,12 +85,12 @@ def explain_failure(exc: UnifAPIError, name: str, url: str, *, schemeless: bool)
             f"API key accepted by {url} for {name}, but the workspace balance is too low "
             f"(balance {exc.balance_remaining}); this check cost 0 credits."
         )
-    if isinstance(exc, UnifAPIUnauthorizedError):
+    if isinstance(exc, exceptions.UnifAPIUnauthorizedError):
         cause = (
             f"UnifAPI at {url} refused the API key of {name} (401 unauthorized): check the 'API key' "
             "field, or create a key in the UnifAPI dashboard"
         )
-    elif isinstance(exc, UnifAPITransportError):
+    elif isinstance(exc, exceptions.UnifAPITransportError):
         cause = _transport_cause(exc, name, url, schemeless)
     elif _not_unifapi(exc):
         cause = (
@@ -117,7 +106,7 @@ def _transport_cause(exc: UnifAPIError, name: str, url: str, schemeless: bool) -
     text = _chain_text(exc)
     parts = urlsplit(url)
     host = parts.hostname or url
-    if isinstance(exc, UnifAPITimeoutError):
+    if isinstance(exc, exceptions.UnifAPITimeoutError):
         return (
             f"Cannot connect to {url} ({name}): no answer in time (timeout); is the server up and reachable?"
         )
@@ -145,9 +134,11 @@ def _tls_cause(url: str, name: str, schemeless: bool) -> str:
 
 
 def _not_unifapi(exc: UnifAPIError) -> bool:
-    if isinstance(exc, UnifAPIUnexpectedStatusError):
+    if isinstance(exc, exceptions.UnifAPIUnexpectedStatusError):
         return "without a UnifAPI error envelope" in exc.message
-    return isinstance(exc, UnifAPIInvalidResponseError) and not isinstance(exc, UnifAPIResponseTooLargeError)
+    return isinstance(exc, exceptions.UnifAPIInvalidResponseError) and not isinstance(
+        exc, exceptions.UnifAPIResponseTooLargeError
+    )
 
 
 def _cost(exc: UnifAPIError) -> str:

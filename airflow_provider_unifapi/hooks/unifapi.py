@@ -13,7 +13,6 @@ from airflow_provider_unifapi.client.validation import is_loopback
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING, field_help
 from airflow_provider_unifapi.hooks import balance_reading, connection_check
-from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck, LiveProbe
 from airflow_provider_unifapi.models import BalanceReading
 
 
@@ -47,13 +46,8 @@ class UnifAPIHook(BaseHook):
         from wtforms.validators import NumberRange
         from wtforms.validators import Optional as OptionalValidator
 
-        classes = {
-            ExtraKind.INTEGER: IntegerField,
-            # Airflow 2.11 has no FloatField: numbers are text, parsed and range-checked on use.
-            ExtraKind.NUMBER: StringField,
-            ExtraKind.BOOLEAN: BooleanField,
-            ExtraKind.CA_BUNDLE: StringField,
-        }
+        # Numbers and paths are text: Airflow 2.11 has no FloatField; the hook parses and range-checks them.
+        classes = {ExtraKind.INTEGER: IntegerField, ExtraKind.BOOLEAN: BooleanField}
         widgets: dict[str, Any] = {}
         for spec in EXTRA_FIELDS:
             # No default: a saved form stores only what the user set; the client's defaults do the rest.
@@ -62,7 +56,7 @@ class UnifAPIHook(BaseHook):
                 options["validators"].append(NumberRange(min=spec.minimum, max=spec.maximum))
             if spec.kind is not ExtraKind.BOOLEAN:
                 options["widget"] = BS3TextFieldWidget()
-            widgets[spec.name] = classes[spec.kind](lazy_gettext(spec.label), **options)
+            widgets[spec.name] = classes.get(spec.kind, StringField)(lazy_gettext(spec.label), **options)
         return widgets
 
     @classmethod
@@ -126,11 +120,9 @@ class UnifAPIHook(BaseHook):
         return balance_reading.recall(self.balance_variable())
 
     def recall_fresh_balance(self, min_balance: int) -> BalanceReading | None:
-        """A remembered balance, at most ``balance_max_age`` seconds old and at least ``min_balance``.
-
-        ``None`` otherwise: an old reading may be far too high, and a low one may predate a top-up (a
-        run would then stop without trying); without one, the first call asks for a single record to
-        learn the balance.
+        """A remembered balance at most ``balance_max_age`` seconds old and at least ``min_balance``, else
+        ``None``: an old one may be far too high, a low one may predate a top-up (a run would then stop
+        without trying); without one, the first call asks for a single record to learn the balance.
 
         :param min_balance: the run's floor.
         """
@@ -153,7 +145,7 @@ class UnifAPIHook(BaseHook):
 
     def check_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
-    ) -> BalanceCheck:
+    ) -> balance_reading.BalanceCheck:
         """Is the workspace balance at least ``min_balance``? A fresh, high enough remembered reading
         answers for free, else one live reading (1 credit; a 402 is free), remembered for the next check.
 
@@ -168,13 +160,13 @@ class UnifAPIHook(BaseHook):
         free = balance_reading.remembered_check(self.recall_balance(), threshold, age)
         if free is not None:
             return free
-        check = LiveProbe(self.unifapi_conn_id, self.get_conn(), threshold, probe_id).read()
+        check = balance_reading.LiveProbe(self.unifapi_conn_id, self.get_conn(), threshold, probe_id).read()
         self.remember_balance(check.reading)
         return check
 
     async def acheck_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
-    ) -> BalanceCheck:
+    ) -> balance_reading.BalanceCheck:
         """Async :meth:`check_balance` (the triggerer's): the same decision and the same cost."""
         threshold, age, probe_id = await asyncio.to_thread(
             self._balance_arguments, min_balance, max_age, probe_hashtag_id
@@ -186,7 +178,7 @@ class UnifAPIHook(BaseHook):
         if free is not None:
             return free
         client = await self.get_async_conn()
-        check = await LiveProbe(self.unifapi_conn_id, client, threshold, probe_id).aread()
+        check = await balance_reading.LiveProbe(self.unifapi_conn_id, client, threshold, probe_id).aread()
         await asyncio.to_thread(balance_reading.remember, variable, check.reading)
         return check
 
@@ -204,8 +196,7 @@ class UnifAPIHook(BaseHook):
     async def get_async_conn(self) -> AsyncUnifAPIClient:
         """The :class:`AsyncUnifAPIClient` of this connection: one per hook, closed by :meth:`aclose`.
 
-        Use the hook from one event loop only: an async client belongs to the loop that uses it.
-        """
+        Use the hook from one event loop only: an async client belongs to the loop that uses it."""
         if self._async_client is None:
             conn = await aget_connection(self, self.unifapi_conn_id)
             self._async_client = AsyncUnifAPIClient(**self.client_kwargs(conn))

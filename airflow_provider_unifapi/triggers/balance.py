@@ -33,10 +33,8 @@ class UnifAPIBalanceTrigger(BaseTrigger):
 
     :param min_balance: credits the workspace must hold (an int >= 0).
     :param unifapi_conn_id: the ``unifapi`` connection.
-    :param poll_interval: seconds between polls (> 0). The first poll waits one interval, since the
-        sensor defers only after a poke found the balance short.
-    :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait;
-        ``None`` waits for ever.
+    :param poll_interval: seconds between polls (> 0); the first waits too (the sensor just poked).
+    :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait, or ``None``.
     :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` instead of a hashtag search.
     :param max_balance_age: seconds a remembered balance answers for free (0 = always read live).
     """
@@ -117,10 +115,12 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             if check.reading is not None:
                 last_balance = check.reading.balance
             if check.satisfied:
-                success = {"status": "success", "message": check.message, **check.xcom_value()}
-                return {**success, "credits_spent": spent, "polls": polls}
-            if self.end_time is not None and time.time() >= self.end_time:
-                return self._timeout(last_balance, spent, polls)
+                outcome = {"status": "success", "message": check.message, **check.xcom_value()}
+            elif self.end_time is not None and time.time() >= self.end_time:
+                outcome = self._timeout(last_balance, spent, polls)
+            else:
+                continue
+            return {**outcome, "credits_spent": spent, "polls": polls}
 
     def _next_wait(self) -> float:
         if self.end_time is None:
@@ -133,13 +133,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             f"to reach {self.min_balance} credits (last seen: {last_balance}; {polls} poll(s) "
             f"costing {credits_spent} credit(s))."
         )
-        return {
-            "status": "timeout",
-            "message": message,
-            "balance": last_balance,
-            "credits_spent": credits_spent,
-            "polls": polls,
-        }
+        return {"status": "timeout", "message": message, "balance": last_balance}
 
 
 def _error(message: str, exc: UnifAPIError | None = None) -> dict[str, Any]:
