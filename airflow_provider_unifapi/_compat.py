@@ -1,7 +1,5 @@
-"""Every import that differs between Airflow 3 (Task SDK) and Airflow 2.11, in one place.
-
-The rest of the package imports Airflow names from here only, so supporting a new Airflow line
-means touching this module alone.
+"""Every import that differs between Airflow 3 (Task SDK) and Airflow 2.11, in one place: the package
+imports Airflow names from here only, so supporting a new Airflow line means touching this module alone.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import (
         DAG,
+        Asset,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
@@ -30,15 +29,18 @@ if TYPE_CHECKING or AIRFLOW_V_3:
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSensorTimeout,
         AirflowSkipException,
     )
 else:  # Airflow 2.11
     from airflow.configuration import conf
+    from airflow.datasets import Dataset as Asset  # Airflow 3's Asset is 2.11's Dataset
     from airflow.decorators import task
     from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSensorTimeout,
         AirflowSkipException,
     )
     from airflow.hooks.base import BaseHook
@@ -58,7 +60,9 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -68,12 +72,14 @@ __all__ = [
     "PokeReturnValue",
     "TriggerEvent",
     "Variable",
+    "add_outlet_extra",
     "aget_connection",
     "conf",
     "dag_test",
     "default_deferrable",
     "get_variable",
     "task",
+    "task_state_store",
 ]
 
 
@@ -100,15 +106,6 @@ def get_variable(key: str) -> Any:
     return Variable.get(key, default_var=None)
 
 
-# -- sensors: the timeout a sensor raises (the balance sensor's deferred timeout event) -------------
-if TYPE_CHECKING or AIRFLOW_V_3:
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-else:  # Airflow 2.11
-    from airflow.exceptions import AirflowSensorTimeout
-
-__all__ += ["AirflowSensorTimeout"]
-
-
 def dag_test(dag: Any, logical_date: Any) -> Any:
     """``dag.test()`` for one logical date (Airflow 2 calls it ``execution_date``); returns the DagRun."""
     if AIRFLOW_V_3:
@@ -116,39 +113,21 @@ def dag_test(dag: Any, logical_date: Any) -> Any:
     return dag.test(execution_date=logical_date)
 
 
-# -- assets: Airflow 3's Asset is 2.11's Dataset; both fill an event's extra through outlet_events ----
-if AIRFLOW_V_3:
-    from airflow.sdk import Asset
-else:  # Airflow 2.11
-    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
-
-__all__ += ["Asset", "add_outlet_extra", "task_state_store"]
-
-
 def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
-    """Put ``extra`` into the event of every Asset (Dataset on 2.11) outlet; returns how many.
+    """Put the JSON-able ``extra`` into the task's event of every Asset (Dataset on 2.11) outlet.
 
-    ``context["outlet_events"][asset].extra`` is the documented way on Airflow 3 and on 2.10+; other
-    outlets (aliases, references) are left alone.
-
-    :param context: the task's context.
-    :param outlets: the task's outlets.
-    :param extra: JSON-able values to add to each event's extra.
+    ``context["outlet_events"][asset].extra`` is the documented way on both lines; other outlets
+    (aliases, references) are left alone. Returns how many events were filled.
     """
     events = context.get("outlet_events")
     if events is None:
         return 0
-    count = 0
-    for outlet in outlets or ():
-        if isinstance(outlet, Asset):
-            events[outlet].extra.update(extra)
-            count += 1
-    return count
+    assets = [outlet for outlet in outlets or () if isinstance(outlet, Asset)]
+    for asset in assets:
+        events[asset].extra.update(extra)
+    return len(assets)
 
 
 def task_state_store(context: Any) -> Any | None:
-    """Airflow >= 3.3's per-task key-value store shared by the tries of one task instance, else ``None``.
-
-    :param context: the task's context.
-    """
+    """Airflow >= 3.3's per-task key-value store shared by the tries of one task instance, else ``None``."""
     return context.get("task_state_store") if AIRFLOW_V_3 else None

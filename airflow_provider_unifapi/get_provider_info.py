@@ -1,11 +1,8 @@
 """Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
 
-It must stay cheap: no imports beyond the standard library, no Airflow, no network (the client's
-``config`` module, which holds the connection's fields, is standard library only).
-The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``, read by Airflow 3.2+)
-and mirrored by :class:`~airflow_provider_unifapi.hooks.unifapi.UnifAPIHook` classmethods for older
-Airflow versions; ``tests/test_provider_info.py`` proves the two agree.
-"""
+It must stay cheap: standard library only (``client.config`` is too), no Airflow, no network. The
+connection form declared here (read by Airflow 3.2+) is mirrored by ``UnifAPIHook`` classmethods for
+older Airflow versions; ``tests/test_provider_info.py`` proves the two agree."""
 
 from __future__ import annotations
 
@@ -20,10 +17,8 @@ def field_help(spec: ExtraField) -> str:
     return f"{spec.help} Accepts {spec.range_text()}; default {spec.default_text()}."
 
 
-#: Extra fields of a ``unifapi`` connection with the JSON schema the UI validates them against, one
-#: per extra, from the client's config table (no ``default`` in the schema: a saved form then stores
-#: only what the user set, and the client's own defaults apply to the rest). The help text states the
-#: range and the default, which Airflow 3's form does not show from the schema.
+#: The extras' JSON schemas, from the client's config table. No ``default``: a saved form then stores
+#: only what the user set. The help text states the range and default, which Airflow 3's form hides.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     spec.name: {**spec.conn_field(), "description": field_help(spec)} for spec in EXTRA_FIELDS
 }
@@ -39,12 +34,12 @@ PLACEHOLDERS: dict[str, str] = {
     "password": "your UnifAPI API key",
 }
 
+_PACKAGE = "airflow_provider_unifapi"
 
-#: the operator modules (one hashtag; a batch of hashtags)
-_OPERATOR_MODULES = [
-    "airflow_provider_unifapi.operators.hashtag_videos",
-    "airflow_provider_unifapi.operators.hashtag_batch",
-]
+
+def _modules(*names: str) -> list[dict[str, Any]]:
+    """The integration entry of the modules ``names`` (paths inside the package)."""
+    return [{"integration-name": "UnifAPI", "python-modules": [f"{_PACKAGE}.{name}" for name in names]}]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -55,10 +50,10 @@ def get_provider_info() -> dict[str, Any]:
         "name": "UnifAPI",
         "description": "Collect TikTok data through UnifAPI: hook, operator, balance sensor and trigger.",
         "versions": [__version__],
-        "hook-class-names": ["airflow_provider_unifapi.hooks.unifapi.UnifAPIHook"],
+        "hook-class-names": [f"{_PACKAGE}.hooks.unifapi.UnifAPIHook"],
         "connection-types": [
             {
-                "hook-class-name": "airflow_provider_unifapi.hooks.unifapi.UnifAPIHook",
+                "hook-class-name": f"{_PACKAGE}.hooks.unifapi.UnifAPIHook",
                 "hook-name": "UnifAPI",
                 "connection-type": "unifapi",
                 "conn-fields": CONN_FIELDS,
@@ -69,29 +64,11 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "UnifAPI",
-                "python-modules": ["airflow_provider_unifapi.hooks.unifapi"],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "UnifAPI",
-                "python-modules": _OPERATOR_MODULES,
-            }
-        ],
-        "sensors": [
-            {"integration-name": "UnifAPI", "python-modules": ["airflow_provider_unifapi.sensors.balance"]}
-        ],
-        "triggers": [
-            {"integration-name": "UnifAPI", "python-modules": ["airflow_provider_unifapi.triggers.balance"]}
-        ],
+        "hooks": _modules("hooks.unifapi"),
+        "operators": _modules("operators.hashtag_videos", "operators.hashtag_batch"),
+        "sensors": _modules("sensors.balance"),
+        "triggers": _modules("triggers.balance"),
         "integrations": [
-            {
-                "integration-name": "UnifAPI",
-                "external-doc-url": "https://unifapi.com",
-                "tags": ["service"],
-            }
+            {"integration-name": "UnifAPI", "external-doc-url": "https://unifapi.com", "tags": ["service"]}
         ],
     }

@@ -1,11 +1,5 @@
-"""What the hook's balance check is made of: the remembered reading, the live probe, the verdict.
-
-There is no free balance endpoint, so a live reading is the cheapest paid call there is (1 credit;
-a 402 costs nothing and carries the balance). A balance remembered from an earlier response (an
-Airflow Variable written by the operator and the sensor) answers for free while it is fresh and
-high enough. :class:`~airflow_provider_unifapi.hooks.unifapi.UnifAPIHook` puts these pieces
-together in ``check_balance`` / ``acheck_balance``; the sensor and the trigger call those.
-Imports nothing from Airflow at module level.
+"""The hook's balance check: a balance remembered in an Airflow Variable answers for free while fresh
+and high enough, else a live probe (1 credit; a 402 is free) decides. No Airflow import at module level.
 """
 
 from __future__ import annotations
@@ -16,8 +10,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, ClientConfig, validate_hashtag_id
 from airflow_provider_unifapi.exceptions import (
@@ -32,17 +25,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a remembered balance answers for free when neither the sensor nor the connection says.
 DEFAULT_MAX_BALANCE_AGE: float = ClientConfig().balance_max_age
-VARIABLE_PREFIX = "unifapi_balance__"
-
-
-class BalanceSource(str, Enum):
-    """Where a balance check's answer came from."""
-
-    REMEMBERED = "remembered"
-    LIVE = "live"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -52,8 +34,7 @@ class BalanceCheck:
     :param min_balance: the threshold the check was made against.
     :param reading: the balance seen; ``None`` when a live reading failed.
     :param source: ``remembered`` (free) or ``live`` (a paid probe, or a free 402).
-    :param credits: credits this check spent (0 for a remembered reading or a 402; the worst case
-        when a response was lost).
+    :param credits: credits this check spent (0 if remembered or a 402; the worst case if an answer was lost).
     :param message: one log line saying what was read and what it cost.
     :param error: the error of a failed live reading, when there was one.
     :param fatal: True when waiting cannot help (a refused key, a refused probe hashtag).
@@ -61,7 +42,7 @@ class BalanceCheck:
 
     min_balance: int
     reading: BalanceReading | None
-    source: BalanceSource
+    source: Literal["remembered", "live"]
     credits: int
     message: str
     error: UnifAPIError | None = None
@@ -75,12 +56,14 @@ class BalanceCheck:
     def xcom_value(self) -> dict[str, Any]:
         """The sensor's return value: the balance that satisfied it, when and how it was seen."""
         assert self.reading is not None
-        return {
-            "balance": self.reading.balance,
-            "seen_at": self.reading.seen_at.isoformat(),
-            "request_id": self.reading.request_id,
-            "source": self.source.value,
-        }
+        return {**_as_json(self.reading), "source": self.source}
+
+    def log_to(self, logger: Any) -> None:
+        """Log the message to a task's or a trigger's ``logger``; a warning when the reading failed."""
+        if self.reading is None and not self.fatal:
+            logger.warning("%s Still waiting.", self.message)
+        else:
+            logger.info("%s", self.message)
 
 
 # -- arguments (checked after rendering: they may come from templates or XCom) --------------------
@@ -95,16 +78,15 @@ def check_min_balance(value: Any) -> int:
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for a finite int or float (a bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
     """``value`` as a finite float of seconds (> 0, or >= 0 with ``allow_zero``)."""
-    bound = ">= 0" if allow_zero else "> 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
+    if not is_finite_number(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
         raise UnifAPIInputError(argument, f"must be a finite number of seconds {bound}, got {value!r}")
     return float(value)
 
@@ -118,11 +100,10 @@ def check_probe_hashtag_id(value: Any) -> str | None:
 def variable_name(api_key: str) -> str:
     """Name of the Variable that remembers the balance seen with ``api_key``.
 
-    Keyed by a digest of the key, not by the connection id: a connection whose key changed (another
-    workspace) must not pass the sensor on the old key's reading, and two connections with one key
-    share what they saw. 16 hex digits of SHA-256 identify a key without revealing it.
-    """
-    return VARIABLE_PREFIX + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
+    Keyed by a digest of the key, not by the connection id: a changed key (another workspace) must not
+    pass the sensor on the old key's reading, and two connections with one key share what they saw.
+    16 hex digits of SHA-256 identify a key without revealing it."""
+    return "unifapi_balance__" + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
 
 
 def recall(name: str) -> BalanceReading | None:
@@ -158,103 +139,116 @@ def remember(name: str, reading: BalanceReading | None) -> None:
         current = recall(name)
         if current is not None and current.seen_at > reading.seen_at:
             return
-        value = {
-            "balance": reading.balance,
-            "seen_at": reading.seen_at.isoformat(),
-            "request_id": reading.request_id,
-        }
         Variable.set(
             name,
-            json.dumps(value),
+            json.dumps(_as_json(reading)),
             description="Last UnifAPI workspace balance seen (written by airflow-provider-unifapi).",
         )
     except Exception as exc:  # remembering is an optimisation: losing it costs one paid probe
         log.warning("Could not remember the UnifAPI balance in Variable %s: %s", name, exc)
 
 
-def reading_age(reading: BalanceReading, now: datetime | None = None) -> float:
+def _as_json(reading: BalanceReading) -> dict[str, Any]:
+    """How a reading is stored in the Variable and returned to XCom."""
+    return {
+        "balance": reading.balance,
+        "seen_at": reading.seen_at.isoformat(),
+        "request_id": reading.request_id,
+    }
+
+
+def _age(reading: BalanceReading) -> float:
     """Seconds since ``reading`` was seen; a reading from a worker whose clock runs ahead counts as new."""
     seen_at = reading.seen_at if reading.seen_at.tzinfo else reading.seen_at.replace(tzinfo=timezone.utc)
-    return max(0.0, ((now or datetime.now(timezone.utc)) - seen_at).total_seconds())
+    return max(0.0, (datetime.now(timezone.utc) - seen_at).total_seconds())
 
 
 def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: float) -> BalanceCheck | None:
     """A free answer from ``reading`` when it is fresh and high enough, else ``None``.
 
-    A low reading never answers, however fresh: a top-up leaves no trace in it, so only a live
-    reading can see one.
-    """
-    if reading is None or reading.balance < min_balance or reading_age(reading) > max_age:
+    A low reading never answers, however fresh: only a live reading can see a top-up."""
+    if reading is None or reading.balance < min_balance or _age(reading) > max_age:
         return None
     message = (
         f"Remembered balance {reading.balance} >= min_balance {min_balance}, seen "
-        f"{reading_age(reading):.0f}s ago (request_id {reading.request_id}); this poke cost 0 credits."
+        f"{_age(reading):.0f}s ago (request_id {reading.request_id}); this poke cost 0 credits."
     )
-    return BalanceCheck(min_balance, reading, BalanceSource.REMEMBERED, 0, message)
+    return BalanceCheck(min_balance, reading, "remembered", 0, message)
 
 
 # -- the live reading ------------------------------------------------------------------------------
-def probe_label(probe_hashtag_id: str | None) -> str:
-    """What a live reading calls, for logs and docs."""
-    if probe_hashtag_id is None:
-        return f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
-    return f"GET /tiktok/hashtags/{probe_hashtag_id}"
+class LiveProbe:
+    """One live reading on ``client`` (sync or async), judged by the client's credits and last balance:
+    the same story whether the probe succeeded, got a 402 or failed."""
+
+    def __init__(self, conn_id: str, client: Any, min_balance: int, probe_hashtag_id: str | None) -> None:
+        self.conn_id = conn_id
+        self.client = client
+        self.min_balance = min_balance
+        self.probe_hashtag_id = probe_hashtag_id
+        self._spent_before = _credits_spent(client)
+        self._seen_before = client.last_balance
+
+    def read(self) -> BalanceCheck:
+        """Probe with the sync client; a failed probe is part of the verdict, not raised."""
+        try:
+            self._send()
+        except UnifAPIError as exc:
+            return self._verdict(exc)
+        return self._verdict(None)
+
+    async def aread(self) -> BalanceCheck:
+        """:meth:`read` with the async client."""
+        try:
+            await self._send()
+        except UnifAPIError as exc:
+            return self._verdict(exc)
+        return self._verdict(None)
+
+    def _send(self) -> Any:
+        """The result for the sync client, an awaitable for the async one."""
+        if self.probe_hashtag_id is None:
+            return self.client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
+        return self.client.get_hashtag(self.probe_hashtag_id, max_credits=PROBE_CREDITS)
+
+    def _verdict(self, error: UnifAPIError | None) -> BalanceCheck:
+        cost = _credits_spent(self.client) - self._spent_before
+        cost_text = f"this poke cost {cost} credit{'s' if cost != 1 else ''}"
+        search = f"GET /tiktok/search/hashtags?q={PROBE_QUERY}&limit=1"
+        label = search if self.probe_hashtag_id is None else f"GET /tiktok/hashtags/{self.probe_hashtag_id}"
+        if error is not None and not isinstance(error, UnifAPIInsufficientCreditsError):
+            if not is_retryable(error):
+                message = f"{self._fatal_hint(error)} ({error}); {cost_text}."
+                return BalanceCheck(self.min_balance, None, "live", cost, message, error, fatal=True)
+            message = f"Live balance reading ({label}) failed: {error}; {cost_text}."
+            return BalanceCheck(self.min_balance, None, "live", cost, message, error)
+        reading = self.client.last_balance if self.client.last_balance is not self._seen_before else None
+        if reading is None:  # cannot happen for a 200 or a 402; kept so a drifted API never passes a check
+            message = f"Live balance reading ({label}) reported no balance; {cost_text}."
+            return BalanceCheck(self.min_balance, None, "live", cost, message, error)
+        verdict = ">=" if reading.balance >= self.min_balance else "<"
+        message = (
+            f"Live balance reading ({label}, request_id {reading.request_id}): "
+            f"balance {reading.balance} {verdict} min_balance {self.min_balance}; {cost_text}."
+        )
+        return BalanceCheck(self.min_balance, reading, "live", cost, message)
+
+    def _fatal_hint(self, exc: UnifAPIError) -> str:
+        """Why waiting longer cannot help, and what to fix."""
+        if exc.error_type == "unauthorized":
+            return (
+                f"UnifAPI refused the API key of connection {self.conn_id!r}; fix the key in the "
+                "connection's password ('API key') field. Not waiting for the timeout: a refused key "
+                "does not heal."
+            )
+        if self.probe_hashtag_id is not None and exc.error_type in ("not_found", "invalid_id"):
+            return (
+                f"The balance probe hashtag {self.probe_hashtag_id} is refused by UnifAPI; pick another "
+                "probe_hashtag_id, or leave it unset to probe with a hashtag search."
+            )
+        return f"UnifAPI refused the balance reading of connection {self.conn_id!r}."
 
 
-def start_probe(client: Any, probe_hashtag_id: str | None) -> Any:
-    """Send the live reading on ``client``: the result for the sync client, an awaitable for the async one."""
-    if probe_hashtag_id is None:
-        return client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
-    return client.get_hashtag(probe_hashtag_id, max_credits=PROBE_CREDITS)
-
-
-def credits_spent(client: Any) -> int:
+def _credits_spent(client: Any) -> int:
     """Credits ``client`` has spent so far: confirmed, plus the worst case of attempts whose bill was lost."""
     return int(client.credits_charged) + int(client.possibly_billed_credits)
-
-
-def live_check(
-    conn_id: str,
-    client: Any,
-    before: tuple[int, BalanceReading | None],
-    error: UnifAPIError | None,
-    *,
-    min_balance: int,
-    probe_hashtag_id: str | None,
-) -> BalanceCheck:
-    """The verdict of a live reading, from what ``client`` saw since ``before`` (spent, last balance)."""
-    spent_before, seen_before = before
-    cost = credits_spent(client) - spent_before
-    cost_text = f"this poke cost {cost} credit{'s' if cost != 1 else ''}"
-    label = probe_label(probe_hashtag_id)
-    if error is not None and not isinstance(error, UnifAPIInsufficientCreditsError):
-        if not is_retryable(error):
-            message = f"{_fatal_hint(conn_id, probe_hashtag_id, error)} ({error}); {cost_text}."
-            return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error, fatal=True)
-        message = f"Live balance reading ({label}) failed: {error}; {cost_text}."
-        return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error)
-    reading = client.last_balance if client.last_balance is not seen_before else None
-    if reading is None:  # cannot happen for a 200 or a 402; kept so a drifted API never passes a check
-        message = f"Live balance reading ({label}) reported no balance; {cost_text}."
-        return BalanceCheck(min_balance, None, BalanceSource.LIVE, cost, message, error)
-    verdict = ">=" if reading.balance >= min_balance else "<"
-    message = (
-        f"Live balance reading ({label}, request_id {reading.request_id}): "
-        f"balance {reading.balance} {verdict} min_balance {min_balance}; {cost_text}."
-    )
-    return BalanceCheck(min_balance, reading, BalanceSource.LIVE, cost, message)
-
-
-def _fatal_hint(conn_id: str, probe_hashtag_id: str | None, exc: UnifAPIError) -> str:
-    """Why waiting longer cannot help, and what to fix."""
-    if exc.error_type == "unauthorized":
-        return (
-            f"UnifAPI refused the API key of connection {conn_id!r}; fix the key in the connection's "
-            "password ('API key') field. Not waiting for the timeout: a refused key does not heal."
-        )
-    if probe_hashtag_id is not None and exc.error_type in ("not_found", "invalid_id"):
-        return (
-            f"The balance probe hashtag {probe_hashtag_id} is refused by UnifAPI; pick another "
-            "probe_hashtag_id, or leave it unset to probe with a hashtag search."
-        )
-    return f"UnifAPI refused the balance reading of connection {conn_id!r}."

@@ -1,11 +1,4 @@
-"""The connection's Test button: one paid hashtag search, and a message that names the cause and the cost.
-
-:meth:`UnifAPIHook.test_connection <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.test_connection>`
-calls :func:`check_connection`. The message names what the user typed (the connection id, unless it is
-the random id Airflow's UI test gives a temporary copy of the connection, and the base URL), the cause
-of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and what the check cost.
-The API key never appears in a message.
-"""
+"""The connection's Test button: one paid hashtag search; the message names cause and cost, never the key."""
 
 from __future__ import annotations
 
@@ -14,17 +7,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_unifapi import exceptions
 from airflow_provider_unifapi.client import ClientConfig, UnifAPIClient
 from airflow_provider_unifapi.client.validation import is_loopback
-from airflow_provider_unifapi.exceptions import (
-    UnifAPIError,
-    UnifAPIInvalidResponseError,
-    UnifAPIResponseTooLargeError,
-    UnifAPITimeoutError,
-    UnifAPITransportError,
-    UnifAPIUnauthorizedError,
-    UnifAPIUnexpectedStatusError,
-)
+from airflow_provider_unifapi.exceptions import UnifAPIError
 
 _TRANSIENT_ID = re.compile(r"[A-Za-z0-9]{8}")
 _DNS = (
@@ -40,11 +26,9 @@ _REFUSED = ("connection refused", "errno 111", "actively refused")
 def is_ui_test_id(conn_id: str) -> bool:
     """True for the random id (8 mixed-case letters and digits, exported as an env var) that Airflow's
     connection test gives a temporary copy of the connection: that id means nothing to the user."""
-    return (
-        bool(_TRANSIENT_ID.fullmatch(conn_id))
-        and not conn_id.islower()
-        and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
-    )
+    if not _TRANSIENT_ID.fullmatch(conn_id) or conn_id.islower():
+        return False
+    return f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
 
 
 def connection_name(conn_id: str) -> str:
@@ -52,13 +36,18 @@ def connection_name(conn_id: str) -> str:
     return "this connection" if is_ui_test_id(conn_id) else f"connection {conn_id!r}"
 
 
+def invalid_settings(name: str, exc: UnifAPIError) -> str:
+    """The message of a check that sent nothing: the connection's settings are unusable."""
+    return f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits."
+
+
 def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]:
     """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
 
-    :param conn_id: the hook's connection id (named in messages unless it is the UI's temporary id).
+    :param conn_id: the hook's connection id, named in messages unless it is the UI's temporary id.
     :param conn: the Airflow connection.
     :param base_url: the connection's base URL, as the hook derives it.
-    :returns: ``(ok, message)``; never raises.
+    :returns: ``(ok, message)``: the cause of a failure and what the check cost; never raises.
     """
     name = connection_name(conn_id)
     if not (conn.password or "").strip():
@@ -66,16 +55,13 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
             f"The API key of {name} is empty: put the UnifAPI workspace key in the 'API key' (password) "
             f"field. Nothing was sent to {base_url}; this check cost 0 credits."
         )
+    ui_test = is_ui_test_id(conn_id)
     try:
-        where = "connection" if is_ui_test_id(conn_id) else name
-        config = ClientConfig.from_extras(conn.extra_dejson or {}, where=where)
+        config = ClientConfig.from_extras(conn.extra_dejson or {}, where="connection" if ui_test else name)
         # One attempt: a Test button should answer in seconds and say what happened, not retry it away.
         client = UnifAPIClient(conn.password, base_url, **{**config.client_kwargs(), "max_retries": 0})
     except UnifAPIError as exc:
-        return (
-            False,
-            f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits.",
-        )
+        return False, invalid_settings(name, exc)
     try:
         page = client.search_hashtags("tiktok", limit=1)
     except UnifAPIError as exc:
@@ -85,7 +71,7 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
     finally:
         client.close()
     billing = page.billing
-    named = "" if is_ui_test_id(conn_id) else f" for {name}"
+    named = "" if ui_test else f" for {name}"
     return True, (
         f"API key accepted by {client.base_url}{named} (hashtag search, request_id {page.request_id}); "
         f"this check cost {billing.credits_charged} credit(s); balance now {billing.balance_remaining}."
@@ -99,12 +85,12 @@ def explain_failure(exc: UnifAPIError, name: str, url: str, *, schemeless: bool)
             f"API key accepted by {url} for {name}, but the workspace balance is too low "
             f"(balance {exc.balance_remaining}); this check cost 0 credits."
         )
-    if isinstance(exc, UnifAPIUnauthorizedError):
+    if isinstance(exc, exceptions.UnifAPIUnauthorizedError):
         cause = (
             f"UnifAPI at {url} refused the API key of {name} (401 unauthorized): check the 'API key' "
             "field, or create a key in the UnifAPI dashboard"
         )
-    elif isinstance(exc, UnifAPITransportError):
+    elif isinstance(exc, exceptions.UnifAPITransportError):
         cause = _transport_cause(exc, name, url, schemeless)
     elif _not_unifapi(exc):
         cause = (
@@ -120,7 +106,7 @@ def _transport_cause(exc: UnifAPIError, name: str, url: str, schemeless: bool) -
     text = _chain_text(exc)
     parts = urlsplit(url)
     host = parts.hostname or url
-    if isinstance(exc, UnifAPITimeoutError):
+    if isinstance(exc, exceptions.UnifAPITimeoutError):
         return (
             f"Cannot connect to {url} ({name}): no answer in time (timeout); is the server up and reachable?"
         )
@@ -148,9 +134,11 @@ def _tls_cause(url: str, name: str, schemeless: bool) -> str:
 
 
 def _not_unifapi(exc: UnifAPIError) -> bool:
-    if isinstance(exc, UnifAPIUnexpectedStatusError):
+    if isinstance(exc, exceptions.UnifAPIUnexpectedStatusError):
         return "without a UnifAPI error envelope" in exc.message
-    return isinstance(exc, UnifAPIInvalidResponseError) and not isinstance(exc, UnifAPIResponseTooLargeError)
+    return isinstance(exc, exceptions.UnifAPIInvalidResponseError) and not isinstance(
+        exc, exceptions.UnifAPIResponseTooLargeError
+    )
 
 
 def _cost(exc: UnifAPIError) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,19 +13,14 @@ from airflow_provider_unifapi.client.validation import is_loopback
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING, field_help
 from airflow_provider_unifapi.hooks import balance_reading, connection_check
-from airflow_provider_unifapi.hooks.balance_reading import BalanceCheck
 from airflow_provider_unifapi.models import BalanceReading
-
-log = logging.getLogger(__name__)
 
 
 class UnifAPIHook(BaseHook):
     """Interact with UnifAPI through an Airflow connection of type ``unifapi``.
 
-    Host is the base URL (default ``https://api.unifapi.com``), password is the API key. Extras
-    (JSON) tune the client and the balance sensor: every field of
-    :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own input in the
-    connection form.
+    Host is the base URL (default ``https://api.unifapi.com``), password the API key; the extras are
+    the fields of :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own form input.
 
     :param unifapi_conn_id: the Airflow connection id.
     """
@@ -40,6 +33,7 @@ class UnifAPIHook(BaseHook):
     def __init__(self, unifapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unifapi_conn_id = unifapi_conn_id
+        self._sync_client: UnifAPIClient | None = None
         self._async_client: AsyncUnifAPIClient | None = None
 
     # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
@@ -52,26 +46,17 @@ class UnifAPIHook(BaseHook):
         from wtforms.validators import NumberRange
         from wtforms.validators import Optional as OptionalValidator
 
-        classes = {
-            ExtraKind.INTEGER: IntegerField,
-            ExtraKind.NUMBER: StringField,  # Airflow 2.11 supports no FloatField; the hook parses the text
-            ExtraKind.BOOLEAN: BooleanField,
-            ExtraKind.CA_BUNDLE: StringField,
-        }
+        # Numbers and paths are text: Airflow 2.11 has no FloatField; the hook parses and range-checks them.
+        classes = {ExtraKind.INTEGER: IntegerField, ExtraKind.BOOLEAN: BooleanField}
         widgets: dict[str, Any] = {}
         for spec in EXTRA_FIELDS:
-            validators: list[Any] = [OptionalValidator()]
-            # Numbers are text inputs on 2.11 (no FloatField there): their range is checked on use.
-            if spec.kind is ExtraKind.INTEGER:
-                validators.append(NumberRange(min=spec.minimum, max=spec.maximum))
             # No default: a saved form stores only what the user set; the client's defaults do the rest.
-            options: dict[str, Any] = {
-                "validators": validators,
-                "description": field_help(spec),
-            }
+            options: dict[str, Any] = {"validators": [OptionalValidator()], "description": field_help(spec)}
+            if spec.kind is ExtraKind.INTEGER:
+                options["validators"].append(NumberRange(min=spec.minimum, max=spec.maximum))
             if spec.kind is not ExtraKind.BOOLEAN:
                 options["widget"] = BS3TextFieldWidget()
-            widgets[spec.name] = classes[spec.kind](lazy_gettext(spec.label), **options)
+            widgets[spec.name] = classes.get(spec.kind, StringField)(lazy_gettext(spec.label), **options)
         return widgets
 
     @classmethod
@@ -106,16 +91,11 @@ class UnifAPIHook(BaseHook):
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
         return ClientConfig.from_extras(conn.extra_dejson or {}, where=f"connection {self.unifapi_conn_id!r}")
 
-    @cached_property
-    def _client(self) -> UnifAPIClient:
-        return UnifAPIClient(**self.client_kwargs())
-
     def get_conn(self) -> UnifAPIClient:
-        """The :class:`UnifAPIClient` of this connection (created once per hook, pooled).
-
-        The hook owns it: :meth:`close` (or leaving ``with hook:``) closes it.
-        """
-        return self._client
+        """The :class:`UnifAPIClient` of this connection: one per hook, closed by :meth:`close`."""
+        if self._sync_client is None:
+            self._sync_client = UnifAPIClient(**self.client_kwargs())
+        return self._sync_client
 
     @property
     def base_url(self) -> str:
@@ -124,7 +104,7 @@ class UnifAPIHook(BaseHook):
 
     def close(self) -> None:
         """Close the client this hook created, if any (safe to call more than once)."""
-        client = self.__dict__.pop("_client", None)
+        client, self._sync_client = self._sync_client, None
         if client is not None:
             client.close()
 
@@ -140,17 +120,14 @@ class UnifAPIHook(BaseHook):
         return balance_reading.recall(self.balance_variable())
 
     def recall_fresh_balance(self, min_balance: int) -> BalanceReading | None:
-        """A remembered balance that may stand in for a live reading, or ``None``.
-
-        Only a reading at most ``balance_max_age`` seconds old and at least ``min_balance`` stands in:
-        an old one may be far too high, and a low one may predate a top-up (a run would then stop
+        """A remembered balance at most ``balance_max_age`` seconds old and at least ``min_balance``, else
+        ``None``: an old one may be far too high, a low one may predate a top-up (a run would then stop
         without trying); without one, the first call asks for a single record to learn the balance.
 
         :param min_balance: the run's floor.
         """
-        reading = self.recall_balance()
-        fresh = balance_reading.remembered_check(reading, min_balance, self.balance_max_age())
-        return reading if fresh is not None else None
+        fresh = balance_reading.remembered_check(self.recall_balance(), min_balance, self.balance_max_age())
+        return fresh.reading if fresh is not None else None
 
     def remember_balance(self, reading: BalanceReading | None) -> None:
         """Remember ``reading`` for the balance sensor unless a newer one is stored; never raises."""
@@ -168,47 +145,28 @@ class UnifAPIHook(BaseHook):
 
     def check_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
-    ) -> BalanceCheck:
-        """Is the workspace balance at least ``min_balance``? Answers as cheaply as possible.
+    ) -> balance_reading.BalanceCheck:
+        """Is the workspace balance at least ``min_balance``? A fresh, high enough remembered reading
+        answers for free, else one live reading (1 credit; a 402 is free), remembered for the next check.
 
-        A remembered reading at most ``max_age`` seconds old and high enough answers for free;
-        otherwise one live reading: a hashtag search with ``limit=1`` (1 credit), or
-        ``GET /tiktok/hashtags/{probe_hashtag_id}`` (1 credit); a 402 answers for free. A live
-        reading is remembered for the next check. Arguments may be rendered template strings.
-
-        :param min_balance: credits the workspace must hold (an int >= 0).
+        :param min_balance: credits the workspace must hold (an int >= 0, or a rendered string of digits).
         :param max_age: seconds a remembered reading may answer; ``None`` takes the connection's
             ``balance_max_age`` extra (default 300); 0 always reads live.
-        :param probe_hashtag_id: numeric id of the hashtag to read the balance with.
+        :param probe_hashtag_id: numeric id of the hashtag to read the balance with
+            (``GET /tiktok/hashtags/{id}``); ``None`` reads it with a hashtag search with ``limit=1``.
         :raises UnifAPIInputError: an argument or the connection is unusable (names what to fix).
         """
-        min_balance, max_age, probe_hashtag_id = self._balance_arguments(
-            min_balance, max_age, probe_hashtag_id
-        )
-        free = balance_reading.remembered_check(self.recall_balance(), min_balance, max_age)
+        threshold, age, probe_id = self._balance_arguments(min_balance, max_age, probe_hashtag_id)
+        free = balance_reading.remembered_check(self.recall_balance(), threshold, age)
         if free is not None:
             return free
-        client = self.get_conn()
-        before = (balance_reading.credits_spent(client), client.last_balance)
-        error: UnifAPIError | None = None
-        try:
-            balance_reading.start_probe(client, probe_hashtag_id)
-        except UnifAPIError as exc:
-            error = exc
-        check = balance_reading.live_check(
-            self.unifapi_conn_id,
-            client,
-            before,
-            error,
-            min_balance=min_balance,
-            probe_hashtag_id=probe_hashtag_id,
-        )
+        check = balance_reading.LiveProbe(self.unifapi_conn_id, self.get_conn(), threshold, probe_id).read()
         self.remember_balance(check.reading)
         return check
 
     async def acheck_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
-    ) -> BalanceCheck:
+    ) -> balance_reading.BalanceCheck:
         """Async :meth:`check_balance` (the triggerer's): the same decision and the same cost."""
         threshold, age, probe_id = await asyncio.to_thread(
             self._balance_arguments, min_balance, max_age, probe_hashtag_id
@@ -220,20 +178,7 @@ class UnifAPIHook(BaseHook):
         if free is not None:
             return free
         client = await self.get_async_conn()
-        before = (balance_reading.credits_spent(client), client.last_balance)
-        error: UnifAPIError | None = None
-        try:
-            await balance_reading.start_probe(client, probe_id)
-        except UnifAPIError as exc:
-            error = exc
-        check = balance_reading.live_check(
-            self.unifapi_conn_id,
-            client,
-            before,
-            error,
-            min_balance=threshold,
-            probe_hashtag_id=probe_id,
-        )
+        check = await balance_reading.LiveProbe(self.unifapi_conn_id, client, threshold, probe_id).aread()
         await asyncio.to_thread(balance_reading.remember, variable, check.reading)
         return check
 
@@ -249,11 +194,9 @@ class UnifAPIHook(BaseHook):
         )
 
     async def get_async_conn(self) -> AsyncUnifAPIClient:
-        """The :class:`AsyncUnifAPIClient` of this connection (created once per hook).
+        """The :class:`AsyncUnifAPIClient` of this connection: one per hook, closed by :meth:`aclose`.
 
-        The hook owns it: :meth:`aclose` (or leaving ``async with hook:``) closes it. Use the hook
-        from one event loop only: an async client belongs to the loop that uses it.
-        """
+        Use the hook from one event loop only: an async client belongs to the loop that uses it."""
         if self._async_client is None:
             conn = await aget_connection(self, self.unifapi_conn_id)
             self._async_client = AsyncUnifAPIClient(**self.client_kwargs(conn))
@@ -273,38 +216,25 @@ class UnifAPIHook(BaseHook):
         await self.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
-
-        Never raises. The message names the connection (as the user typed it: its id, and the base
-        URL), the cause of a failure (refused key, cannot connect, not a UnifAPI server, TLS) and what
-        the check cost in credits. See :mod:`airflow_provider_unifapi.hooks.connection_check`.
-        """
+        """Check the key with one paid hashtag search; never raises (see ``connection_check``)."""
+        name = connection_check.connection_name(self.unifapi_conn_id)
         try:
             conn = self.get_connection(self.unifapi_conn_id)
         except Exception as exc:  # a missing connection, a secrets backend error...
-            name = connection_check.connection_name(self.unifapi_conn_id)
             return False, f"Could not read {name}: {type(exc).__name__}: {exc}"
         try:
             base_url = _base_url(conn)
         except UnifAPIError as exc:
-            name = connection_check.connection_name(self.unifapi_conn_id)
-            return (
-                False,
-                f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits.",
-            )
+            return False, connection_check.invalid_settings(name, exc)
         return connection_check.check_connection(self.unifapi_conn_id, conn, base_url)
 
 
 def _base_url(conn: Any) -> str:
     """The base URL of a connection: its host (``https://api.unifapi.com`` when empty) and its port.
 
-    A host written without a scheme gets the connection's schema when that is ``http``/``https``,
-    else ``http://`` for a loopback host (the sandbox: ``unifapi://:KEY@127.0.0.1:PORT`` is
-    ``http://127.0.0.1:PORT``) and ``https://`` for any other. The Port field (0 or empty: unset) is
-    added unless the URL names a port already; a different port there is an error. The scheme's
-    default port (443, 80) is not written.
-
-    :raises UnifAPIInputError: the Base URL and the Port name different ports.
+    A host without a scheme takes the schema field when that is ``http``/``https``, else ``http`` for
+    a loopback host (the sandbox) and ``https`` for any other. The Port field (0 or empty: unset) is
+    added unless the URL names one; a different one there is an error.
     """
     host = (conn.host or "").strip() or DEFAULT_BASE_URL
     if "://" not in host:

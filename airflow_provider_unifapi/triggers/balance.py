@@ -1,14 +1,8 @@
-"""UnifAPIBalanceTrigger: wait in the triggerer until the UnifAPI workspace balance reaches a threshold.
-
-Each poll is :meth:`UnifAPIHook.acheck_balance
-<airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`, the async twin of what the
-sensor calls on a worker, so a poke and a poll decide and cost exactly the same.
-"""
+"""UnifAPIBalanceTrigger: wait in the triggerer until the UnifAPI workspace balance reaches a threshold."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,21 +11,19 @@ from airflow_provider_unifapi._compat import BaseTrigger, TriggerEvent
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
 from airflow_provider_unifapi.hooks.balance_reading import (
     DEFAULT_MAX_BALANCE_AGE,
-    BalanceCheck,
     check_seconds,
+    is_finite_number,
 )
 from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
-
-_CLASSPATH = "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger"
 
 
 class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
 
-    Each poll first reads the remembered balance (free while fresh and high enough), otherwise makes
-    one live reading of at most 1 credit (a 402 costs nothing). Every live reading is remembered for
-    other sensors and operators. Holds only the connection id: the key is read in the triggerer.
-    Arguments are checked when the trigger runs; a bad one ends it with an ``error`` event naming it.
+    Each poll is :meth:`UnifAPIHook.acheck_balance
+    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`: a poke and a poll decide
+    and cost the same. Holds only the connection id (the key is read in the triggerer). A bad
+    argument ends the run with an ``error`` event naming it.
 
     Yields exactly one event, a dict with ``status`` and ``message``:
 
@@ -41,12 +33,9 @@ class UnifAPIBalanceTrigger(BaseTrigger):
 
     :param min_balance: credits the workspace must hold (an int >= 0).
     :param unifapi_conn_id: the ``unifapi`` connection.
-    :param poll_interval: seconds between polls (> 0). The first poll waits one interval, since the
-        sensor defers only after a poke found the balance short.
-    :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait;
-        ``None`` waits for ever.
-    :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` (1 credit) instead of a hashtag
-        search with ``limit=1`` (1 credit).
+    :param poll_interval: seconds between polls (> 0); the first waits too (the sensor just poked).
+    :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait, or ``None``.
+    :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` instead of a hashtag search.
     :param max_balance_age: seconds a remembered balance answers for free (0 = always read live).
     """
 
@@ -71,7 +60,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and kwargs; rebuilding from them gives an equal serialization. No secret in them."""
         return (
-            _CLASSPATH,
+            "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger",
             {
                 "min_balance": self.min_balance,
                 "unifapi_conn_id": self.unifapi_conn_id,
@@ -87,7 +76,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         try:
             self._check_arguments()
         except UnifAPIInputError as exc:
-            yield TriggerEvent(_error(exc, f"UnifAPIBalanceTrigger cannot start: {exc}"))
+            yield TriggerEvent(_error(f"UnifAPIBalanceTrigger cannot start: {exc}", exc))
             return
         async with UnifAPIHook(self.unifapi_conn_id) as hook:
             yield TriggerEvent(await self._wait(hook))
@@ -99,14 +88,9 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             )
         check_seconds(self.poll_interval, "poll_interval", allow_zero=False)
         check_seconds(self.max_balance_age, "max_balance_age", allow_zero=True)
-        end_time = self.end_time
-        if end_time is not None and (
-            isinstance(end_time, bool)
-            or not isinstance(end_time, (int, float))
-            or not math.isfinite(end_time)
-        ):
+        if self.end_time is not None and not is_finite_number(self.end_time):
             raise UnifAPIInputError(
-                "end_time", f"must be None or a finite Unix timestamp (time.time()), got {end_time!r}"
+                "end_time", f"must be None or a finite Unix timestamp (time.time()), got {self.end_time!r}"
             )
 
     async def _wait(self, hook: UnifAPIHook) -> dict[str, Any]:
@@ -119,41 +103,29 @@ class UnifAPIBalanceTrigger(BaseTrigger):
                     self.min_balance, max_age=self.max_balance_age, probe_hashtag_id=self.probe_hashtag_id
                 )
             except UnifAPIError as exc:  # bad min_balance/probe id, or an unusable connection
-                return _error(exc, f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}")
+                return _error(f"Connection {self.unifapi_conn_id!r} cannot be used: {exc}", exc)
             except Exception as exc:  # a missing connection, a secrets backend failure...
-                message = f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
-                return {"status": "error", "message": message, "error": None}
+                return _error(
+                    f"Could not read connection {self.unifapi_conn_id!r}: {type(exc).__name__}: {exc}"
+                )
             spent += check.credits
-            self._log_check(check)
+            check.log_to(self.log)
             if check.fatal:
-                assert check.error is not None
-                return _error(check.error, check.message)
+                return _error(check.message, check.error)
             if check.reading is not None:
                 last_balance = check.reading.balance
             if check.satisfied:
-                return self._success(check, spent, polls)
-            if self.end_time is not None and time.time() >= self.end_time:
-                return self._timeout(last_balance, spent, polls)
-
-    def _log_check(self, check: BalanceCheck) -> None:
-        if check.reading is None and not check.fatal:
-            self.log.warning("%s Still waiting.", check.message)
-        else:
-            self.log.info("%s", check.message)
+                outcome = {"status": "success", "message": check.message, **check.xcom_value()}
+            elif self.end_time is not None and time.time() >= self.end_time:
+                outcome = self._timeout(last_balance, spent, polls)
+            else:
+                continue
+            return {**outcome, "credits_spent": spent, "polls": polls}
 
     def _next_wait(self) -> float:
         if self.end_time is None:
             return float(self.poll_interval)
         return max(0.0, min(float(self.poll_interval), self.end_time - time.time()))
-
-    def _success(self, check: BalanceCheck, credits_spent: int, polls: int) -> dict[str, Any]:
-        return {
-            "status": "success",
-            "message": check.message,
-            **check.xcom_value(),
-            "credits_spent": credits_spent,
-            "polls": polls,
-        }
 
     def _timeout(self, last_balance: int | None, credits_spent: int, polls: int) -> dict[str, Any]:
         message = (
@@ -161,14 +133,8 @@ class UnifAPIBalanceTrigger(BaseTrigger):
             f"to reach {self.min_balance} credits (last seen: {last_balance}; {polls} poll(s) "
             f"costing {credits_spent} credit(s))."
         )
-        return {
-            "status": "timeout",
-            "message": message,
-            "balance": last_balance,
-            "credits_spent": credits_spent,
-            "polls": polls,
-        }
+        return {"status": "timeout", "message": message, "balance": last_balance}
 
 
-def _error(exc: UnifAPIError, message: str) -> dict[str, Any]:
-    return {"status": "error", "message": message, "error": exc.to_dict()}
+def _error(message: str, exc: UnifAPIError | None = None) -> dict[str, Any]:
+    return {"status": "error", "message": message, "error": exc.to_dict() if exc is not None else None}
