@@ -1,10 +1,4 @@
-"""The paging loop behind the operator (no Airflow): budgets, outputs, and the loop itself.
-
-- :mod:`.budget`: the run's hard limits and what they allow for the next call;
-- :mod:`.output`: where records go, an object-storage folder or XCom, behind one protocol;
-- :mod:`.progress`: the log lines a person reads (money in credits and dollars);
-- :mod:`.loop`: :class:`HashtagVideoCollector`, which pages one hashtag under a budget.
-"""
+"""Paging hashtags into outputs under budgets, without Airflow: the operators' engine (see README, "Code layout")."""
 
 from __future__ import annotations
 

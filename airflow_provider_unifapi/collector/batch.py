@@ -19,10 +19,10 @@ from typing import Any
 
 from airflow_provider_unifapi.client import UnifAPIClient
 from airflow_provider_unifapi.collector.budget import Budget, credits_spent, dollars
-from airflow_provider_unifapi.collector.loop import PageLogger, PagingSettings
+from airflow_provider_unifapi.collector.loop import PagingSettings
 from airflow_provider_unifapi.collector.names import NameBook
 from airflow_provider_unifapi.collector.output import FileStore, ObjectStorageOutput, write_json
-from airflow_provider_unifapi.collector.progress import LinePace
+from airflow_provider_unifapi.collector.progress import LinePace, PageLogger
 from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
 from airflow_provider_unifapi.collector.run import HashtagRun
 from airflow_provider_unifapi.collector.shared_budget import HashtagBudget, SharedBudget

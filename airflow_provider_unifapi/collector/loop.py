@@ -19,24 +19,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from airflow_provider_unifapi.client import MAX_PAGE_SIZE, UnifAPIClient, VideoPager
 from airflow_provider_unifapi.collector.budget import Budget, CallPlan
 from airflow_provider_unifapi.collector.output import RunOutput
-from airflow_provider_unifapi.collector.progress import LinePace, ProgressLog
+from airflow_provider_unifapi.collector.progress import LinePace, PageLogger, ProgressLog
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError
 from airflow_provider_unifapi.models import BalanceReading, HashtagStatus, StopReason, VideoPage
 from airflow_provider_unifapi.storage.checkpoint import Checkpoint
 from airflow_provider_unifapi.storage.idset import IdSet
 
 log = logging.getLogger(__name__)
-
-
-class PageLogger(Protocol):
-    """What the collector logs through: a ``logging.Logger``, or an Airflow task's ``self.log``."""
-
-    def info(self, msg: Any, /, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)

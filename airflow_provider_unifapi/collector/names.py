@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from airflow_provider_unifapi.client import PROBE_CREDITS, PROBE_QUERY, UnifAPIClient
-from airflow_provider_unifapi.collector.loop import PageLogger
 from airflow_provider_unifapi.collector.output import NameStore
+from airflow_provider_unifapi.collector.progress import PageLogger
 from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
 from airflow_provider_unifapi.collector.shared_budget import SharedBudget
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInsufficientCreditsError

@@ -27,8 +27,8 @@ EVERY_PAGES = 100
 EVERY_SECONDS = 60.0
 
 
-class LineLogger(Protocol):
-    """A ``logging.Logger``, or an Airflow task's ``self.log``."""
+class PageLogger(Protocol):
+    """What a run logs through: a ``logging.Logger``, or an Airflow task's ``self.log``."""
 
     def info(self, msg: Any, /, *args: Any) -> Any: ...
 
@@ -92,7 +92,7 @@ class ProgressLog:
 
     def __init__(
         self,
-        logger: LineLogger,
+        logger: PageLogger,
         budget: Budget,
         *,
         clock: Callable[[], float] = time.monotonic,

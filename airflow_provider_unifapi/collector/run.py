@@ -17,14 +17,13 @@ from airflow_provider_unifapi.client import UnifAPIClient
 from airflow_provider_unifapi.collector.budget import Budget, credits_spent, dollars
 from airflow_provider_unifapi.collector.loop import (
     HashtagVideoCollector,
-    PageLogger,
     PagingSettings,
     RunStart,
     RunStopped,
 )
 from airflow_provider_unifapi.collector.names import NameBook
 from airflow_provider_unifapi.collector.output import RunOutput
-from airflow_provider_unifapi.collector.progress import LinePace
+from airflow_provider_unifapi.collector.progress import LinePace, PageLogger
 from airflow_provider_unifapi.collector.results import HashtagResult, HashtagTarget
 from airflow_provider_unifapi.collector.shared_budget import SharedBudget
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIInputError
