@@ -61,7 +61,7 @@ class RetryPolicy:
     max_retries: int = 5
     max_retry_wait: float = 60.0
     backoff_base: float = 0.5
-    retry_billed_errors: bool = False
+    retry_billed_errors: bool = False  # the spec: retry only what was not billed
     max_rate_limit_wait: float = 300.0
 
     def should_retry(
