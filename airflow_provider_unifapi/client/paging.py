@@ -1,8 +1,4 @@
-"""Sans-I/O paging shared by the sync and async clients: which page comes next, and when to stop.
-
-:class:`VideoPager` follows a hashtag's cursor chain, :class:`NameResolver` pages hashtag search
-results until a name matches; the clients' loops around them stay a few lines each.
-"""
+"""Sans-I/O paging shared by the sync and async clients: which page comes next, and when to stop."""
 
 from __future__ import annotations
 
@@ -49,7 +45,7 @@ class VideoPager:
     :param cursor: cursor to start from (``None`` = first page).
     :param max_pages: most pages to fetch (``None`` = no limit).
     :param max_empty_pages: empty pages in a row after which paging stops.
-    :param seen_cursors: cursors already followed in an earlier try (resume), so a repeat is still caught.
+    :param seen_cursors: cursors followed in an earlier try (resume), so a repeat is still caught.
     """
 
     def __init__(
@@ -73,7 +69,6 @@ class VideoPager:
 
     @property
     def done(self) -> bool:
-        """True once a stop reason is set."""
         return self.stop_reason is not None
 
     def check_before_fetch(self) -> bool:
@@ -131,12 +126,7 @@ def video_pager(
 
 
 class NameResolver:
-    """Pages hashtag search results until a hashtag's ``name`` equals the name asked for.
-
-    :param name: the name (``#`` and surrounding spaces ignored; compared case-insensitively).
-    :param limit: search results per page.
-    :param max_pages: most search pages to read.
-    """
+    """Pages hashtag search results until a hashtag's ``name`` equals ``name`` (case-insensitive)."""
 
     def __init__(self, name: object, *, limit: int, max_pages: int) -> None:
         self.name = validate_hashtag_name(name)
@@ -151,7 +141,6 @@ class NameResolver:
         self.exhausted = False
 
     def consume(self, page: HashtagPage) -> None:
-        """Look for the name in ``page``; move to the next page or stop."""
         self.calls += 1
         self.credits += page.billing.credits_charged
         self.request_ids.append(page.request_id)
@@ -166,7 +155,6 @@ class NameResolver:
 
     @property
     def more(self) -> bool:
-        """True while another search page should be read."""
         return self.found is None and not self.exhausted
 
     def result(self) -> ResolvedHashtag:

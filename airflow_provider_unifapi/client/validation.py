@@ -1,8 +1,5 @@
-"""Argument checks: bad input is refused before any request is sent.
-
-One convention: every refusal is ``UnifAPIInputError(argument, message)`` where the message says what
-to pass instead.
-"""
+"""Argument checks: bad input is refused before any request is sent, as ``UnifAPIInputError(argument,
+what to pass instead)``."""
 
 from __future__ import annotations
 
@@ -30,10 +27,9 @@ def _shown(value: Any) -> str:
 
 
 def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
-    """Return the hashtag id as a string of ASCII digits, or raise :class:`UnifAPIInputError`.
+    """Return the hashtag id (an int is accepted) as a string of ASCII digits, or raise.
 
-    Ints are accepted (and kept exact); anything else that is not ``^[0-9]+$`` is refused, so an id
-    can never change the request path (``/``, ``..``, ``%2F``...).
+    Nothing but ``^[0-9]+$`` passes, so an id can never change the request path (``/``, ``..``, ``%2F``).
 
     :param value: the id to check.
     :param argument: the argument name the error gives.
@@ -55,7 +51,7 @@ def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
 
 
 def validate_limit(value: Any, argument: str = "limit") -> int:
-    """Return ``value`` when it is an int from 1 to 50 (the API's page-size range).
+    """Return ``value`` when it is an int from 1 to 50 (the API's page size), else raise.
 
     :param value: the page size to check.
     :param argument: the argument name the error gives.
@@ -161,7 +157,6 @@ def _valid_host(host: str) -> bool:
 
 
 def _split_url(base_url: Any, example: str) -> tuple[str, str, str]:
-    """``(url, scheme, host)`` of a base URL that parses; refuses text a URL cannot hold."""
     if not isinstance(base_url, str) or not base_url.strip():
         raise UnifAPIInputError("base_url", f"must be {example}, got {base_url!r}")
     url = base_url.strip().rstrip("/")
@@ -191,9 +186,8 @@ def _split_url(base_url: Any, example: str) -> tuple[str, str, str]:
 def validate_base_url(base_url: Any) -> str:
     """Return the normalised base URL, refusing anything that would leak the key.
 
-    ``https://`` is required, except ``http://`` to a loopback host (the sandbox). The host must be a
-    plain ASCII name (punycode ``xn--`` for international names) or an IP literal, so the host the
-    key goes to is exactly the one written.
+    ``https://`` is required, except to a loopback host (the sandbox). The host must be plain ASCII
+    (punycode for international names) or an IP literal, so the key goes exactly where written.
 
     :param base_url: the URL to check (``https://`` is assumed when no scheme is written).
     """
