@@ -20,9 +20,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     spec.name: {**spec.conn_field(), "description": field_help(spec)} for spec in EXTRA_FIELDS
 }
 
-#: Port stays visible: Airflow 3.3's Test button sends the stored port as a number (an empty one as
-#: 0) and its API refuses a test whose port differs from the stored connection's, so a connection
-#: whose Port is filled in is the one the Test button can check (README, "Connection").
+#: Port stays visible: Airflow 3.3's Test button needs it (docs/connection.md, "Testing the connection").
 HIDDEN_FIELDS: list[str] = ["schema", "login", "extra"]
 RELABELING: dict[str, str] = {"host": "Base URL", "password": "API key"}
 PLACEHOLDERS: dict[str, str] = {

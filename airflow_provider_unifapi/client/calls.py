@@ -102,7 +102,6 @@ def videos_call(
     max_credits: Any,
     before_retry: Callable[[int], None] | None = None,
 ) -> Call[VideoPage]:
-    """``GET /tiktok/hashtags/{id}/videos``, arguments checked."""
     hashtag_id = validate_hashtag_id(hashtag_id)
     params: dict[str, str | int] = {"limit": validate_limit(limit)}
     cursor = validate_cursor(cursor)
@@ -120,7 +119,6 @@ def videos_call(
 
 
 def hashtag_call(hashtag_id: Any, max_credits: Any) -> Call[HashtagEnvelope]:
-    """``GET /tiktok/hashtags/{id}`` (1 credit), arguments checked."""
     hashtag_id = validate_hashtag_id(hashtag_id)
     return Call(
         label=f"GET /tiktok/hashtags/{hashtag_id}",
@@ -133,7 +131,6 @@ def hashtag_call(hashtag_id: Any, max_credits: Any) -> Call[HashtagEnvelope]:
 
 
 def search_call(query: Any, cursor: Any, limit: Any, max_credits: Any) -> Call[HashtagPage]:
-    """``GET /tiktok/search/hashtags`` (1 credit per result), arguments checked."""
     params: dict[str, str | int] = {"q": validate_query(query), "limit": validate_limit(limit)}
     cursor = validate_cursor(cursor)
     if cursor is not None:

@@ -158,7 +158,6 @@ class NameResolver:
         return self.found is None and not self.exhausted
 
     def result(self) -> ResolvedHashtag:
-        """The match, or :class:`UnifAPIHashtagNotFoundError` saying what the search cost."""
         if self.found is None:
             raise UnifAPIHashtagNotFoundError(
                 f"No hashtag named {self.name!r} in {self.calls} page(s) of search results "

@@ -73,7 +73,6 @@ def check_encodable(argument: str, value: str) -> str:
 
 
 def validate_cursor(value: Any) -> str | None:
-    """``None`` or the ``next_cursor`` string of an earlier page."""
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > _MAX_CURSOR_LENGTH:
@@ -84,7 +83,6 @@ def validate_cursor(value: Any) -> str | None:
 
 
 def validate_max_credits(value: Any) -> int | None:
-    """``None`` (no cap) or an int >= 1."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -93,7 +91,6 @@ def validate_max_credits(value: Any) -> int | None:
 
 
 def validate_query(query: Any) -> str:
-    """A hashtag search keyword: non-empty, at most 150 characters."""
     if not isinstance(query, str) or not query.strip():
         raise UnifAPIInputError("query", f"must be a non-empty search keyword, got {query!r}")
     if len(query) > _MAX_NAME_LENGTH:
@@ -116,14 +113,12 @@ def validate_hashtag_name(name: Any) -> str:
 
 
 def validate_max_pages(value: Any) -> int:
-    """An int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UnifAPIInputError("max_pages", f"must be an integer >= 1, got {value!r}")
     return value
 
 
 def validate_api_key(api_key: Any) -> str:
-    """The key, stripped: non-empty printable ASCII without whitespace."""
     if not isinstance(api_key, str) or not api_key.strip():
         raise UnifAPIInputError(
             "api_key", "is empty: set the UnifAPI API key as the connection's password (API key field)"
@@ -137,7 +132,6 @@ def validate_api_key(api_key: Any) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` names and loopback IP literals."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

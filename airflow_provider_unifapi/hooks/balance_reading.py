@@ -28,16 +28,8 @@ DEFAULT_MAX_BALANCE_AGE: float = ClientConfig().balance_max_age
 
 @dataclass(frozen=True)
 class BalanceCheck:
-    """One look at the workspace balance: what answered, what it cost, and what it means.
-
-    :param min_balance: the threshold the check was made against.
-    :param reading: the balance seen; ``None`` when a live reading failed.
-    :param source: ``remembered`` (free) or ``live`` (a paid probe, or a free 402).
-    :param credits: credits this check spent (the worst case if an answer was lost).
-    :param message: one log line saying what was read and what it cost.
-    :param error: the error of a failed live reading, when there was one.
-    :param fatal: True when waiting cannot help (a refused key, a refused probe hashtag).
-    """
+    """One look at the workspace balance: the ``reading`` (``None`` when a live one failed), what it
+    cost, the log line saying so, and whether waiting cannot help (``fatal``: a refused key or probe)."""
 
     min_balance: int
     reading: BalanceReading | None
@@ -52,12 +44,10 @@ class BalanceCheck:
         return self.reading is not None and self.reading.balance >= self.min_balance
 
     def xcom_value(self) -> dict[str, Any]:
-        """The sensor's return value."""
         assert self.reading is not None
         return {**_as_json(self.reading), "source": self.source}
 
     def log_to(self, logger: Any) -> None:
-        """A warning when the reading failed, else info."""
         if self.reading is None and not self.fatal:
             logger.warning("%s Still waiting.", self.message)
         else:
@@ -77,7 +67,6 @@ def check_min_balance(value: Any) -> int:
 
 
 def is_finite_number(value: Any) -> bool:
-    """A bool is not a number here."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -111,13 +100,8 @@ def recall(name: str) -> BalanceReading | None:
     if not raw:
         return None
     try:
-        data = json.loads(raw)
-        return BalanceReading(
-            balance=int(data["balance"]),
-            seen_at=datetime.fromisoformat(data["seen_at"]),
-            request_id=data.get("request_id"),
-        )
-    except (ValueError, KeyError, TypeError):
+        return BalanceReading.model_validate_json(raw)
+    except ValueError:  # pydantic's ValidationError is one
         log.warning("Variable %s does not hold a balance reading; ignoring it", name)
         return None
 
@@ -188,7 +172,6 @@ class LiveProbe:
         return self._verdict(None)
 
     async def aread(self) -> BalanceCheck:
-        """:meth:`read` with the async client."""
         try:
             await self._send()
         except UnifAPIError as exc:

@@ -71,7 +71,6 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
 
 
 def explain_failure(exc: UnifAPIError, name: str, url: str, *, schemeless: bool) -> tuple[bool, str]:
-    """The cause in words, then the cost."""
     if exc.error_type == "insufficient_credits":
         return True, (
             f"API key accepted by {url} for {name}, but the workspace balance is too low "
