@@ -170,11 +170,8 @@ def _extra(default: Any, **spec: Any) -> Any:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Every extra a ``unifapi`` connection can carry, checked when built (``UnifAPIInputError``).
-
-    All but ``balance_max_age`` (read by the balance sensor) are keywords of
-    :class:`~airflow_provider_unifapi.client.UnifAPIClient`.
-    """
+    """Every extra a ``unifapi`` connection can carry, checked when built (``UnifAPIInputError``); all
+    but ``balance_max_age`` (read by the balance sensor) are keywords of ``UnifAPIClient``."""
 
     timeout: float = _extra(
         30.0,

@@ -40,15 +40,11 @@ class RatePacer:
         self._stamp = now
 
     def reserve(self) -> tuple[float, bool]:
-        """``(wait, reserved)``: sleep ``wait``, then send if ``reserved``, else call again.
-
-        Until a response has told the limit, one request at a time goes (the probe), so chains that
-        start together do not spend more than the burst blindly.
-        """
+        """``(wait, reserved)``: sleep ``wait``, then send if ``reserved``, else call again."""
         with self._lock:
             now = self._clock()
             hold = max(0.0, self._not_before - now)
-            if self._rate is None:
+            if self._rate is None:  # one request (the probe) until the limit is known: no blind burst
                 if self._probe_out:
                     return max(hold, PROBE_POLL), False
                 self._probe_out = True

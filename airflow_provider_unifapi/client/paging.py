@@ -38,13 +38,12 @@ class ResolvedHashtag:
 class VideoPager:
     """Decides which page to fetch next while following a hashtag's cursor chain.
 
-    Stops when ``has_more`` is false or ``next_cursor`` is null, after ``max_pages`` pages, or after
-    ``max_empty_pages`` empty pages in a row (each costs a credit); refuses a cursor that repeats.
-    Never follows the cursor of a page truncated by balance: its ``next_cursor`` may skip records.
+    Stops at the end of the chain or a limit below; refuses a cursor that repeats. Never follows the
+    cursor of a page truncated by balance: its ``next_cursor`` may skip records.
 
     :param cursor: cursor to start from (``None`` = first page).
     :param max_pages: most pages to fetch (``None`` = no limit).
-    :param max_empty_pages: empty pages in a row after which paging stops.
+    :param max_empty_pages: empty pages in a row (each costs a credit) after which paging stops.
     :param seen_cursors: cursors followed in an earlier try (resume), so a repeat is still caught.
     """
 

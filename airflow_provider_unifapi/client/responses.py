@@ -1,7 +1,6 @@
 """Turn raw HTTP responses and httpx failures into validated models or complete typed errors.
 
-Text a server sent is scrubbed of the key. Messages never hold a response body: bodies may be large
-and are the customer's paid data.
+Messages never hold the key or a response body (bodies may be large and are the customer's paid data).
 """
 
 from __future__ import annotations

@@ -54,8 +54,7 @@ MAX_RATE_LIMITED_ATTEMPTS = 100
 class RetryPolicy:
     """How many attempts a call gets and how long to wait between them (the client's keywords).
 
-    429s are bounded by ``max_rate_limit_wait`` seconds, not ``max_retries``: a 429 is not billed and
-    says when to come back, so tasks sharing a workspace's limit wait their turn instead of failing.
+    A 429 is not billed and says when to come back, so 429s are bounded by ``max_rate_limit_wait``.
     """
 
     max_retries: int = 5

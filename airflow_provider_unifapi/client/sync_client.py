@@ -18,8 +18,7 @@ from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopRe
 class UnifAPIClient(ClientCore[httpx.BaseTransport]):
     """Synchronous UnifAPI client over one pooled :class:`httpx.Client`. Usable without Airflow.
 
-    The keywords and their defaults are the connection extras of
-    :data:`~airflow_provider_unifapi.client.config.EXTRA_FIELDS`.
+    The keywords and defaults are the connection extras (``client.config.EXTRA_FIELDS``).
 
     :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
     :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).

@@ -20,10 +20,8 @@ from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
 
-    Each poll is :meth:`UnifAPIHook.acheck_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`. Holds only the connection
-    id (the key is read in the triggerer). Yields one event (docs/balance-sensor.md, "The trigger on
-    its own"): ``success``, ``error`` (a bad argument or a fatal error such as 401) or ``timeout``.
+    Each poll is ``UnifAPIHook.acheck_balance``; only the connection id is held (never the key).
+    Yields one event, ``success``, ``error`` or ``timeout`` (docs/balance-sensor.md).
 
     :param min_balance: credits the workspace must hold (an int >= 0).
     :param unifapi_conn_id: the ``unifapi`` connection.
