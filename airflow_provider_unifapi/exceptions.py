@@ -255,10 +255,8 @@ _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def error_from_response(status: int, error_type: str | None, message: str, **fields: Any) -> UnifAPIAPIError:
-    """The typed exception of an error response; a type outside the spec is an unexpected status.
-
-    By ``error_type``, not ``status``: two types share 400 and two share 500.
-    """
+    """The typed exception of an error response, by ``error_type`` (two share 400, two share 500); a
+    type outside the spec is an unexpected status."""
     cls = ERROR_TYPES.get(error_type or "")
     if cls is None:
         return UnifAPIUnexpectedStatusError(message, status=status, error_type=error_type or None, **fields)
@@ -275,10 +273,8 @@ def max_attempts_for(exc: BaseException) -> int | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """The one predicate that says whether a failed UnifAPI call is worth another attempt.
-
-    Never an unreadable 2xx body: it was billed (see ``UnifAPIClient(retry_billed_errors=...)``).
-    """
+    """The one predicate that says whether a failed UnifAPI call is worth another attempt; never an
+    unreadable 2xx body, which was billed (see ``UnifAPIClient(retry_billed_errors=...)``)."""
     if isinstance(
         exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError, UnifAPIFolderBusyError)
     ):

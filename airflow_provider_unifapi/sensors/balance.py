@@ -30,9 +30,8 @@ _DEFERRAL_GRACE = 60.0
 class UnifAPIBalanceSensor(BaseSensorOperator):
     """Wait until the UnifAPI workspace balance is at least ``min_balance`` credits (docs/balance-sensor.md).
 
-    Each poke is :meth:`UnifAPIHook.check_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.check_balance>`. Returns (XCom)
-    ``{"balance", "seen_at", "request_id", "source"}``, ``source`` being ``remembered`` or ``live``.
+    Each poke is ``UnifAPIHook.check_balance``. Returns (XCom) ``{"balance", "seen_at", "request_id",
+    "source"}``, ``source`` being ``remembered`` or ``live``.
 
     :param min_balance: credits the workspace must hold (templated), an int >= 0.
     :param unifapi_conn_id: the ``unifapi`` connection.
