@@ -61,10 +61,8 @@ class RatePacer:
             return wait, True
 
     def observe(self, info: RateLimitInfo | None, *, retry_after: float | None = None) -> None:
-        """Learn from one response's ``X-RateLimit-*`` headers (``None``: none) and a 429's ``Retry-After``.
-
-        A 429 holds every chain for its ``Retry-After``, so the others do not pile more 429s on it.
-        """
+        """Learn from one response's ``X-RateLimit-*`` headers (``None``: none). A 429's ``retry_after``
+        holds every chain, so the others do not pile more 429s on it."""
         with self._lock:
             now = self._clock()
             self._probe_out = False

@@ -36,10 +36,8 @@ class ResolvedHashtag:
 
 
 class VideoPager:
-    """Decides which page to fetch next while following a hashtag's cursor chain.
-
-    Stops at the end of the chain or a limit below; refuses a cursor that repeats. Never follows the
-    cursor of a page truncated by balance: its ``next_cursor`` may skip records.
+    """Decides which page of a hashtag's cursor chain to fetch next, and when to stop; refuses a cursor
+    that repeats, and never follows that of a page truncated by balance (it may skip records).
 
     :param cursor: cursor to start from (``None`` = first page).
     :param max_pages: most pages to fetch (``None`` = no limit).
