@@ -81,8 +81,7 @@ class HashtagStatus(str, Enum):
 
 
 class _ApiModel(BaseModel):
-    # extra="allow": unknown fields survive model_dump(); strict ids: an int id is a schema drift we
-    # want to see, not silently coerce.
+    # Ids are str, not coerced: an int id is a schema drift we want to see.
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
