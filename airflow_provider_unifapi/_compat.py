@@ -114,11 +114,8 @@ def dag_test(dag: Any, logical_date: Any) -> Any:
 
 
 def add_outlet_extra(context: Any, outlets: Any, extra: dict[str, Any]) -> int:
-    """Put the JSON-able ``extra`` into the task's event of every Asset (Dataset on 2.11) outlet.
-
-    ``context["outlet_events"][asset].extra`` is the documented way on both lines; other outlets
-    (aliases, references) are left alone. Returns how many events were filled.
-    """
+    """Put the JSON-able ``extra`` into the task's event of every Asset (Dataset on 2.11) outlet;
+    return how many (aliases and references are left alone)."""
     events = context.get("outlet_events")
     if events is None:
         return 0

@@ -1,9 +1,5 @@
-"""One exception tree for every way a UnifAPI call can fail, and one predicate for what is retryable.
-
-Errors from the gateway map by ``error.type`` (two types share 400 and two share 500, so the status
-alone is not enough). Transport failures, timeouts, unexpected statuses and unreadable bodies get
-their own classes so that nothing ends in an untyped crash. No exception text ever holds the API key
-or a response body. Imports nothing from Airflow.
+"""One exception tree for every way a UnifAPI call can fail, and one predicate for what is retryable
+(docs/troubleshooting.md). No exception text ever holds the API key or a response body.
 """
 
 from __future__ import annotations
@@ -57,10 +53,8 @@ class UnifAPIError(Exception):
     :param credits_required: credits the call would have needed (402), when given.
     :param balance_remaining: workspace balance the error reported, when given.
     :param credits_charged: credits the error says it charged (usually 0), when given.
-    :param possibly_billed_credits: worst-case credits of the call's attempts whose billing is unknown
-        (a body lost after the server may have charged); budgets count them.
-    :param may_have_been_billed: True when the API may have billed the failed attempt (the response
-        was lost or unreadable after the request was sent).
+    :param possibly_billed_credits: worst-case credits of the call's attempts whose billing is unknown.
+    :param may_have_been_billed: True when the API may have billed the failed attempt.
     :param attempts: attempts made for the call that ended in this error.
     """
 
@@ -261,8 +255,8 @@ _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def error_from_response(status: int, error_type: str | None, message: str, **fields: Any) -> UnifAPIAPIError:
-    """Build the typed exception for an error response (``error_type`` wins over ``status``); a type
-    outside the spec is an unexpected status that keeps the type's name."""
+    """The typed exception of an error response, by ``error_type`` (two share 400, two share 500); a
+    type outside the spec is an unexpected status."""
     cls = ERROR_TYPES.get(error_type or "")
     if cls is None:
         return UnifAPIUnexpectedStatusError(message, status=status, error_type=error_type or None, **fields)
@@ -279,13 +273,8 @@ def max_attempts_for(exc: BaseException) -> int | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """The one predicate that says whether a failed UnifAPI call is worth another attempt.
-
-    Retryable: 429, 500 ``internal_error`` / ``response_shape_error``, 502 ``upstream_error`` (once),
-    503, transient statuses without an envelope (408, 502/503/504 from a proxy), network errors and
-    timeouts. Never: 400, 401, 402, 404, other 4xx, bad arguments, unreadable 2xx bodies (those were
-    billed; the caller decides, see ``UnifAPIClient(retry_billed_errors=...)``).
-    """
+    """The one predicate that says whether a failed UnifAPI call is worth another attempt; never an
+    unreadable 2xx body, which was billed (see ``UnifAPIClient(retry_billed_errors=...)``)."""
     if isinstance(
         exc, (UnifAPIRateLimitedError, UnifAPIServerError, UnifAPITransportError, UnifAPIFolderBusyError)
     ):
@@ -302,8 +291,7 @@ class UnifAPIPaginationError(UnifAPIInvalidResponseError, error_type="pagination
 class UnifAPITruncatedByBalanceError(UnifAPIInsufficientCreditsError, error_type="balance_truncated"):
     """A page came back short with ``truncated_due_to_balance``: top up, then resume from ``resume_cursor``.
 
-    :param resume_cursor: the cursor that fetched the truncated page (the page's ``next_cursor`` may skip
-        records that were not returned, so it must not be followed).
+    :param resume_cursor: the cursor that fetched the truncated page (its ``next_cursor`` may skip records).
     """
 
     def __init__(self, message: str, *, resume_cursor: str | None, **fields: Any) -> None:

@@ -1,8 +1,6 @@
-"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
-
-It must stay cheap: standard library only (``client.config`` is too), no Airflow, no network. The
-connection form declared here (read by Airflow 3.2+) is mirrored by ``UnifAPIHook`` classmethods for
-older Airflow versions; ``tests/test_provider_info.py`` proves the two agree."""
+"""Provider metadata read by Airflow's ProvidersManager on every ``airflow`` command: standard library
+only. The form declared here (Airflow 3.2+) is mirrored by ``UnifAPIHook`` classmethods for older
+Airflow versions; ``tests/test_provider_info.py`` proves the two agree."""
 
 from __future__ import annotations
 
@@ -13,19 +11,16 @@ from airflow_provider_unifapi.client.config import EXTRA_FIELDS, ExtraField
 
 
 def field_help(spec: ExtraField) -> str:
-    """The form's help text of an extra: what it does, the values it takes and its default."""
+    """The form's help text of an extra, with its range and default."""
     return f"{spec.help} Accepts {spec.range_text()}; default {spec.default_text()}."
 
 
-#: The extras' JSON schemas, from the client's config table. No ``default``: a saved form then stores
-#: only what the user set. The help text states the range and default, which Airflow 3's form hides.
+#: The extras' JSON schemas. The help text states the range and default, which Airflow 3's form hides.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     spec.name: {**spec.conn_field(), "description": field_help(spec)} for spec in EXTRA_FIELDS
 }
 
-#: Port stays visible: Airflow 3.3's Test button sends the stored port as a number (an empty one as
-#: 0) and its API refuses a test whose port differs from the stored connection's, so a connection
-#: whose Port is filled in is the one the Test button can check (README, "Connection").
+#: Port stays visible: Airflow 3.3's Test button needs it (docs/connection.md, "Testing the connection").
 HIDDEN_FIELDS: list[str] = ["schema", "login", "extra"]
 RELABELING: dict[str, str] = {"host": "Base URL", "password": "API key"}
 PLACEHOLDERS: dict[str, str] = {
@@ -38,7 +33,6 @@ _PACKAGE = "airflow_provider_unifapi"
 
 
 def _modules(*names: str) -> list[dict[str, Any]]:
-    """The integration entry of the modules ``names`` (paths inside the package)."""
     return [{"integration-name": "UnifAPI", "python-modules": [f"{_PACKAGE}.{name}" for name in names]}]
 
 

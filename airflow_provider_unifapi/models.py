@@ -1,8 +1,7 @@
 """Typed payloads of the UnifAPI endpoints we use, exactly as ``shared/spec`` describes them.
 
-Every model keeps unknown fields (``extra="allow"``) because the API's schema drifts and a record
-written out must not lose anything the API sent. Ids stay strings: they exceed 2**53.
-Imports nothing from Airflow.
+Unknown fields are kept: the schema drifts, and a record written out must not lose anything the API
+sent. Ids stay strings: they exceed 2**53.
 """
 
 from __future__ import annotations
@@ -36,10 +35,7 @@ __all__ = [
 
 
 class StopReason(str, Enum):
-    """Why a hashtag's run stopped paging (the ``stop_reason`` of summaries, checkpoints and manifests).
-
-    A ``str`` enum: it compares equal to, and serialises as, the plain string users read in summaries.
-    """
+    """Why a hashtag's run stopped paging (a ``str`` enum: equal to the string summaries show)."""
 
     #: the API said there is nothing more (``has_more`` false or no ``next_cursor``)
     EXHAUSTED = "exhausted"
@@ -57,8 +53,7 @@ class StopReason(str, Enum):
 
     @property
     def ends_feed(self) -> bool:
-        """Whether the hashtag's feed is finished; any other stop is a pause that a raised limit or a
-        top-up continues from the cursor."""
+        """Whether the feed is finished; any other stop is a pause a raised limit or top-up continues."""
         return self in (StopReason.EXHAUSTED, StopReason.EMPTY_PAGES)
 
 
@@ -86,8 +81,7 @@ class HashtagStatus(str, Enum):
 
 
 class _ApiModel(BaseModel):
-    # extra="allow": unknown fields survive model_dump(); strict ids: an int id is a schema drift we
-    # want to see, not silently coerce.
+    # Ids are str, not coerced: an int id is a schema drift we want to see.
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
@@ -110,7 +104,7 @@ class Music(_ApiModel):
 
 
 class Video(_ApiModel):
-    """A canonical TikTok video. Counts are snapshots and may go down between calls."""
+    """A canonical TikTok video; counts are snapshots and may go down between calls."""
 
     id: str = Field(min_length=1)
     title: str
@@ -196,8 +190,7 @@ T = TypeVar("T")
 
 
 class CallStats(BaseModel):
-    """How a client call went: attempts made and the worst-case credits of attempts whose billing is
-    unknown (a response lost or unreadable after the server may have charged)."""
+    """A client call's attempts, and the worst-case credits of those whose billing is unknown."""
 
     attempts: int = 1
     possibly_billed_credits: int = 0

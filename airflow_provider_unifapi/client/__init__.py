@@ -1,16 +1,7 @@
-"""Pure httpx client of the UnifAPI TikTok hashtag endpoints, sync and async. Imports nothing from Airflow.
+"""Pure httpx client of the UnifAPI TikTok hashtag endpoints, sync and async (README, "The pure client").
 
-``from airflow_provider_unifapi.client import UnifAPIClient, AsyncUnifAPIClient``. The package:
-
-* ``config``: :class:`ClientConfig`, every connection extra once (kind, default, range, help text);
-* ``validation``: argument checks, always ``UnifAPIInputError(argument, fix)``;
-* ``paging``: :class:`VideoPager` and the hashtag name resolver (sans-I/O);
-* ``calls``, ``responses``, ``retrying``, ``core``: one call's accounting, decoding and error
-  mapping, the retry policy (tenacity), and what the two clients share;
-* ``sync_client`` / ``async_client``: the two clients, mirrored as httpx's own are.
-
-Names are imported on first use, so ``client.config`` (which ``get_provider_info`` reads on every
-``airflow`` command) does not pull in httpx and pydantic.
+Imports nothing from Airflow. Names are imported on first use, so ``client.config`` (which
+``get_provider_info`` reads on every ``airflow`` command) does not pull in httpx and pydantic.
 """
 
 from __future__ import annotations

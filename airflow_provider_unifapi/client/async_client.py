@@ -1,5 +1,4 @@
-"""The asynchronous UnifAPI client (mirrors ``sync_client`` line for line; its methods are documented
-there, once)."""
+"""The asynchronous UnifAPI client (mirrors ``sync_client`` line for line; documented there, once)."""
 
 from __future__ import annotations
 
@@ -18,11 +17,8 @@ from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopRe
 
 
 class AsyncUnifAPIClient(ClientCore[httpx.AsyncBaseTransport]):
-    """Asynchronous UnifAPI client over one pooled :class:`httpx.AsyncClient`. Usable without Airflow.
-
-    The twin of :class:`~airflow_provider_unifapi.client.UnifAPIClient`: same arguments (documented
-    there, ``transport`` being an ``httpx.AsyncBaseTransport``), same behaviour, awaited methods.
-    Create it in the event loop that uses it.
+    """Asynchronous twin of :class:`~airflow_provider_unifapi.client.UnifAPIClient`: same arguments
+    (``transport`` an ``httpx.AsyncBaseTransport``), awaited methods. Create it in the loop that uses it.
     """
 
     def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
@@ -40,7 +36,6 @@ class AsyncUnifAPIClient(ClientCore[httpx.AsyncBaseTransport]):
 
     # -- one request ------------------------------------------------------------------------------
     async def _read_body(self, response: httpx.Response, ctx: AttemptContext) -> bytes:
-        """The whole body, refused past ``max_response_bytes`` (streamed, so never held in full)."""
         self._check_length(response, ctx)
         chunks: list[bytes] = []
         size = 0

@@ -20,8 +20,7 @@ from airflow_provider_unifapi.client.validation import (
 from airflow_provider_unifapi.exceptions import UnifAPIError, UnifAPIRateLimitedError
 from airflow_provider_unifapi.models import CallStats, HashtagEnvelope, HashtagPage, VideoPage
 
-#: Keyword of the cheapest live balance reading. Any keyword costs the same (1 credit, ``limit=1``),
-#: found or not.
+#: Keyword of the cheapest live balance reading (any costs 1 credit with ``limit=1``, found or not).
 PROBE_QUERY = "tiktok"
 #: Most credits a live balance reading may spend; sent as ``X-Unifapi-Max-Credits``, retries included.
 PROBE_CREDITS = 1
@@ -39,11 +38,7 @@ _HASHTAG: TypeAdapter[HashtagEnvelope] = TypeAdapter(HashtagEnvelope)
 
 @dataclass
 class Call(Generic[R]):
-    """What one logical call sends, and how its attempts went (mutated across retries).
-
-    ``label`` names the call in logs and messages; ``adapter`` validates the 2xx body; ``before_retry``
-    is called with the worst-case credits of each retry before it is sent (write-ahead accounting).
-    """
+    """What one logical call sends, and how its attempts went (mutated across retries)."""
 
     label: str
     path: str
@@ -58,15 +53,13 @@ class Call(Generic[R]):
 
     @property
     def worst_case_credits(self) -> int:
-        """What the current attempt may cost: ``max(limit, 1)``."""
         return max(self.limit, 1)
 
     def credit_room(self) -> int | None:
-        """Credits the call may still spend (``None`` without a cap)."""
         return None if self.max_credits is None else self.max_credits - self.possibly_billed_credits
 
     def prepare_attempt(self) -> tuple[dict[str, str | int], dict[str, str]]:
-        """Params and headers of the next attempt, with ``limit`` shrunk to the credit room left."""
+        """Params and headers of the next attempt, ``limit`` shrunk to the credit room left."""
         self.attempts += 1
         params = dict(self.params)
         headers: dict[str, str] = {}
@@ -81,7 +74,6 @@ class Call(Generic[R]):
         return params, headers
 
     def context(self, secret: str) -> AttemptContext:
-        """What the errors of the attempt just prepared carry (see :class:`AttemptContext`)."""
         return AttemptContext(
             label=self.label,
             attempts=self.attempts,
@@ -100,7 +92,6 @@ class Call(Generic[R]):
         return self.worst_case_credits
 
     def stats(self) -> CallStats:
-        """The call's attempts and possibly billed credits, for ``page.call_stats``."""
         return CallStats(attempts=self.attempts, possibly_billed_credits=self.possibly_billed_credits)
 
 
@@ -111,7 +102,6 @@ def videos_call(
     max_credits: Any,
     before_retry: Callable[[int], None] | None = None,
 ) -> Call[VideoPage]:
-    """``GET /tiktok/hashtags/{id}/videos``, arguments checked."""
     hashtag_id = validate_hashtag_id(hashtag_id)
     params: dict[str, str | int] = {"limit": validate_limit(limit)}
     cursor = validate_cursor(cursor)
@@ -129,7 +119,6 @@ def videos_call(
 
 
 def hashtag_call(hashtag_id: Any, max_credits: Any) -> Call[HashtagEnvelope]:
-    """``GET /tiktok/hashtags/{id}`` (1 credit), arguments checked."""
     hashtag_id = validate_hashtag_id(hashtag_id)
     return Call(
         label=f"GET /tiktok/hashtags/{hashtag_id}",
@@ -142,7 +131,6 @@ def hashtag_call(hashtag_id: Any, max_credits: Any) -> Call[HashtagEnvelope]:
 
 
 def search_call(query: Any, cursor: Any, limit: Any, max_credits: Any) -> Call[HashtagPage]:
-    """``GET /tiktok/search/hashtags`` (1 credit per result), arguments checked."""
     params: dict[str, str | int] = {"q": validate_query(query), "limit": validate_limit(limit)}
     cursor = validate_cursor(cursor)
     if cursor is not None:

@@ -1,12 +1,8 @@
-"""Every setting of a UnifAPI connection, written once.
+"""Every setting of a UnifAPI connection, written once (docs/connection.md).
 
-:class:`ClientConfig` is the one frozen object that holds the connection's extras; each of its fields
-carries its kind, default, range, UI label and help text. :data:`EXTRA_FIELDS`, the table read from
-it, is the single source of the clients' keywords and defaults (a test keeps the signatures equal),
-of the connection form (``get_provider_info``), of the README's connection table (a test compares)
-and of parsing a connection's extras (:meth:`ClientConfig.from_extras`).
-
-Standard library only: ``get_provider_info`` imports this module on every ``airflow`` command.
+:data:`EXTRA_FIELDS`, read from :class:`ClientConfig`'s fields, is the single source of the clients'
+keywords, the connection form and the README's table (tests keep them equal). Standard library
+only: ``get_provider_info`` imports this module on every ``airflow`` command.
 """
 
 from __future__ import annotations
@@ -47,11 +43,11 @@ class ExtraField:
 
     :param name: the extra's key in the connection's JSON (and the client keyword, if it is one).
     :param kind: integer, number, boolean or CA-bundle path.
-    :param default: the value used when the extra is absent or empty.
-    :param label: the connection form's label.
-    :param help: the connection form's help text.
-    :param minimum: smallest value accepted (numbers), inclusive.
-    :param maximum: largest value accepted (numbers), inclusive.
+    :param default: used when the extra is absent or empty.
+    :param label: the form's label.
+    :param help: the form's help text.
+    :param minimum: smallest value accepted, inclusive.
+    :param maximum: largest value accepted, inclusive.
     :param unit: ``"s"`` or ``"bytes"``: how the README shows the default.
     :param client_keyword: False for extras read by another part of the provider, not the client.
     """
@@ -67,8 +63,7 @@ class ExtraField:
     client_keyword: bool = True
 
     def conn_field(self) -> dict[str, Any]:
-        """The ``conn-fields`` entry of the connection form (null allowed, no default: a saved form
-        then stores only what the user set)."""
+        """The ``conn-fields`` entry (no default: a saved form then stores only what the user set)."""
         json_type = "string" if self.kind is ExtraKind.CA_BUNDLE else self.kind.value
         schema: dict[str, Any] = {"type": [json_type, "null"]}
         if self.minimum is not None:
@@ -120,10 +115,7 @@ class ExtraField:
         )
 
     def parse(self, value: Any, argument: str) -> Any:
-        """Read the extra from a connection's JSON, where the UI stores strings (``"12.5"``, ``"true"``).
-
-        :raises UnifAPIInputError: naming ``argument`` and what to write instead.
-        """
+        """Read the extra from a connection's JSON, where the UI stores strings (``"12.5"``, ``"true"``)."""
         fix = f"; write {self.range_text()}, or remove it to use the default ({self.default_text()})"
         try:
             converted = self._convert(value)
@@ -172,19 +164,14 @@ def _check_ca_bundle(value: Any, argument: str, fix: str) -> bool | str:
 
 
 def _extra(default: Any, **spec: Any) -> Any:
-    """A :class:`ClientConfig` field whose metadata describes the connection extra (see :class:`ExtraField`)."""
+    """A :class:`ClientConfig` field whose metadata is the :class:`ExtraField`'s."""
     return field(default=default, metadata={"extra": spec})
 
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Every setting a ``unifapi`` connection can carry, checked when built.
-
-    The fields are the connection's extras; all but ``balance_max_age`` (read by the balance sensor)
-    are keywords of :class:`~airflow_provider_unifapi.client.UnifAPIClient`. See :data:`EXTRA_FIELDS`.
-
-    :raises UnifAPIInputError: a value of the wrong type or out of range, naming the field.
-    """
+    """Every extra a ``unifapi`` connection can carry, checked when built (``UnifAPIInputError``); all
+    but ``balance_max_age`` (read by the balance sensor) are keywords of ``UnifAPIClient``."""
 
     timeout: float = _extra(
         30.0,
@@ -286,7 +273,6 @@ class ClientConfig:
 
         :param extras: the connection's extra JSON object.
         :param where: how errors name the connection, e.g. ``"connection 'unifapi_default'"``.
-        :raises UnifAPIInputError: naming the connection's extra and the fix.
         """
         if not isinstance(extras, Mapping):
             raise UnifAPIInputError(f"{where} extra", 'must be a JSON object such as {"timeout": 30}')

@@ -1,13 +1,12 @@
-"""What the sync and async clients share: settings, the httpx client's settings, retry wiring, the
-body-size cap, decoding and accounting. Only the I/O differs between the two (see ``sync_client`` and
-``async_client``, which mirror each other as httpx's ``Client`` and ``AsyncClient`` do).
-"""
+"""What the sync and async clients share: all but the I/O, which ``sync_client`` and ``async_client``
+mirror as httpx's ``Client`` and ``AsyncClient`` do."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -37,10 +36,7 @@ MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 
 class ClientCore(Generic[TransportT]):
-    """Everything the sync and async clients share: all but the I/O.
-
-    The keywords are documented on :class:`~airflow_provider_unifapi.client.UnifAPIClient`.
-    """
+    """The base of both clients; its keywords are documented on ``UnifAPIClient``."""
 
     #: last workspace balance any response reported (200 billing or a 402), with when it was seen.
     last_balance: BalanceReading | None = None
@@ -84,13 +80,8 @@ class ClientCore(Generic[TransportT]):
         # Kept only to scrub it from anything a server echoes back (error messages, request ids).
         self._secret = validate_api_key(api_key)
         self.base_url = validate_base_url(base_url)
-        self.policy = RetryPolicy(
-            max_retries=self.config.max_retries,
-            max_retry_wait=self.config.max_retry_wait,
-            backoff_base=self.config.backoff_base,
-            retry_billed_errors=self.config.retry_billed_errors,
-            max_rate_limit_wait=self.config.max_rate_limit_wait,
-        )
+        # RetryPolicy's settings are the config fields of the same names.
+        self.policy = RetryPolicy(**{f.name: getattr(self.config, f.name) for f in fields(RetryPolicy)})
         self.timeout = self.config.timeout
         self.max_response_bytes = self.config.max_response_bytes
         #: spaces the requests of every caller of this client to the workspace rate limit
@@ -99,11 +90,9 @@ class ClientCore(Generic[TransportT]):
         self._open(transport)
 
     def _open(self, transport: TransportT | None) -> None:
-        """Create the pooled httpx client (``self._http``) from ``self._http_kwargs``."""
-        raise NotImplementedError
+        raise NotImplementedError  # creates self._http from self._http_kwargs
 
     def _httpx_settings(self, user_agent: str | None) -> dict[str, Any]:
-        """Keywords of the ``httpx.Client`` / ``httpx.AsyncClient`` (the same for both)."""
         limit = self.config.max_connections
         https = urlsplit(self.base_url).scheme == "https"
         return {
@@ -131,8 +120,6 @@ class ClientCore(Generic[TransportT]):
 
     # -- retries ----------------------------------------------------------------------------------
     def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
-        """Keywords of tenacity's ``Retrying`` / ``AsyncRetrying`` for ``call``."""
-
         def retry(state: RetryCallState) -> bool:
             room = call.credit_room()
             within_budget = room is None or room >= 1
@@ -147,7 +134,6 @@ class ClientCore(Generic[TransportT]):
         }
 
     def _pacing_waits(self) -> Iterator[float]:
-        """The sleeps after which the next request may go (none without a pacer)."""
         if self.pacer is None:
             return
         while True:
@@ -162,8 +148,7 @@ class ClientCore(Generic[TransportT]):
     # -- one attempt's outcome --------------------------------------------------------------------
     @contextmanager
     def _accounting(self, call: Call[Any]) -> Iterator[AttemptContext]:
-        """Around the attempt just prepared: yields what its errors carry, and accounts for a failure
-        (its error already carries the call's totals)."""
+        """Yield what the attempt's errors carry; account for a failure (its error has the totals)."""
         try:
             yield call.context(self._secret)
         except UnifAPIError as err:
@@ -182,7 +167,7 @@ class ClientCore(Generic[TransportT]):
         )
 
     def _check_length(self, response: httpx.Response, ctx: AttemptContext) -> None:
-        """Refuse a body whose announced length is over the cap, before reading any of it."""
+        """Refuse an announced length over the cap before reading any of the body."""
         length = (response.headers.get("content-length") or "").strip()
         if length.isascii() and length.isdigit():
             self._check_size(response, int(length), ctx)
@@ -192,7 +177,6 @@ class ClientCore(Generic[TransportT]):
             raise body_too_large_error(response, self.max_response_bytes, ctx)
 
     def _finish(self, call: Call[R], ctx: AttemptContext, response: httpx.Response, body: bytes) -> R:
-        """The validated model of a complete response, or its typed error."""
         rate = rate_limit_from_headers(response.headers)
         if rate is not None:
             self.last_rate_limit = rate
@@ -216,8 +200,7 @@ class ClientCore(Generic[TransportT]):
 
 
 def documented_by(twin: Callable[..., Any]) -> Callable[[MethodT], MethodT]:
-    """Give the decorated method the docstring of ``twin``: an async method is documented once, on
-    its sync twin."""
+    """Give the decorated async method the docstring of its sync ``twin``."""
 
     def decorate(method: MethodT) -> MethodT:
         method.__doc__ = twin.__doc__

@@ -1,23 +1,8 @@
 """A client-side pacer: spaces requests to the workspace rate limit instead of waiting out 429s.
 
-UnifAPI's limit is a token bucket per workspace (``X-RateLimit-Limit`` requests a minute, a burst of
-saved-up tokens, ``X-RateLimit-Remaining`` of them left after each call). A client that fires as
-fast as its chains allow empties the bucket and then meets a 429 on every extra request: each costs
-a ``Retry-After`` wait of a whole second or more, so a 429 storm runs *below* the limit. The pacer
-keeps a local copy of the bucket, fed by every response's headers, and makes each request reserve a
-token before it is sent; when none is left it says how long to wait for the next one. Requests of
-all the chains sharing one client are so spread at exactly the limit's rate.
-
-- Before any response has told the limit, one request at a time goes (the probe), so N chains that
-  start together do not spend more than the burst blindly.
-- The local bucket never believes it has more than the server said (``Remaining``, minus what this
-  client reserved since): other tasks on the workspace slow it down, they never make it overshoot.
-- A 429 that comes anyway (another worker spent the tokens) holds every chain for its
-  ``Retry-After``: the existing retry waits it out, and the other chains do not pile more 429s on it.
-- A response without the headers (limiting off) turns pacing off until headers appear again.
-
-Thread-safe; it never sleeps itself (:meth:`RatePacer.reserve` returns the wait), so the sync client
-sleeps with ``time.sleep`` and the async one with ``asyncio.sleep``.
+Why: a client that empties the workspace's token bucket meets a 429 on every extra request, each a
+``Retry-After`` wait of a second or more, so a 429 storm runs *below* the limit (README, "Many
+hashtags"). Thread-safe; it never sleeps itself, so each client sleeps its own way.
 """
 
 from __future__ import annotations
@@ -33,10 +18,7 @@ PROBE_POLL = 0.02
 
 
 class RatePacer:
-    """A local model of the workspace's token bucket, shared by the chains of one client.
-
-    :param clock: monotonic clock, injectable for tests.
-    """
+    """A local copy of the workspace's token bucket, fed by every response's headers."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -58,15 +40,11 @@ class RatePacer:
         self._stamp = now
 
     def reserve(self) -> tuple[float, bool]:
-        """Take a token for one request.
-
-        :return: ``(wait, reserved)``: sleep ``wait`` seconds, then send if ``reserved``, else call
-            again (a request waiting for the probe's answer holds no token).
-        """
+        """``(wait, reserved)``: sleep ``wait``, then send if ``reserved``, else call again."""
         with self._lock:
             now = self._clock()
             hold = max(0.0, self._not_before - now)
-            if self._rate is None:
+            if self._rate is None:  # one request (the probe) until the limit is known: no blind burst
                 if self._probe_out:
                     return max(hold, PROBE_POLL), False
                 self._probe_out = True
@@ -83,11 +61,8 @@ class RatePacer:
             return wait, True
 
     def observe(self, info: RateLimitInfo | None, *, retry_after: float | None = None) -> None:
-        """Learn from one response's ``X-RateLimit-*`` headers (``None``: it had none).
-
-        :param info: the headers, as read by the client.
-        :param retry_after: the ``Retry-After`` seconds of a 429, if any.
-        """
+        """Learn from one response's ``X-RateLimit-*`` headers (``None``: none). A 429's ``retry_after``
+        holds every chain, so the others do not pile more 429s on it."""
         with self._lock:
             now = self._clock()
             self._probe_out = False

@@ -1,8 +1,4 @@
-"""Sans-I/O paging shared by the sync and async clients: which page comes next, and when to stop.
-
-:class:`VideoPager` follows a hashtag's cursor chain, :class:`NameResolver` pages hashtag search
-results until a name matches; the clients' loops around them stay a few lines each.
-"""
+"""Sans-I/O paging shared by the sync and async clients: which page comes next, and when to stop."""
 
 from __future__ import annotations
 
@@ -40,16 +36,13 @@ class ResolvedHashtag:
 
 
 class VideoPager:
-    """Decides which page to fetch next while following a hashtag's cursor chain.
-
-    Stops when ``has_more`` is false or ``next_cursor`` is null, after ``max_pages`` pages, or after
-    ``max_empty_pages`` empty pages in a row (each costs a credit); refuses a cursor that repeats.
-    Never follows the cursor of a page truncated by balance: its ``next_cursor`` may skip records.
+    """Decides which page of a hashtag's cursor chain to fetch next, and when to stop; refuses a cursor
+    that repeats, and never follows that of a page truncated by balance (it may skip records).
 
     :param cursor: cursor to start from (``None`` = first page).
     :param max_pages: most pages to fetch (``None`` = no limit).
-    :param max_empty_pages: empty pages in a row after which paging stops.
-    :param seen_cursors: cursors already followed in an earlier try (resume), so a repeat is still caught.
+    :param max_empty_pages: empty pages in a row (each costs a credit) after which paging stops.
+    :param seen_cursors: cursors followed in an earlier try (resume), so a repeat is still caught.
     """
 
     def __init__(
@@ -73,7 +66,6 @@ class VideoPager:
 
     @property
     def done(self) -> bool:
-        """True once a stop reason is set."""
         return self.stop_reason is not None
 
     def check_before_fetch(self) -> bool:
@@ -131,12 +123,7 @@ def video_pager(
 
 
 class NameResolver:
-    """Pages hashtag search results until a hashtag's ``name`` equals the name asked for.
-
-    :param name: the name (``#`` and surrounding spaces ignored; compared case-insensitively).
-    :param limit: search results per page.
-    :param max_pages: most search pages to read.
-    """
+    """Pages hashtag search results until a hashtag's ``name`` equals ``name`` (case-insensitive)."""
 
     def __init__(self, name: object, *, limit: int, max_pages: int) -> None:
         self.name = validate_hashtag_name(name)
@@ -151,7 +138,6 @@ class NameResolver:
         self.exhausted = False
 
     def consume(self, page: HashtagPage) -> None:
-        """Look for the name in ``page``; move to the next page or stop."""
         self.calls += 1
         self.credits += page.billing.credits_charged
         self.request_ids.append(page.request_id)
@@ -166,11 +152,9 @@ class NameResolver:
 
     @property
     def more(self) -> bool:
-        """True while another search page should be read."""
         return self.found is None and not self.exhausted
 
     def result(self) -> ResolvedHashtag:
-        """The match, or :class:`UnifAPIHashtagNotFoundError` saying what the search cost."""
         if self.found is None:
             raise UnifAPIHashtagNotFoundError(
                 f"No hashtag named {self.name!r} in {self.calls} page(s) of search results "

@@ -1,9 +1,6 @@
 """Turn raw HTTP responses and httpx failures into validated models or complete typed errors.
 
-Shared by the sync and async clients. Every error is built once, with everything known: the text a
-server sent is scrubbed of the key first, and the call's attempts and possibly billed credits are
-passed in (:class:`AttemptContext`). Messages name the status, type and request id, never the API
-key and never a response body (bodies may be large and are the customer's paid data).
+Messages never hold the key or a response body (bodies may be large and are the customer's paid data).
 """
 
 from __future__ import annotations
@@ -40,31 +37,20 @@ _REQUEST_ID = re.compile(rb'"request_id"[ :\t]*"([^"]+)"')
 
 @dataclass(frozen=True)
 class AttemptContext:
-    """What an error of one attempt carries besides what the response said.
-
-    :param label: the call, for messages (``GET /tiktok/hashtags/1/videos``).
-    :param attempts: attempts made so far, this one included.
-    :param worst_case_credits: what this attempt may have cost, ``max(limit, 1)``.
-    :param earlier_possibly_billed_credits: worst-case credits of the call's earlier attempts whose billing
-        is unknown.
-    :param secret: the API key, only to scrub it from text a server sent back.
-    """
+    """What an error of one attempt carries besides what the response said."""
 
     label: str
     attempts: int
     worst_case_credits: int
     earlier_possibly_billed_credits: int
-    secret: str = field(repr=False)
+    secret: str = field(repr=False)  # the API key, only to scrub it from text a server sent back
 
     def scrub(self, text: str) -> str:
         """``text`` with the key replaced by ``***`` (a server or proxy may echo the header back)."""
         return text.replace(self.secret, "***") if self.secret in text else text
 
     def fields(self, *, billed: bool, request_id: str | None = None) -> dict[str, Any]:
-        """Constructor keywords of the attempt's error: billing, attempts and the redacted request id.
-
-        :param billed: whether the API may have billed the attempt.
-        """
+        """Constructor keywords of the attempt's error (``billed``: the API may have billed it)."""
         extra = self.worst_case_credits if billed else 0
         return {
             "request_id": None if request_id is None else self.scrub(request_id),
@@ -74,7 +60,6 @@ class AttemptContext:
         }
 
     def redact_issues(self, issues: list[Any] | None) -> list[Any] | None:
-        """Validation issues as text, scrubbed of the key."""
         if issues is None:
             return None
         return [self.scrub(item if isinstance(item, str) else str(item)) for item in issues]
@@ -138,10 +123,7 @@ def _request_id_from_bytes(body: bytes) -> str | None:
 
 
 def decode_error(status: int, headers: httpx.Headers, body: bytes, ctx: AttemptContext) -> UnifAPIError:
-    """Map an error response to its typed exception, by ``error.type`` first, status second.
-
-    Error responses are never billed.
-    """
+    """Map an error response (never billed) to its typed exception."""
     retry_after = parse_retry_after(headers.get("retry-after"))
     header_request_id = headers.get("x-request-id")
     try:

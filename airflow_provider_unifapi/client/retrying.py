@@ -1,8 +1,4 @@
-"""Retry policy of the UnifAPI clients: which failures get another attempt and how long to wait.
-
-Built on tenacity (Airflow already ships it). The policy is pure data so the sync and async clients
-share it; the decision itself is :func:`airflow_provider_unifapi.exceptions.is_retryable`.
-"""
+"""Retry policy of the UnifAPI clients, on tenacity (README, "How retries, resume and budgets behave")."""
 
 from __future__ import annotations
 
@@ -27,10 +23,7 @@ log = logging.getLogger("airflow_provider_unifapi.client")
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None, dates: bool = True) -> float | None:
-    """Parse a ``Retry-After`` header leniently: seconds (int or float) or, with ``dates``, an HTTP date.
-
-    Returns ``None`` when missing or unreadable, and never a negative number.
-    """
+    """Seconds of a ``Retry-After`` (a number or, with ``dates``, an HTTP date); ``None`` if unreadable."""
     if value is None:
         return None
     value = value.strip()
@@ -59,29 +52,22 @@ MAX_RATE_LIMITED_ATTEMPTS = 100
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a call gets and how long to wait between them (the settings are the client's
-    keywords of the same names).
+    """How many attempts a call gets and how long to wait between them (the client's keywords).
 
-    ``retry_billed_errors`` is off by default: the spec says retry only what was not billed. 429s are
-    bounded by ``max_rate_limit_wait`` seconds rather than by ``max_retries``: a 429 is not billed and
-    says when to come back, so many tasks sharing a workspace's rate limit wait their turn instead of
-    failing.
+    A 429 is not billed and says when to come back, so 429s are bounded by ``max_rate_limit_wait``.
     """
 
     max_retries: int = 5
     max_retry_wait: float = 60.0
     backoff_base: float = 0.5
-    retry_billed_errors: bool = False
+    retry_billed_errors: bool = False  # the spec: retry only what was not billed
     max_rate_limit_wait: float = 300.0
 
     def should_retry(
         self, exc: BaseException, attempt_number: int, *, rate_limited: int = 0, waited: float = 0.0
     ) -> bool:
-        """True when ``exc`` (raised by attempt ``attempt_number``, 1-based) deserves another attempt.
-
-        :param rate_limited: how many of the attempts so far were answered 429.
-        :param waited: seconds already spent waiting between this call's attempts.
-        """
+        """True when ``exc`` of attempt ``attempt_number`` (1-based; ``rate_limited`` of them 429s,
+        ``waited`` seconds so far) deserves another attempt."""
         if isinstance(exc, UnifAPIRateLimitedError):
             # The attempt cap is a safety net for configurations that wait 0 s, where a bound in
             # seconds alone would never run out.
@@ -96,7 +82,6 @@ class RetryPolicy:
         return bool(self.retry_billed_errors and isinstance(exc, UnifAPIError) and exc.may_have_been_billed)
 
     def backoff(self, attempt_number: int) -> float:
-        """Exponential backoff with jitter for retry number ``attempt_number`` (1-based)."""
         ceiling = min(self.max_retry_wait, self.backoff_base * 2.0 ** (attempt_number - 1))
         # "Equal jitter": at least half the ceiling, so a storm of clients spreads out but never
         # hammers the API with near-zero waits.
@@ -123,7 +108,7 @@ class RetryPolicy:
         )
 
     def before_sleep(self, label: str) -> Callable[[RetryCallState], None]:
-        """A tenacity ``before_sleep`` hook that logs the retry with the request id, never a body or key."""
+        """A tenacity ``before_sleep`` hook logging the retry (never a body or the key)."""
 
         def _log(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None

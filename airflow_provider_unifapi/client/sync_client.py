@@ -18,25 +18,21 @@ from airflow_provider_unifapi.models import HashtagEnvelope, HashtagPage, StopRe
 class UnifAPIClient(ClientCore[httpx.BaseTransport]):
     """Synchronous UnifAPI client over one pooled :class:`httpx.Client`. Usable without Airflow.
 
-    The keywords and their defaults are the connection extras of
-    :data:`~airflow_provider_unifapi.client.config.EXTRA_FIELDS`.
+    The keywords and defaults are the connection extras (``client.config.EXTRA_FIELDS``).
 
     :param api_key: the workspace API key (sent only as ``Authorization: Bearer``; never logged).
     :param base_url: API base URL; ``https://`` required except for loopback hosts (the sandbox).
     :param timeout: seconds for each of connect, read, write and pool waits.
-    :param max_retries: retries after the first attempt for retryable errors (503, 500
-        ``internal_error``, network errors); 4xx are never retried. 429s do not count here.
+    :param max_retries: retries after a retryable error other than 429 (503, 500 ``internal_error``, network).
     :param max_retry_wait: longest single wait, also the cap on a server's ``Retry-After``.
     :param backoff_base: first exponential-backoff wait in seconds (doubles each retry, jittered).
-    :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable.
-        Such a call was billed, so this spends again (counted in ``possibly_billed_credits``).
+    :param retry_billed_errors: also retry 2xx responses whose body was cut short or unreadable
+        (billed, so this spends again; counted in ``possibly_billed_credits``).
     :param max_rate_limit_wait: total seconds one call may wait on 429 answers (``Retry-After``).
     :param max_response_bytes: refuse a response body larger than this (decoded).
     :param max_connections: size of the keep-alive connection pool.
-    :param pace_requests: space requests by the ``X-RateLimit-*`` headers (a :class:`RatePacer`
-        shared by every caller of this client) instead of meeting the limit as 429s. On by default:
-        the tasks of a mapped fan-out each pace by what the server says is left (``make bench-fleet``,
-        N = 100: 20.8 % of calls answered 429 paced, 23.7 % unpaced, the same throughput).
+    :param pace_requests: space the requests of every caller by the ``X-RateLimit-*`` headers instead
+        of meeting the limit as 429s (``make bench-fleet``, 100 tasks: 20.8 % 429s paced, 23.7 % not).
     :param verify: TLS verification: ``True`` or a CA bundle path; ``False`` is refused.
     :param user_agent: ``User-Agent`` header.
     :param transport: an httpx transport (for tests that need a case the sandbox cannot produce).
@@ -58,7 +54,7 @@ class UnifAPIClient(ClientCore[httpx.BaseTransport]):
 
     # -- one request ------------------------------------------------------------------------------
     def _read_body(self, response: httpx.Response, ctx: AttemptContext) -> bytes:
-        """The whole body, refused past ``max_response_bytes`` (streamed, so never held in full)."""
+        """The body, streamed so one past ``max_response_bytes`` is refused before it is held."""
         self._check_length(response, ctx)
         chunks: list[bytes] = []
         size = 0
@@ -104,10 +100,9 @@ class UnifAPIClient(ClientCore[httpx.BaseTransport]):
         :param hashtag_id: numeric hashtag id (a string of digits; an int is accepted).
         :param cursor: ``next_cursor`` of the previous page, unchanged; ``None`` for the first page.
         :param limit: records to ask for, 1 to 50 (each costs a credit; a call costs at least 1).
-        :param max_credits: most credits this call may spend, retries included; sent as
-            ``X-Unifapi-Max-Credits`` and shrinks ``limit`` to fit.
-        :param before_retry: called with the worst-case credits of each retry before it is sent, so
-            a caller can record the spend ahead (a process killed during the retry cannot).
+        :param max_credits: most credits this call may spend, retries included (shrinks ``limit``).
+        :param before_retry: called with each retry's worst-case credits before it is sent, so a caller
+            can record the spend ahead (a process killed during the retry cannot).
         :raises UnifAPIError: a typed subclass for every failure.
         """
         return self._run(videos_call(hashtag_id, cursor, limit, max_credits, before_retry))
@@ -121,12 +116,10 @@ class UnifAPIClient(ClientCore[httpx.BaseTransport]):
         max_pages: int | None = None,
         max_empty_pages: int = 3,
     ) -> Iterator[VideoPage]:
-        """Yield a hashtag's pages in order, one call per page, holding one page at a time.
+        """Yield a hashtag's pages in order, one call per page (stopping as :class:`VideoPager` says).
 
-        Stops at the end of the list, after ``max_pages``, or after ``max_empty_pages`` empty pages in
-        a row. A page truncated by balance is yielded, then
-        :class:`~airflow_provider_unifapi.exceptions.UnifAPITruncatedByBalanceError` is raised with the
-        cursor to resume from after a top-up.
+        A page truncated by balance is yielded, then ``UnifAPITruncatedByBalanceError`` is raised
+        with the cursor to resume from after a top-up.
 
         :param hashtag_id: numeric hashtag id.
         :param cursor: cursor to start from (``None``: the first page).
@@ -163,9 +156,8 @@ class UnifAPIClient(ClientCore[httpx.BaseTransport]):
         return self._run(search_call(query, cursor, limit, max_credits))
 
     def resolve_hashtag_id(self, name: str, *, limit: int = 20, max_pages: int = 3) -> ResolvedHashtag:
-        """Find the hashtag whose name equals ``name`` (case-insensitive, ``#`` ignored) by search.
-
-        Costs the search results it reads (up to ``limit * max_pages`` credits).
+        """Find the hashtag named ``name`` (case-insensitive, ``#`` ignored) by search (up to
+        ``limit * max_pages`` credits).
 
         :param name: the hashtag name.
         :param limit: search results per page.

@@ -1,8 +1,5 @@
-"""Argument checks: bad input is refused before any request is sent.
-
-One convention: every refusal is ``UnifAPIInputError(argument, message)`` where the message says what
-to pass instead.
-"""
+"""Argument checks: bad input is refused before any request is sent, as ``UnifAPIInputError(argument,
+what to pass instead)``."""
 
 from __future__ import annotations
 
@@ -30,10 +27,9 @@ def _shown(value: Any) -> str:
 
 
 def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
-    """Return the hashtag id as a string of ASCII digits, or raise :class:`UnifAPIInputError`.
+    """Return the hashtag id (an int is accepted) as a string of ASCII digits, or raise.
 
-    Ints are accepted (and kept exact); anything else that is not ``^[0-9]+$`` is refused, so an id
-    can never change the request path (``/``, ``..``, ``%2F``...).
+    Nothing but ``^[0-9]+$`` passes, so an id can never change the request path (``/``, ``..``, ``%2F``).
 
     :param value: the id to check.
     :param argument: the argument name the error gives.
@@ -55,7 +51,7 @@ def validate_hashtag_id(value: Any, argument: str = "hashtag_id") -> str:
 
 
 def validate_limit(value: Any, argument: str = "limit") -> int:
-    """Return ``value`` when it is an int from 1 to 50 (the API's page-size range).
+    """Return ``value`` when it is an int from 1 to 50 (the API's page size), else raise.
 
     :param value: the page size to check.
     :param argument: the argument name the error gives.
@@ -77,7 +73,6 @@ def check_encodable(argument: str, value: str) -> str:
 
 
 def validate_cursor(value: Any) -> str | None:
-    """``None`` or the ``next_cursor`` string of an earlier page."""
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > _MAX_CURSOR_LENGTH:
@@ -88,7 +83,6 @@ def validate_cursor(value: Any) -> str | None:
 
 
 def validate_max_credits(value: Any) -> int | None:
-    """``None`` (no cap) or an int >= 1."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -97,7 +91,6 @@ def validate_max_credits(value: Any) -> int | None:
 
 
 def validate_query(query: Any) -> str:
-    """A hashtag search keyword: non-empty, at most 150 characters."""
     if not isinstance(query, str) or not query.strip():
         raise UnifAPIInputError("query", f"must be a non-empty search keyword, got {query!r}")
     if len(query) > _MAX_NAME_LENGTH:
@@ -120,14 +113,12 @@ def validate_hashtag_name(name: Any) -> str:
 
 
 def validate_max_pages(value: Any) -> int:
-    """An int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UnifAPIInputError("max_pages", f"must be an integer >= 1, got {value!r}")
     return value
 
 
 def validate_api_key(api_key: Any) -> str:
-    """The key, stripped: non-empty printable ASCII without whitespace."""
     if not isinstance(api_key, str) or not api_key.strip():
         raise UnifAPIInputError(
             "api_key", "is empty: set the UnifAPI API key as the connection's password (API key field)"
@@ -141,7 +132,6 @@ def validate_api_key(api_key: Any) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` names and loopback IP literals."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -161,7 +151,6 @@ def _valid_host(host: str) -> bool:
 
 
 def _split_url(base_url: Any, example: str) -> tuple[str, str, str]:
-    """``(url, scheme, host)`` of a base URL that parses; refuses text a URL cannot hold."""
     if not isinstance(base_url, str) or not base_url.strip():
         raise UnifAPIInputError("base_url", f"must be {example}, got {base_url!r}")
     url = base_url.strip().rstrip("/")
@@ -191,9 +180,8 @@ def _split_url(base_url: Any, example: str) -> tuple[str, str, str]:
 def validate_base_url(base_url: Any) -> str:
     """Return the normalised base URL, refusing anything that would leak the key.
 
-    ``https://`` is required, except ``http://`` to a loopback host (the sandbox). The host must be a
-    plain ASCII name (punycode ``xn--`` for international names) or an IP literal, so the host the
-    key goes to is exactly the one written.
+    ``https://`` is required, except to a loopback host (the sandbox). The host must be plain ASCII
+    (punycode for international names) or an IP literal, so the key goes exactly where written.
 
     :param base_url: the URL to check (``https://`` is assumed when no scheme is written).
     """

@@ -1,6 +1,5 @@
-"""The hook's balance check: a balance remembered in an Airflow Variable answers for free while fresh
-and high enough, else a live probe (1 credit; a 402 is free) decides. No Airflow import at module level.
-"""
+"""The hook's balance check (docs/balance-sensor.md, "How it reads the balance"). No Airflow import at
+module level."""
 
 from __future__ import annotations
 
@@ -29,16 +28,8 @@ DEFAULT_MAX_BALANCE_AGE: float = ClientConfig().balance_max_age
 
 @dataclass(frozen=True)
 class BalanceCheck:
-    """One look at the workspace balance: what answered, what it cost, and what it means.
-
-    :param min_balance: the threshold the check was made against.
-    :param reading: the balance seen; ``None`` when a live reading failed.
-    :param source: ``remembered`` (free) or ``live`` (a paid probe, or a free 402).
-    :param credits: credits this check spent (0 if remembered or a 402; the worst case if an answer was lost).
-    :param message: one log line saying what was read and what it cost.
-    :param error: the error of a failed live reading, when there was one.
-    :param fatal: True when waiting cannot help (a refused key, a refused probe hashtag).
-    """
+    """One look at the workspace balance: the ``reading`` (``None`` when a live one failed), what it
+    cost, the log line saying so, and whether waiting cannot help (``fatal``: a refused key or probe)."""
 
     min_balance: int
     reading: BalanceReading | None
@@ -50,16 +41,13 @@ class BalanceCheck:
 
     @property
     def satisfied(self) -> bool:
-        """True when the balance read is at least ``min_balance``."""
         return self.reading is not None and self.reading.balance >= self.min_balance
 
     def xcom_value(self) -> dict[str, Any]:
-        """The sensor's return value: the balance that satisfied it, when and how it was seen."""
         assert self.reading is not None
         return {**_as_json(self.reading), "source": self.source}
 
     def log_to(self, logger: Any) -> None:
-        """Log the message to a task's or a trigger's ``logger``; a warning when the reading failed."""
         if self.reading is None and not self.fatal:
             logger.warning("%s Still waiting.", self.message)
         else:
@@ -79,12 +67,10 @@ def check_min_balance(value: Any) -> int:
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for a finite int or float (a bool is not a number here)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
-    """``value`` as a finite float of seconds (> 0, or >= 0 with ``allow_zero``)."""
     if not is_finite_number(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise UnifAPIInputError(argument, f"must be a finite number of seconds {bound}, got {value!r}")
@@ -92,22 +78,18 @@ def check_seconds(value: Any, argument: str, *, allow_zero: bool) -> float:
 
 
 def check_probe_hashtag_id(value: Any) -> str | None:
-    """``None`` (probe with a hashtag search) or the numeric id of the hashtag to probe with."""
     return None if value in (None, "") else validate_hashtag_id(value, "probe_hashtag_id")
 
 
 # -- the remembered reading (an Airflow Variable) -------------------------------------------------
 def variable_name(api_key: str) -> str:
-    """Name of the Variable that remembers the balance seen with ``api_key``.
-
-    Keyed by a digest of the key, not by the connection id: a changed key (another workspace) must not
-    pass the sensor on the old key's reading, and two connections with one key share what they saw.
-    16 hex digits of SHA-256 identify a key without revealing it."""
+    """Keyed by a digest of the key, not the connection id: a changed key (another workspace) must not
+    pass on the old key's reading. 16 hex digits of SHA-256 identify a key without revealing it."""
     return "unifapi_balance__" + hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
 
 
 def recall(name: str) -> BalanceReading | None:
-    """The reading remembered in the Variable ``name``, or ``None`` when there is none or it is unreadable."""
+    """The reading remembered in the Variable ``name``; ``None`` when absent or unreadable."""
     from airflow_provider_unifapi._compat import get_variable
 
     try:
@@ -118,19 +100,14 @@ def recall(name: str) -> BalanceReading | None:
     if not raw:
         return None
     try:
-        data = json.loads(raw)
-        return BalanceReading(
-            balance=int(data["balance"]),
-            seen_at=datetime.fromisoformat(data["seen_at"]),
-            request_id=data.get("request_id"),
-        )
-    except (ValueError, KeyError, TypeError):
+        return BalanceReading.model_validate_json(raw)
+    except ValueError:  # pydantic's ValidationError is one
         log.warning("Variable %s does not hold a balance reading; ignoring it", name)
         return None
 
 
 def remember(name: str, reading: BalanceReading | None) -> None:
-    """Store ``reading`` in the Variable ``name`` unless a newer one is there. Never fails the caller's task."""
+    """Store ``reading`` in the Variable ``name`` unless a newer one is there; never raises."""
     if reading is None:
         return
     from airflow_provider_unifapi._compat import Variable
@@ -149,7 +126,6 @@ def remember(name: str, reading: BalanceReading | None) -> None:
 
 
 def _as_json(reading: BalanceReading) -> dict[str, Any]:
-    """How a reading is stored in the Variable and returned to XCom."""
     return {
         "balance": reading.balance,
         "seen_at": reading.seen_at.isoformat(),
@@ -158,15 +134,13 @@ def _as_json(reading: BalanceReading) -> dict[str, Any]:
 
 
 def _age(reading: BalanceReading) -> float:
-    """Seconds since ``reading`` was seen; a reading from a worker whose clock runs ahead counts as new."""
+    """A reading from a worker whose clock runs ahead counts as new."""
     seen_at = reading.seen_at if reading.seen_at.tzinfo else reading.seen_at.replace(tzinfo=timezone.utc)
     return max(0.0, (datetime.now(timezone.utc) - seen_at).total_seconds())
 
 
 def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: float) -> BalanceCheck | None:
-    """A free answer from ``reading`` when it is fresh and high enough, else ``None``.
-
-    A low reading never answers, however fresh: only a live reading can see a top-up."""
+    """A free answer from ``reading`` when fresh and high enough (only a live reading sees a top-up)."""
     if reading is None or reading.balance < min_balance or _age(reading) > max_age:
         return None
     message = (
@@ -178,8 +152,8 @@ def remembered_check(reading: BalanceReading | None, min_balance: int, max_age: 
 
 # -- the live reading ------------------------------------------------------------------------------
 class LiveProbe:
-    """One live reading on ``client`` (sync or async), judged by the client's credits and last balance:
-    the same story whether the probe succeeded, got a 402 or failed."""
+    """One live reading on ``client`` (sync or async), judged by its credits and last balance: the
+    same story whether the probe succeeded, got a 402 or failed."""
 
     def __init__(self, conn_id: str, client: Any, min_balance: int, probe_hashtag_id: str | None) -> None:
         self.conn_id = conn_id
@@ -190,7 +164,7 @@ class LiveProbe:
         self._seen_before = client.last_balance
 
     def read(self) -> BalanceCheck:
-        """Probe with the sync client; a failed probe is part of the verdict, not raised."""
+        """A failed probe is part of the verdict, not raised."""
         try:
             self._send()
         except UnifAPIError as exc:
@@ -198,7 +172,6 @@ class LiveProbe:
         return self._verdict(None)
 
     async def aread(self) -> BalanceCheck:
-        """:meth:`read` with the async client."""
         try:
             await self._send()
         except UnifAPIError as exc:
@@ -206,7 +179,7 @@ class LiveProbe:
         return self._verdict(None)
 
     def _send(self) -> Any:
-        """The result for the sync client, an awaitable for the async one."""
+        # The result for the sync client, an awaitable for the async one.
         if self.probe_hashtag_id is None:
             return self.client.search_hashtags(PROBE_QUERY, limit=1, max_credits=PROBE_CREDITS)
         return self.client.get_hashtag(self.probe_hashtag_id, max_credits=PROBE_CREDITS)
@@ -234,7 +207,6 @@ class LiveProbe:
         return BalanceCheck(self.min_balance, reading, "live", cost, message)
 
     def _fatal_hint(self, exc: UnifAPIError) -> str:
-        """Why waiting longer cannot help, and what to fix."""
         if exc.error_type == "unauthorized":
             return (
                 f"UnifAPI refused the API key of connection {self.conn_id!r}; fix the key in the "
@@ -250,5 +222,5 @@ class LiveProbe:
 
 
 def _credits_spent(client: Any) -> int:
-    """Credits ``client`` has spent so far: confirmed, plus the worst case of attempts whose bill was lost."""
+    """Confirmed, plus the worst case of attempts whose bill was lost."""
     return int(client.credits_charged) + int(client.possibly_billed_credits)

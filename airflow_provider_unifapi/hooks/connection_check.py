@@ -24,31 +24,23 @@ _REFUSED = ("connection refused", "errno 111", "actively refused")
 
 
 def is_ui_test_id(conn_id: str) -> bool:
-    """True for the random id (8 mixed-case letters and digits, exported as an env var) that Airflow's
-    connection test gives a temporary copy of the connection: that id means nothing to the user."""
+    """True for the random id (8 mixed-case letters and digits, in an env var) Airflow's connection
+    test gives a temporary copy of the connection: it means nothing to the user."""
     if not _TRANSIENT_ID.fullmatch(conn_id) or conn_id.islower():
         return False
     return f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
 
 
 def connection_name(conn_id: str) -> str:
-    """How messages name the connection: its id, or "this connection" for the UI's temporary copy."""
     return "this connection" if is_ui_test_id(conn_id) else f"connection {conn_id!r}"
 
 
 def invalid_settings(name: str, exc: UnifAPIError) -> str:
-    """The message of a check that sent nothing: the connection's settings are unusable."""
     return f"The settings of {name} are invalid: {exc}. Nothing was sent; this check cost 0 credits."
 
 
 def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]:
-    """Check the key with the cheapest paid call there is: a hashtag search with ``limit=1``.
-
-    :param conn_id: the hook's connection id, named in messages unless it is the UI's temporary id.
-    :param conn: the Airflow connection.
-    :param base_url: the connection's base URL, as the hook derives it.
-    :returns: ``(ok, message)``: the cause of a failure and what the check cost; never raises.
-    """
+    """``(ok, message)`` of the cheapest paid call there is (a hashtag search, ``limit=1``); never raises."""
     name = connection_name(conn_id)
     if not (conn.password or "").strip():
         return False, (
@@ -79,7 +71,6 @@ def check_connection(conn_id: str, conn: Any, base_url: str) -> tuple[bool, str]
 
 
 def explain_failure(exc: UnifAPIError, name: str, url: str, *, schemeless: bool) -> tuple[bool, str]:
-    """``(ok, message)`` for a check that ended in ``exc``: the cause in words, then the cost."""
     if exc.error_type == "insufficient_credits":
         return True, (
             f"API key accepted by {url} for {name}, but the workspace balance is too low "
@@ -153,7 +144,7 @@ def _cost(exc: UnifAPIError) -> str:
 
 
 def _chain_text(exc: BaseException) -> str:
-    """Lower-cased text of the error and the exceptions it was raised from (the httpx / OS error)."""
+    """Lower-cased text of the error and those it was raised from (the httpx / OS error)."""
     seen: list[str] = []
     current: BaseException | None = exc
     while current is not None and len(seen) < 10:

@@ -17,10 +17,7 @@ from airflow_provider_unifapi.models import BalanceReading
 
 
 class UnifAPIHook(BaseHook):
-    """Interact with UnifAPI through an Airflow connection of type ``unifapi``.
-
-    Host is the base URL (default ``https://api.unifapi.com``), password the API key; the extras are
-    the fields of :class:`~airflow_provider_unifapi.client.ClientConfig`, each with its own form input.
+    """Interact with UnifAPI through an Airflow connection of type ``unifapi`` (docs/connection.md).
 
     :param unifapi_conn_id: the Airflow connection id.
     """
@@ -39,7 +36,7 @@ class UnifAPIHook(BaseHook):
     # -- connection form (Airflow < 3.2 calls these; 3.2+ reads get_provider_info) ----------------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Widgets of the extra fields (Airflow 2.11's form), from the client's config table."""
+        """Widgets of the extra fields (Airflow 2.11's form)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import BooleanField, IntegerField, StringField
@@ -70,10 +67,7 @@ class UnifAPIHook(BaseHook):
 
     # -- clients ----------------------------------------------------------------------------------
     def client_kwargs(self, conn: Any = None) -> dict[str, Any]:
-        """Arguments of :class:`~airflow_provider_unifapi.client.UnifAPIClient` for the connection.
-
-        :raises UnifAPIInputError: naming the connection and the field to fix.
-        """
+        """Arguments of :class:`~airflow_provider_unifapi.client.UnifAPIClient` for the connection."""
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
         api_key = conn.password
         if not api_key:
@@ -84,10 +78,7 @@ class UnifAPIHook(BaseHook):
         return {"api_key": api_key, "base_url": _base_url(conn), **self.config(conn).client_kwargs()}
 
     def config(self, conn: Any = None) -> ClientConfig:
-        """The connection's extras, type-checked (UI strings converted); unknown keys warned about.
-
-        :raises UnifAPIInputError: naming the connection's extra and the fix.
-        """
+        """The connection's extras, type-checked (UI strings converted); unknown keys warned about."""
         conn = conn if conn is not None else self.get_connection(self.unifapi_conn_id)
         return ClientConfig.from_extras(conn.extra_dejson or {}, where=f"connection {self.unifapi_conn_id!r}")
 
@@ -120,9 +111,8 @@ class UnifAPIHook(BaseHook):
         return balance_reading.recall(self.balance_variable())
 
     def recall_fresh_balance(self, min_balance: int) -> BalanceReading | None:
-        """A remembered balance at most ``balance_max_age`` seconds old and at least ``min_balance``, else
-        ``None``: an old one may be far too high, a low one may predate a top-up (a run would then stop
-        without trying); without one, the first call asks for a single record to learn the balance.
+        """A remembered balance at most ``balance_max_age`` seconds old and at least ``min_balance``,
+        else ``None`` (an old one may be far too high, a low one may predate a top-up).
 
         :param min_balance: the run's floor.
         """
@@ -146,14 +136,11 @@ class UnifAPIHook(BaseHook):
     def check_balance(
         self, min_balance: Any, *, max_age: float | None = None, probe_hashtag_id: Any = None
     ) -> balance_reading.BalanceCheck:
-        """Is the workspace balance at least ``min_balance``? A fresh, high enough remembered reading
-        answers for free, else one live reading (1 credit; a 402 is free), remembered for the next check.
+        """Is the workspace balance at least ``min_balance``? (docs/balance-sensor.md)
 
         :param min_balance: credits the workspace must hold (an int >= 0, or a rendered string of digits).
-        :param max_age: seconds a remembered reading may answer; ``None`` takes the connection's
-            ``balance_max_age`` extra (default 300); 0 always reads live.
-        :param probe_hashtag_id: numeric id of the hashtag to read the balance with
-            (``GET /tiktok/hashtags/{id}``); ``None`` reads it with a hashtag search with ``limit=1``.
+        :param max_age: seconds a remembered reading may answer; ``None``: the ``balance_max_age`` extra.
+        :param probe_hashtag_id: hashtag to read the balance with; ``None``: a hashtag search, ``limit=1``.
         :raises UnifAPIInputError: an argument or the connection is unusable (names what to fix).
         """
         threshold, age, probe_id = self._balance_arguments(min_balance, max_age, probe_hashtag_id)
@@ -194,9 +181,8 @@ class UnifAPIHook(BaseHook):
         )
 
     async def get_async_conn(self) -> AsyncUnifAPIClient:
-        """The :class:`AsyncUnifAPIClient` of this connection: one per hook, closed by :meth:`aclose`.
-
-        Use the hook from one event loop only: an async client belongs to the loop that uses it."""
+        """The :class:`AsyncUnifAPIClient` of this connection: one per hook (so one event loop), closed
+        by :meth:`aclose`."""
         if self._async_client is None:
             conn = await aget_connection(self, self.unifapi_conn_id)
             self._async_client = AsyncUnifAPIClient(**self.client_kwargs(conn))
@@ -230,12 +216,8 @@ class UnifAPIHook(BaseHook):
 
 
 def _base_url(conn: Any) -> str:
-    """The base URL of a connection: its host (``https://api.unifapi.com`` when empty) and its port.
-
-    A host without a scheme takes the schema field when that is ``http``/``https``, else ``http`` for
-    a loopback host (the sandbox) and ``https`` for any other. The Port field (0 or empty: unset) is
-    added unless the URL names one; a different one there is an error.
-    """
+    """The base URL of a connection: host and Port as docs/connection.md says, except that a host
+    without a scheme first takes the (hidden) schema field when that is ``http``/``https``."""
     host = (conn.host or "").strip() or DEFAULT_BASE_URL
     if "://" not in host:
         scheme = conn.schema if conn.schema in ("http", "https") else None

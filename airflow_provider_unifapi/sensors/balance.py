@@ -28,24 +28,16 @@ _DEFERRAL_GRACE = 60.0
 
 
 class UnifAPIBalanceSensor(BaseSensorOperator):
-    """Wait until the UnifAPI workspace balance is at least ``min_balance`` credits.
+    """Wait until the UnifAPI workspace balance is at least ``min_balance`` credits (docs/balance-sensor.md).
 
-    Each poke is :meth:`UnifAPIHook.check_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.check_balance>` (free while a remembered
-    balance answers, else 1 credit). A refused API key or probe hashtag fails the task at once;
-    transient errors (429, 5xx, network) are logged and the wait goes on. Arguments are checked
-    after rendering. Returns (XCom) ``{"balance", "seen_at", "request_id", "source"}`` where
-    ``source`` is ``remembered`` or ``live``.
+    Each poke is ``UnifAPIHook.check_balance``. Returns (XCom) ``{"balance", "seen_at", "request_id",
+    "source"}``, ``source`` being ``remembered`` or ``live``.
 
     :param min_balance: credits the workspace must hold (templated), an int >= 0.
     :param unifapi_conn_id: the ``unifapi`` connection.
-    :param max_balance_age: seconds a remembered balance answers for free; ``None`` takes the
-        connection's ``balance_max_age`` extra (default 300); 0 always reads live.
-    :param probe_hashtag_id: numeric id of a hashtag to read the balance with (``GET /tiktok/hashtags/{id}``)
-        instead of a hashtag search with ``limit=1`` (the default); both cost 1 credit (templated).
-    :param deferrable: one poke on the worker, then wait in the triggerer, where
-        :class:`~airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger` polls every
-        ``poke_interval`` seconds (``mode`` is ignored); defaults to ``[operators] default_deferrable``.
+    :param max_balance_age: seconds a remembered balance answers for free (``None``: the connection's).
+    :param probe_hashtag_id: hashtag to read the balance with instead of a hashtag search (templated).
+    :param deferrable: poke once, then wait in the triggerer; default ``[operators] default_deferrable``.
     """
 
     template_fields: Sequence[str] = ("min_balance", "probe_hashtag_id")
@@ -76,7 +68,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
             return PokeReturnValue(check.satisfied, check.xcom_value() if check.satisfied else None)
 
     def _check(self, hook: UnifAPIHook, *, deferring: bool = False) -> BalanceCheck:
-        """One balance check, the same on a worker and before deferring; fails when waiting cannot help."""
+        """Fails the task when waiting cannot help."""
         try:
             if deferring:  # each trigger poll may cost a credit: a zero interval would spend without pause
                 check_seconds(self.poke_interval, "poke_interval", allow_zero=False)
@@ -123,9 +115,7 @@ class UnifAPIBalanceSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Return the balance of the trigger's event, or fail / time out with its message.
-
-        ``soft_fail`` turns a failure or a timeout here into a skip (Airflow's sensor base does it)."""
+        """Return the balance of the trigger's event, or fail / time out with its message."""
         if not event or "status" not in event:
             raise AirflowException(f"UnifAPIBalanceTrigger returned an unexpected event: {event!r}")
         status, message = event["status"], event.get("message", "")

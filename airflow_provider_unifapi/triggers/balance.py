@@ -20,21 +20,13 @@ from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 class UnifAPIBalanceTrigger(BaseTrigger):
     """Poll the UnifAPI workspace balance from the triggerer until it reaches ``min_balance``.
 
-    Each poll is :meth:`UnifAPIHook.acheck_balance
-    <airflow_provider_unifapi.hooks.unifapi.UnifAPIHook.acheck_balance>`: a poke and a poll decide
-    and cost the same. Holds only the connection id (the key is read in the triggerer). A bad
-    argument ends the run with an ``error`` event naming it.
-
-    Yields exactly one event, a dict with ``status`` and ``message``:
-
-    - ``success``: plus ``balance``, ``seen_at``, ``request_id``, ``source``, ``credits_spent``, ``polls``;
-    - ``error``: plus ``error`` (the typed error's dict, never the key), after a fatal error such as 401;
-    - ``timeout``: plus ``balance`` (last seen, or ``None``), ``credits_spent``, ``polls``.
+    Each poll is ``UnifAPIHook.acheck_balance``; only the connection id is held (never the key).
+    Yields one event, ``success``, ``error`` or ``timeout`` (docs/balance-sensor.md).
 
     :param min_balance: credits the workspace must hold (an int >= 0).
     :param unifapi_conn_id: the ``unifapi`` connection.
     :param poll_interval: seconds between polls (> 0); the first waits too (the sensor just poked).
-    :param end_time: Unix time (``time.time()``) after which a ``timeout`` event ends the wait, or ``None``.
+    :param end_time: Unix time after which a ``timeout`` event ends the wait, or ``None``.
     :param probe_hashtag_id: probe with ``GET /tiktok/hashtags/{id}`` instead of a hashtag search.
     :param max_balance_age: seconds a remembered balance answers for free (0 = always read live).
     """
@@ -58,7 +50,7 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         self.max_balance_age = max_balance_age
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Classpath and kwargs; rebuilding from them gives an equal serialization. No secret in them."""
+        """Classpath and kwargs (no secret in them)."""
         return (
             "airflow_provider_unifapi.triggers.balance.UnifAPIBalanceTrigger",
             {
@@ -72,7 +64,6 @@ class UnifAPIBalanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the balance is enough, a fatal error, or ``end_time``; yield one event."""
         try:
             self._check_arguments()
         except UnifAPIInputError as exc:
