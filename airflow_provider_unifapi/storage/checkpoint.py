@@ -1,8 +1,6 @@
-"""The checkpoint of one operator run, committed to object storage after every page.
+"""The checkpoint of one operator run, committed after every page (docs/resume.md).
 
-It stays small on purpose (it is rewritten after each page): counters, the cursor to resume from,
-the staged pages not yet compacted, and the list of committed parts. Ids for dedupe are not kept
-here: a resumed try rebuilds them from the committed parts and staged pages, which hold every id.
+Small on purpose (rewritten per page): no dedupe ids; a resumed try rebuilds them from the parts.
 """
 
 from __future__ import annotations
@@ -40,10 +38,7 @@ class PartInfo(BaseModel):
 
 
 class Checkpoint(BaseModel):
-    """Everything a retried try needs to continue without paying again for what it already has.
-
-    Credits go by the same names here as in summaries and logs; version 1 names are still read.
-    """
+    """Everything a retried try needs to continue without paying again for what it already has."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -90,8 +85,7 @@ class Checkpoint(BaseModel):
         self.possibly_billed_since_balance += credits
 
     def count_in_flight(self) -> None:
-        """The try that wrote this checkpoint died during (or just before) a call: count the call's
-        worst case as possibly billed (what a resumed try, and any reader of a dead try, must do)."""
+        """The try that wrote this checkpoint died in a call: count its worst case as possibly billed."""
         self.add_possibly_billed(self.in_flight_credits)
         self.in_flight_credits = 0
 
@@ -130,12 +124,8 @@ def _first_valid(lines: Any) -> Checkpoint | None:
 class CheckpointStore:
     """Keeps ``_checkpoint.json`` of a run folder; the last complete line of the file wins.
 
-    - Local disks: an append-only journal, one JSON line per commit, rewritten (atomically, through a
-      temporary name) only when :meth:`compact` is called. Appending costs tens of microseconds where
-      replacing a file costs milliseconds on common cloud disks; a try killed mid-append leaves a
-      torn last line, which :meth:`load` ignores, falling back to the previous commit.
-    - Object stores with atomic PUT (S3, GCS, Azure): one PUT per commit.
-    - Other filesystems: write a temporary name, then rename it over the checkpoint.
+    Local disks: an append-only journal, rewritten whole only by :meth:`compact` (why: README, "Output
+    layout and the summary"). Object stores with atomic PUT: one PUT a commit; others: temporary + rename.
 
     :param io: the run folder's :class:`~airflow_provider_unifapi.storage.fsio.FolderIO`.
     """
@@ -150,8 +140,7 @@ class CheckpointStore:
         self._handle: Any = None
 
     def load(self) -> Checkpoint | None:
-        """The last complete commit, or ``None`` when the folder has no checkpoint (an earlier
-        version's is read with its old field names, and written back as the current one)."""
+        """The last complete commit (an earlier version's read as the current one), or ``None``."""
         if not self.io.exists(CHECKPOINT_NAME):
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.

@@ -1,8 +1,6 @@
 """Byte-level file operations inside one run folder: plain ``os`` calls on local disks, fsspec elsewhere.
 
-Through path objects and fsspec's generic layer, each of the small writes made after every page
-costs several hundred microseconds on a local disk (path parsing, ``shutil.move``): a large share of
-a run at tens of thousands of records a second. Remote stores get their own fsspec filesystem.
+Why ``os``: through fsspec each small per-page write costs several hundred microseconds locally.
 """
 
 from __future__ import annotations
@@ -17,18 +15,17 @@ from upath import UPath
 
 
 def local_folder(url: Any) -> Any | None:
-    """A ``file://`` URL as a plain universal-pathlib path, else ``None``: the first
-    ``ObjectStoragePath(...).fs`` of a process imports every installed provider's filesystem module
-    (0.1-0.5 s measured here), which a local folder that names no connection never needs."""
+    """A ``file://`` URL as a plain UPath, else ``None``: the first ``ObjectStoragePath(...).fs``
+    imports every installed provider's filesystem module (0.1-0.5 s), which a local folder never needs."""
     if not isinstance(url, str) or not url.startswith("file://"):
         return None
     return UPath(url)
 
 
 class FolderIO:
-    """Read, write, rename and delete files by name inside ``folder`` (an ObjectStoragePath/UPath).
+    """Read, write, rename and delete files by name inside a folder.
 
-    :param folder: the folder; its ``fs`` (fsspec filesystem) and ``path`` (path without protocol) are used.
+    :param folder: an ``ObjectStoragePath`` or UPath (its ``fs`` and ``path`` are used).
     """
 
     def __init__(self, folder: Any) -> None:
