@@ -1,7 +1,4 @@
-"""The operators' arguments, checked at the start of ``execute``, before any paid call, once they are
-final (in the constructor a template field may still be a Jinja string, an ``XComArg`` or a mapped
-value), with errors that name the argument and the fix.
-"""
+"""The operators' arguments, checked once rendered (start of ``execute``, before any paid call)."""
 
 from __future__ import annotations
 
@@ -50,8 +47,7 @@ def check_paging(op: Any) -> PagingSettings:
 
 
 def output_folder(url: str, conn_id: str | None) -> Any:
-    """The ``ObjectStoragePath`` of ``output_path`` (a plain local path for ``file://`` without a
-    connection: see :func:`~airflow_provider_unifapi.storage.fsio.local_folder`)."""
+    """The ``ObjectStoragePath`` of ``output_path`` (for ``file://`` without a connection, a UPath)."""
     try:
         return (None if conn_id else local_folder(url)) or ObjectStoragePath(url, conn_id=conn_id)
     except Exception as exc:
@@ -69,10 +65,8 @@ def writer_name(context: Any) -> str:
 
 
 def parse_hashtags(value: Any) -> list[HashtagTarget]:
-    """A batch's hashtags from a rendered ``hashtags`` (a list/tuple, or text: a JSON list, a Python
-    list as Jinja renders one, or comma-separated): ids (digits) and names, case and ``#`` folded.
-    A name and its id are told apart only once the name is resolved (the batch does that).
-    """
+    """A batch's hashtags from a rendered ``hashtags`` (a list, or text: JSON, a Python list, or
+    comma-separated), deduplicated with case and ``#`` folded (a name and its id only once resolved)."""
     if isinstance(value, str):
         value = _parse_list_text(value)
     if not isinstance(value, (list, tuple)) or not value:
@@ -130,10 +124,7 @@ class CheckedArguments:
 
 
 def check_arguments(op: Any) -> CheckedArguments:
-    """Check every argument of a rendered :class:`TikTokHashtagVideosOperator` and return them.
-
-    :raises UnifAPIInputError: naming the first bad argument and the fix.
-    """
+    """Every argument of a rendered :class:`TikTokHashtagVideosOperator`, or raise for the first bad one."""
     target = _check_hashtag(op.hashtag_id, op.hashtag_name)
     budget = Budget(
         max_records=check_count("max_records", op.max_records, minimum=1),
