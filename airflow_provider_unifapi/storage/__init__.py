@@ -1,5 +1,4 @@
-"""Object-storage side of the operator: staged pages, part files, checkpoint, manifest, dedupe ids.
+"""Object-storage side of the operator, on any ``ObjectStoragePath`` / universal-pathlib path.
 
-Works on any ``ObjectStoragePath`` / universal-pathlib path (``file://``, ``s3://``, ``gs://``...).
 Imports nothing from Airflow.
 """

@@ -1,14 +1,11 @@
-"""The checkpoint of one operator run, committed after every page (docs/resume.md).
-
-Small on purpose (rewritten per page): no dedupe ids; a resumed try rebuilds them from the parts.
-"""
+"""The checkpoint of one run, committed after every page (docs/resume.md); small, so no dedupe ids."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_provider_unifapi.models import StopReason
 
@@ -40,7 +37,7 @@ class PartInfo(BaseModel):
 class Checkpoint(BaseModel):
     """Everything a retried try needs to continue without paying again for what it already has."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # version 1 names are the validation aliases
 
     version: int = CHECKPOINT_VERSION
     hashtag_id: str
@@ -57,20 +54,14 @@ class Checkpoint(BaseModel):
     #: credits the API confirmed in billing fields, all tries (resolution included).
     credits_charged: int = 0
     #: worst-case credits of calls whose billing is unknown (lost responses, killed tries), all tries.
-    possibly_billed_credits: int = Field(
-        default=0, validation_alias=AliasChoices("possibly_billed_credits", "credits_unconfirmed")
-    )
+    possibly_billed_credits: int = Field(default=0, validation_alias="credits_unconfirmed")
     #: worst-case cost of the call being made; possibly billed if the try dies in it.
-    in_flight_credits: int = Field(
-        default=0, validation_alias=AliasChoices("in_flight_credits", "pending_call_credits")
-    )
+    in_flight_credits: int = Field(default=0, validation_alias="pending_call_credits")
     resolution_credits: int = 0
     balance_remaining: int | None = None
     balance_seen_at: str | None = None
     #: possibly billed credits since ``balance_remaining`` was seen: the balance may be that much lower
-    possibly_billed_since_balance: int = Field(
-        default=0, validation_alias=AliasChoices("possibly_billed_since_balance", "unconfirmed_since_balance")
-    )
+    possibly_billed_since_balance: int = Field(default=0, validation_alias="unconfirmed_since_balance")
     tries: int = 0
     staged: list[StagedPage] = Field(default_factory=list)
     #: the part pages are appended to (append mode only), with its committed length

@@ -1,9 +1,7 @@
 """One writer per folder: a create-only claim file with an expiry (docs/resume.md, "One writer per folder").
 
-Object stores have no locks, so claims are numbered create-only files (``_writer.000000.json``...):
-the highest number is the writer, and a taker of an expired claim creates the next number, which
-only one of two takers can. Renewed after a third of the time to live, so a taker can only appear
-after the writer missed renewals for the whole of it.
+Object stores have no locks, so claims are numbered (``_writer.000000.json``...): the highest is the
+writer, and of two takers of an expired claim only one can create the next number.
 """
 
 from __future__ import annotations

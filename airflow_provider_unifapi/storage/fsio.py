@@ -1,7 +1,5 @@
-"""Byte-level file operations inside one run folder: plain ``os`` calls on local disks, fsspec elsewhere.
-
-Why ``os``: through fsspec each small per-page write costs several hundred microseconds locally.
-"""
+"""Byte-level file operations inside one run folder: plain ``os`` calls on local disks (through fsspec
+each small per-page write costs several hundred microseconds), fsspec elsewhere."""
 
 from __future__ import annotations
 
@@ -37,10 +35,7 @@ class FolderIO:
         return f"{self.root}/{name}" if name else self.root
 
     def makedirs(self, name: str = "") -> None:
-        if self.local:
-            os.makedirs(self.path(name), exist_ok=True)
-        else:
-            self.fs.makedirs(self.path(name), exist_ok=True)
+        self.fs.makedirs(self.path(name), exist_ok=True)
 
     def write(self, name: str, data: bytes) -> None:
         if self.local:
@@ -93,12 +88,9 @@ class FolderIO:
             self.fs.mv(self.path(source), self.path(target))
 
     def exists(self, name: str) -> bool:
-        if self.local:
-            return os.path.exists(self.path(name))
         return bool(self.fs.exists(self.path(name)))
 
     def delete(self, name: str) -> None:
-        """Delete a file if it is there."""
         try:
             if self.local:
                 os.unlink(self.path(name))

@@ -1,14 +1,11 @@
-"""Every write to one run's output folder (its layout: docs/output.md).
-
-A page is made durable before the checkpoint names it, by append mode (local disks, ``jsonl`` /
-``jsonl.gz``) or staging mode (object stores, ``parquet``): README, "Output layout and the summary".
-"""
+"""Every write to one run's output folder (layout: docs/output.md; append and staging modes: README,
+"Output layout and the summary")."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_unifapi.exceptions import UnifAPIOutputMismatchError
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
@@ -44,7 +41,7 @@ class RunFolder:
         self.gzip_level = gzip_level
         self.io = FolderIO(folder)
         self._staging_ready = False
-        #: append pages to the open part (local disks) instead of staging them (see module doc)
+        #: append pages to the open part (local disks) instead of staging them
         self.append_mode = self.io.local and output_format in ("jsonl", "jsonl.gz")
         self._part_handle: Any = None
         self._part_handle_name: str | None = None
@@ -52,8 +49,7 @@ class RunFolder:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.io.exists(MANIFEST_NAME):
             return None
-        manifest: dict[str, Any] = json.loads(self.io.read(MANIFEST_NAME))
-        return manifest
+        return cast(dict[str, Any], json.loads(self.io.read(MANIFEST_NAME)))
 
     def prepare(self) -> None:
         """Create the folder (a no-op on object stores without directories)."""
@@ -119,8 +115,8 @@ class RunFolder:
         checkpoint.staged = []
         return done
 
-    def recover(self, checkpoint: Checkpoint) -> IdSet:
-        """Bring a resumed run's folder back to its checkpoint; return the ids it already holds."""
+    def recover(self, checkpoint: Checkpoint) -> None:
+        """Bring a resumed run's folder back to its checkpoint."""
         self.remove_stray_files(checkpoint)
         part = checkpoint.open_part
         if part is not None:
@@ -133,7 +129,6 @@ class RunFolder:
                 )
             if size > part.bytes:
                 os.truncate(path, part.bytes)  # bytes a dead try appended after its last commit
-        return self.load_ids(checkpoint)
 
     def stage_page(self, seq: int, payload: bytes, request_id: str, records: int) -> StagedPage:
         """Write a fetched page's records (JSON lines) before the checkpoint names it."""
