@@ -31,14 +31,12 @@ def check_count(argument: str, value: Any, *, minimum: int) -> int | None:
 
 
 def check_gzip_level(value: Any) -> int:
-    """A ``jsonl.gz`` compression level, 0 to 9."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
         raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {value!r}")
     return value
 
 
 def check_paging(op: Any) -> PagingSettings:
-    """``page_size``, ``max_empty_pages`` and ``fail_on_low_balance`` of either operator."""
     return PagingSettings(
         page_size=validate_limit(check_count("page_size", op.page_size, minimum=1), "page_size"),
         max_empty_pages=check_count("max_empty_pages", op.max_empty_pages, minimum=1) or 1,
@@ -65,8 +63,7 @@ def writer_name(context: Any) -> str:
 
 
 def parse_hashtags(value: Any) -> list[HashtagTarget]:
-    """A batch's hashtags from a rendered ``hashtags`` (a list, or text: JSON, a Python list, or
-    comma-separated), deduplicated with case and ``#`` folded (a name and its id only once resolved)."""
+    """A batch's ids and names from a rendered ``hashtags``, deduplicated (case and ``#`` folded)."""
     if isinstance(value, str):
         value = _parse_list_text(value)
     if not isinstance(value, (list, tuple)) or not value:
@@ -166,8 +163,7 @@ def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> HashtagTarget:
 
 
 def _check_xcom_cap(max_records: int | None, xcom_max_records: int) -> None:
-    # XCom mode must know up front that it cannot pass the cap: never pay for records that could
-    # not be returned.
+    # Up front: never pay for records XCom could not return.
     if max_records is None or max_records > xcom_max_records:
         raise UnifAPIInputError(
             "output_path",

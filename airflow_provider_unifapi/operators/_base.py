@@ -23,10 +23,7 @@ from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
 
 class CollectionOperator(BaseOperator):
-    """Base of an operator that pages hashtags and keeps its run's summary in ``_run_summary``.
-
-    The lineage methods import :mod:`._lineage` (which needs the OpenLineage provider) only when called.
-    """
+    """Base of both operators; the lineage methods import :mod:`._lineage` (OpenLineage) only when called."""
 
     ui_color = "#25f4ee"
     unifapi_conn_id: str
@@ -52,10 +49,8 @@ class CollectionOperator(BaseOperator):
 
 
 def task_failure(exc: BaseException, *, conn_id: str, hashtag: str | None = None) -> AirflowException:
-    """The exception that ends the task for ``exc``, its message naming what to fix: retried
-    (``AirflowException``) when a retry can help (it resumes from the checkpoint, or finds the folder
-    free), else ``AirflowFailException`` (bad input, a refused key).
-    """
+    """The exception that ends the task for ``exc``: ``AirflowException`` (retried) when a retry can help
+    (it resumes, or finds the folder free), else ``AirflowFailException``; its message names the fix."""
     about = f" for hashtag {hashtag}" if hashtag else ""
     if isinstance(exc, UnifAPIInputError):
         return AirflowFailException(str(exc))

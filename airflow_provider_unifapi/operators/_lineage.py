@@ -1,7 +1,4 @@
-"""OpenLineage for both collection operators (imported only when the OpenLineage provider asks).
-
-What each event carries, and why parts are named as they are: README, "Lineage".
-"""
+"""OpenLineage for both collection operators, imported only when that provider asks (README, "Lineage")."""
 
 from __future__ import annotations
 
@@ -76,8 +73,7 @@ def lineage_on_start(op: Any) -> Any:
 
 
 def file_dataset(path: Any, facets: dict[str, Any] | None = None) -> Any:
-    """The OpenLineage dataset of one file (an ``ObjectStoragePath``), named as Airflow's hook lineage
-    names it, or without a converter for its scheme as common.io's ``FileTransferOperator`` does."""
+    """The OpenLineage dataset of one file (an ``ObjectStoragePath``), named as Airflow's lineage names it."""
     named = None
     with contextlib.suppress(Exception):  # no converter registered for the scheme
         named = translate_airflow_asset(Asset(uri=str(path)), None)
@@ -144,8 +140,7 @@ def _batch_facet(op: Any, manifest: dict[str, Any]) -> UnifAPICreditsRunFacet:
 
 
 def lineage_on_end(op: Any) -> Any:
-    """COMPLETE / FAIL: resolved inputs, parts written with statistics, the credits facet (a batch:
-    those of every hashtag, from its ``_batch_manifest.json`` as the summary)."""
+    """COMPLETE / FAIL: resolved inputs, parts written, credits (a batch's from its batch manifest)."""
     summary: dict[str, Any] | None = getattr(op, "_run_summary", None)
     facet: UnifAPICreditsRunFacet | None
     if summary is not None and "hashtags" in summary:

@@ -45,12 +45,10 @@ def chunk(items: Iterable[T], size: int) -> list[list[T]]:
 
 
 class TikTokHashtagBatchOperator(CollectionOperator):
-    """Fetch the videos of many hashtags in one task, ``max_concurrency`` cursor chains at once (docs/batch.md).
+    """Fetch the videos of many hashtags in one task, ``max_concurrency`` at once (docs/batch.md).
 
-    Each hashtag goes to ``<output_path>/hashtag=<id>/`` as with
-    :class:`~airflow_provider_unifapi.operators.hashtag_videos.TikTokHashtagVideosOperator`. One
-    hashtag's error does not stop the others: the task writes ``<output_path>/_batch_manifest.json``
-    (also its return value), then fails naming the hashtags that failed.
+    Each hashtag goes to ``<output_path>/hashtag=<id>/``; one's error does not stop the others: the
+    task writes ``<output_path>/_batch_manifest.json`` (its return value), then fails naming them.
 
     :param hashtags: hashtag ids and/or names without ``#`` (templated; a list, an ``XComArg``,
         a JSON or Python list as text, or comma-separated text).

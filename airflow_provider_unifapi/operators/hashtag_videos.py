@@ -30,9 +30,8 @@ DEFAULT_XCOM_MAX_RECORDS = 1000
 class TikTokHashtagVideosOperator(CollectionOperator):
     """Fetch every video of a TikTok hashtag through UnifAPI, resumably and under hard budgets.
 
-    With ``output_path`` the records go to part files with a checkpoint after every page (a retry
-    resumes, docs/resume.md) and ``_manifest.json`` last, and the task returns a summary; without it,
-    the records are returned as XCom. Arguments are checked at the start of ``execute``.
+    With ``output_path`` the records go to part files, checkpointed every page (a retry resumes:
+    docs/resume.md), and the task returns a summary; without it, they are returned as XCom.
 
     :param hashtag_id: numeric id of the hashtag (templated). Give this or ``hashtag_name``.
     :param hashtag_name: hashtag name without ``#`` (templated); resolved by hashtag search, whose
@@ -136,8 +135,7 @@ class TikTokHashtagVideosOperator(CollectionOperator):
     ) -> tuple[Any, dict[str, Any]]:
         """The task's return value and the run's summary."""
         output = self._output(args, context)
-        # Only min_balance needs a balance before the first answer (else it costs a 1-record first
-        # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
+        # Only min_balance needs the remembered balance (a metadata-DB round trip, so skipped otherwise).
         floor, budget = args.budget.min_balance, args.budget
         remembered = None
         if floor is not None:

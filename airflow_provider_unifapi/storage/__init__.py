@@ -1,4 +1,1 @@
-"""Object-storage side of the operator, on any ``ObjectStoragePath`` / universal-pathlib path.
-
-Imports nothing from Airflow.
-"""
+"""Object-storage side of the operators, on any ``ObjectStoragePath`` / UPath; imports nothing from Airflow."""

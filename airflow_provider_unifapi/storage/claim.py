@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_unifapi.exceptions import (
     UnifAPIClaimLostError,
@@ -91,12 +91,11 @@ class FolderClaim:
 
     def _read(self, number: int) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads(self.io.read(_claim_name(number)))
+            return cast(dict[str, Any], json.loads(self.io.read(_claim_name(number))))
         except FileNotFoundError:
             return None
         except ValueError:
             return {}  # torn or foreign: treated as expired
-        return data
 
     def _expired(self, claim: dict[str, Any]) -> bool:
         try:

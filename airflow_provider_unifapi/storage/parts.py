@@ -40,10 +40,7 @@ def isal_available() -> bool:
 
 
 def compressor(level: int, *, use_isal: bool = True) -> Compressor:
-    """A compressor for one gzip member at zlib ``level`` (0-9).
-
-    isal's 0 still compresses, so zlib's 0 (stored) stays with zlib; 1-9 map onto isal's 1-3.
-    """
+    """A compressor for one gzip member at zlib ``level`` 0-9 (1-9 map onto isal's 1-3; its 0 compresses)."""
     if use_isal and _isal_zlib is not None and level > 0:
         isal: Compressor = _isal_zlib.compressobj(min(3, (level + 2) // 3), _isal_zlib.DEFLATED, _GZIP_WBITS)
         return isal
