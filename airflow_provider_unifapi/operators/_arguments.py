@@ -1,7 +1,4 @@
-"""The operators' arguments, checked at the start of ``execute``, before any paid call, once they are
-final (in the constructor a template field may still be a Jinja string, an ``XComArg`` or a mapped
-value), with errors that name the argument and the fix.
-"""
+"""The operators' arguments, checked once rendered (start of ``execute``, before any paid call)."""
 
 from __future__ import annotations
 
@@ -34,14 +31,12 @@ def check_count(argument: str, value: Any, *, minimum: int) -> int | None:
 
 
 def check_gzip_level(value: Any) -> int:
-    """A ``jsonl.gz`` compression level, 0 to 9."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
         raise UnifAPIInputError("gzip_level", f"must be an integer from 0 to 9, got {value!r}")
     return value
 
 
 def check_paging(op: Any) -> PagingSettings:
-    """``page_size``, ``max_empty_pages`` and ``fail_on_low_balance`` of either operator."""
     return PagingSettings(
         page_size=validate_limit(check_count("page_size", op.page_size, minimum=1), "page_size"),
         max_empty_pages=check_count("max_empty_pages", op.max_empty_pages, minimum=1) or 1,
@@ -50,8 +45,7 @@ def check_paging(op: Any) -> PagingSettings:
 
 
 def output_folder(url: str, conn_id: str | None) -> Any:
-    """The ``ObjectStoragePath`` of ``output_path`` (a plain local path for ``file://`` without a
-    connection: see :func:`~airflow_provider_unifapi.storage.fsio.local_folder`)."""
+    """The ``ObjectStoragePath`` of ``output_path`` (for ``file://`` without a connection, a UPath)."""
     try:
         return (None if conn_id else local_folder(url)) or ObjectStoragePath(url, conn_id=conn_id)
     except Exception as exc:
@@ -69,10 +63,7 @@ def writer_name(context: Any) -> str:
 
 
 def parse_hashtags(value: Any) -> list[HashtagTarget]:
-    """A batch's hashtags from a rendered ``hashtags`` (a list/tuple, or text: a JSON list, a Python
-    list as Jinja renders one, or comma-separated): ids (digits) and names, case and ``#`` folded.
-    A name and its id are told apart only once the name is resolved (the batch does that).
-    """
+    """A batch's ids and names from a rendered ``hashtags``, deduplicated (case and ``#`` folded)."""
     if isinstance(value, str):
         value = _parse_list_text(value)
     if not isinstance(value, (list, tuple)) or not value:
@@ -130,10 +121,7 @@ class CheckedArguments:
 
 
 def check_arguments(op: Any) -> CheckedArguments:
-    """Check every argument of a rendered :class:`TikTokHashtagVideosOperator` and return them.
-
-    :raises UnifAPIInputError: naming the first bad argument and the fix.
-    """
+    """Every argument of a rendered :class:`TikTokHashtagVideosOperator`, or raise for the first bad one."""
     target = _check_hashtag(op.hashtag_id, op.hashtag_name)
     budget = Budget(
         max_records=check_count("max_records", op.max_records, minimum=1),
@@ -175,8 +163,7 @@ def _check_hashtag(hashtag_id: Any, hashtag_name: Any) -> HashtagTarget:
 
 
 def _check_xcom_cap(max_records: int | None, xcom_max_records: int) -> None:
-    # XCom mode must know up front that it cannot pass the cap: never pay for records that could
-    # not be returned.
+    # Up front: never pay for records XCom could not return.
     if max_records is None or max_records > xcom_max_records:
         raise UnifAPIInputError(
             "output_path",

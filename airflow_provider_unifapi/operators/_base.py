@@ -23,11 +23,7 @@ from airflow_provider_unifapi.hooks.unifapi import UnifAPIHook
 
 
 class CollectionOperator(BaseOperator):
-    """Base of an operator that pages hashtags and keeps its run's summary in ``_run_summary``.
-
-    The ``get_openlineage_facets_*`` methods (called only by the OpenLineage provider) import
-    :mod:`._lineage`, which imports that provider, only when called: the provider stays optional.
-    """
+    """Base of both operators; the lineage methods import :mod:`._lineage` (OpenLineage) only when called."""
 
     ui_color = "#25f4ee"
     unifapi_conn_id: str
@@ -44,10 +40,7 @@ class CollectionOperator(BaseOperator):
         return lineage_on_start(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """COMPLETE: the resolved inputs, every part written (rows, bytes), the credits.
-
-        FAIL reports the same facets: a failed try spent credits too, and has what it had when it stopped.
-        """
+        """COMPLETE, and FAIL too (a failed try spent credits): resolved inputs, parts written, credits."""
         from airflow_provider_unifapi.operators._lineage import lineage_on_end
 
         return lineage_on_end(self)
@@ -56,17 +49,8 @@ class CollectionOperator(BaseOperator):
 
 
 def task_failure(exc: BaseException, *, conn_id: str, hashtag: str | None = None) -> AirflowException:
-    """The exception that ends the task for ``exc``: retried (``AirflowException``) or not
-    (``AirflowFailException``), its message naming what to fix.
-
-    Bad input and a refused key are never retried (a retry cannot help and nothing was paid because
-    of them); a transient error, a call of unknown outcome, a low balance and a busy folder are (a
-    retry resumes from the checkpoint, or finds the folder free).
-
-    :param exc: what went wrong.
-    :param conn_id: the ``unifapi`` connection (named when it is missing or its key is refused).
-    :param hashtag: the hashtag concerned, if one.
-    """
+    """The exception that ends the task for ``exc``: ``AirflowException`` (retried) when a retry can help
+    (it resumes, or finds the folder free), else ``AirflowFailException``; its message names the fix."""
     about = f" for hashtag {hashtag}" if hashtag else ""
     if isinstance(exc, UnifAPIInputError):
         return AirflowFailException(str(exc))
@@ -89,6 +73,5 @@ def task_failure(exc: BaseException, *, conn_id: str, hashtag: str | None = None
         return AirflowException(str(exc))
     message = f"UnifAPI call failed{about}: {exc}"
     if isinstance(exc, UnifAPIError) and (is_retryable(exc) or exc.may_have_been_billed):
-        # Transient, lost in transit, or a busy folder: an Airflow retry resumes from the checkpoint.
         return AirflowException(message)
     return AirflowFailException(message)

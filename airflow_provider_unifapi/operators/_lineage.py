@@ -1,13 +1,4 @@
-"""OpenLineage for both collection operators (imported only when the OpenLineage provider asks).
-
-- **Input**: the hashtag's videos endpoint, ``namespace`` = the connection's base URL, ``name`` =
-  ``/tiktok/hashtags/<id>/videos``, with the id the run really paged (a ``hashtag_name`` is resolved
-  during ``execute``, so START carries no input for it and COMPLETE the resolved id).
-- **Outputs** (COMPLETE only: before the manifest a folder is incomplete and must not be read): one
-  dataset per part file with ``outputStatistics``, named as Airflow's hook-level lineage names an
-  ``ObjectStoragePath``, so a downstream task reading the part that way meets the same dataset.
-- **Run facet** ``unifapi_credits`` on COMPLETE and FAIL: what the run paid (see the facet).
-"""
+"""OpenLineage for both collection operators, imported only when that provider asks (README, "Lineage")."""
 
 from __future__ import annotations
 
@@ -35,20 +26,8 @@ _SCHEMA = "https://github.com/unifapi/airflow-provider-unifapi/blob/main/README.
 
 @define
 class UnifAPICreditsRunFacet(RunFacet):
-    """What a run of the operator paid for, in UnifAPI credits (1 credit = $0.001).
-
-    :param hashtagId: the hashtag paged.
-    :param records: unique records kept.
-    :param pages: page calls made.
-    :param creditsCharged: credits the API confirmed, all tries.
-    :param possiblyBilledCredits: worst case of calls whose billing is unknown, all tries.
-    :param creditsSpent: the two added: what ``max_credits`` counts.
-    :param dollarsSpent: ``creditsSpent`` in dollars.
-    :param maxCredits: the budget, if any.
-    :param stopReason: why the run stopped.
-    :param tries: tries of the task so far.
-    :param reused: a complete folder was reused (nothing paid this time).
-    """
+    """What a run paid, in UnifAPI credits (1 credit = $0.001): the summary's keys, camel-cased
+    (README, "Output layout and the summary"); ``creditsSpent`` is what ``max_credits`` counts."""
 
     hashtagId: str | None
     records: int
@@ -94,8 +73,7 @@ def lineage_on_start(op: Any) -> Any:
 
 
 def file_dataset(path: Any, facets: dict[str, Any] | None = None) -> Any:
-    """The OpenLineage dataset of one file (an ``ObjectStoragePath``), named as Airflow's hook lineage
-    names it, or without a converter for its scheme as common.io's ``FileTransferOperator`` does."""
+    """The OpenLineage dataset of one file (an ``ObjectStoragePath``), named as Airflow's lineage names it."""
     named = None
     with contextlib.suppress(Exception):  # no converter registered for the scheme
         named = translate_airflow_asset(Asset(uri=str(path)), None)
@@ -162,11 +140,7 @@ def _batch_facet(op: Any, manifest: dict[str, Any]) -> UnifAPICreditsRunFacet:
 
 
 def lineage_on_end(op: Any) -> Any:
-    """COMPLETE / FAIL: the resolved inputs, the parts written with statistics, the credits facet.
-
-    A batch (its ``_batch_manifest.json`` as the summary) has one input per hashtag and the parts of
-    every hashtag's folder as outputs, named as for one hashtag.
-    """
+    """COMPLETE / FAIL: resolved inputs, parts written, credits (a batch's from its batch manifest)."""
     summary: dict[str, Any] | None = getattr(op, "_run_summary", None)
     facet: UnifAPICreditsRunFacet | None
     if summary is not None and "hashtags" in summary:

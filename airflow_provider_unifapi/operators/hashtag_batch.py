@@ -36,8 +36,7 @@ def chunk(items: Iterable[T], size: int) -> list[list[T]]:
     """Split ``items`` into lists of ``size`` (the last may be shorter), for mapping batches.
 
     :param items: the hashtags (ids and/or names), or anything else.
-    :param size: items per chunk, >= 1.
-    :raises UnifAPIInputError: ``size`` is not a positive integer.
+    :param size: items per chunk, >= 1 (else :class:`UnifAPIInputError`).
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UnifAPIInputError("size", f"must be an integer >= 1, got {size!r}")
@@ -46,24 +45,16 @@ def chunk(items: Iterable[T], size: int) -> list[list[T]]:
 
 
 class TikTokHashtagBatchOperator(CollectionOperator):
-    """Fetch the videos of many hashtags in one task: ``max_concurrency`` cursor chains at once.
+    """Fetch the videos of many hashtags in one task, ``max_concurrency`` at once (docs/batch.md).
 
-    Each hashtag goes to ``<output_path>/hashtag=<id>/`` with the guarantees of
-    :class:`~airflow_provider_unifapi.operators.hashtag_videos.TikTokHashtagVideosOperator` (parts,
-    checkpoint after every page, manifest, exactly-once, dedupe); a retried try resumes every
-    unfinished hashtag and reuses finished ones for 0 credits. ``max_credits`` and ``min_balance``
-    hold for the whole batch over all tries, every chain's call in flight counted at its worst case.
-    The chains share one client whose pacer spaces requests to the workspace rate limit. One
-    hashtag's error does not stop the others: the task writes ``<output_path>/_batch_manifest.json``
-    (also its return value) and then fails naming the hashtags that failed.
+    Each hashtag goes to ``<output_path>/hashtag=<id>/``; one's error does not stop the others: the
+    task writes ``<output_path>/_batch_manifest.json`` (its return value), then fails naming them.
 
-    The constructor only stores its arguments; every check runs at the start of ``execute``.
-
-    :param hashtags: hashtag ids and/or names (without ``#``) (templated; a list, an ``XComArg``,
+    :param hashtags: hashtag ids and/or names without ``#`` (templated; a list, an ``XComArg``,
         a JSON or Python list as text, or comma-separated text).
     :param output_path: the batch's base folder URL (templated).
     :param unifapi_conn_id: the ``unifapi`` connection.
-    :param max_concurrency: cursor chains paged at once within the task (templated).
+    :param max_concurrency: cursor chains paged at once, 1 to 64 (templated).
     :param max_credits: never let the batch spend more, over all tries (templated).
     :param min_balance: never let the workspace balance drop below this (templated).
     :param max_credits_per_hashtag: each hashtag's own credit cap (templated).
@@ -75,12 +66,12 @@ class TikTokHashtagBatchOperator(CollectionOperator):
     :param records_per_part: records per part file.
     :param max_empty_pages: empty pages in a row after which a hashtag stops.
     :param fail_on_low_balance: a hashtag cut short by the balance counts as failed (retryable).
-    :param fail_on_hashtag_error: fail the task when a hashtag failed (default); False succeeds
-        and leaves the failures in the return value and the batch manifest.
+    :param fail_on_hashtag_error: fail the task when a hashtag failed; False leaves the failures in
+        the return value.
     :param pace_requests: pace the shared client to the rate limit (whatever the connection says).
     :param gzip_level: compression level of ``jsonl.gz`` parts.
-    :param overwrite: clear every hashtag's earlier run (done or stopped) and fetch it again; by
-        default a done hashtag is reused for 0 credits and a stopped one continues from its cursor.
+    :param overwrite: fetch every hashtag again (by default a done one is reused for 0 credits and a
+        stopped one continues).
     """
 
     template_fields: Sequence[str] = (

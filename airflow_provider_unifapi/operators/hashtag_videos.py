@@ -30,35 +30,28 @@ DEFAULT_XCOM_MAX_RECORDS = 1000
 class TikTokHashtagVideosOperator(CollectionOperator):
     """Fetch every video of a TikTok hashtag through UnifAPI, resumably and under hard budgets.
 
-    With ``output_path`` the records go to part files in object storage with a checkpoint after
-    every page, so a retried try resumes instead of paying again; a ``_manifest.json`` written last
-    marks the folder complete, and the task returns a small summary. Without ``output_path`` the
-    records are returned as XCom (capped; no resume).
-
-    The constructor only stores its arguments (a templated one may be a Jinja string, an
-    ``XComArg`` or a mapped value until the task runs); every check runs at the start of
-    ``execute``, before any paid call, and a bad value fails the task without retry.
+    With ``output_path`` the records go to part files, checkpointed every page (a retry resumes:
+    docs/resume.md), and the task returns a summary; without it, they are returned as XCom.
 
     :param hashtag_id: numeric id of the hashtag (templated). Give this or ``hashtag_name``.
-    :param hashtag_name: hashtag name without ``#`` (templated); resolved to an id by exact match
-        through hashtag search, which costs the search results read (counted in the budget).
+    :param hashtag_name: hashtag name without ``#`` (templated); resolved by hashtag search, whose
+        results cost credits (counted in the budget).
     :param unifapi_conn_id: the ``unifapi`` connection.
     :param page_size: records per call, 1 to 50 (templated).
     :param max_records: stop after exactly this many unique records (templated).
     :param max_pages: stop after this many page calls (templated).
     :param max_credits: never spend more credits than this over all tries (templated).
     :param min_balance: never let the workspace balance drop below this (templated).
-    :param output_path: folder URL for ``ObjectStoragePath`` (``s3://bucket/tiktok/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/``,
+    :param output_path: folder URL (``s3://bucket/tiktok/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/``,
         ``file:///data/tiktok/``...); ``None`` returns the records as XCom (templated).
-    :param output_conn_id: connection for the object store (e.g. an ``aws`` connection) (templated).
+    :param output_conn_id: connection of the object store, e.g. an ``aws`` one (templated).
     :param output_format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
-    :param records_per_part: records per part file (pages are checkpointed one by one regardless).
-    :param fail_on_low_balance: fail when the balance runs out mid-run (default), so a retry or the
-        balance sensor takes over; False ends successfully with stop reason ``balance_truncated``.
+    :param records_per_part: records per part file.
+    :param fail_on_low_balance: fail when the balance runs out mid-run (retryable); False ends
+        successfully with stop reason ``balance_truncated``.
     :param max_empty_pages: empty pages in a row (1 credit each) after which the run stops.
-    :param overwrite: delete an earlier run's output in ``output_path`` (done or stopped) and fetch
-        again; by default a done folder is reused (its summary returned without any call) and a
-        stopped one continues from its cursor, paying only for pages never bought.
+    :param overwrite: delete the folder's earlier run and fetch again (by default a done folder is
+        reused for 0 credits and a stopped one continues from its cursor).
     :param xcom_max_records: the most records XCom mode may return.
     :param gzip_level: compression level of ``jsonl.gz`` parts.
     """
@@ -140,10 +133,9 @@ class TikTokHashtagVideosOperator(CollectionOperator):
     def _collect(
         self, client: UnifAPIClient, args: CheckedArguments, context: Any
     ) -> tuple[Any, dict[str, Any]]:
-        """Run (or reuse) the collection; returns the task's return value and the run's summary."""
+        """The task's return value and the run's summary."""
         output = self._output(args, context)
-        # Only min_balance needs a balance before the first answer (else it costs a 1-record first
-        # call); reading the Variable is a metadata-DB round trip, so skip it otherwise.
+        # Only min_balance needs the remembered balance (a metadata-DB round trip, so skipped otherwise).
         floor, budget = args.budget.min_balance, args.budget
         remembered = None
         if floor is not None:

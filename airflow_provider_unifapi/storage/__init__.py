@@ -1,5 +1,1 @@
-"""Object-storage side of the operator: staged pages, part files, checkpoint, manifest, dedupe ids.
-
-Works on any ``ObjectStoragePath`` / universal-pathlib path (``file://``, ``s3://``, ``gs://``...).
-Imports nothing from Airflow.
-"""
+"""Object-storage side of the operators, on any ``ObjectStoragePath`` / UPath; imports nothing from Airflow."""

@@ -1,16 +1,11 @@
-"""The checkpoint of one operator run, committed to object storage after every page.
-
-It stays small on purpose (it is rewritten after each page): counters, the cursor to resume from,
-the staged pages not yet compacted, and the list of committed parts. Ids for dedupe are not kept
-here: a resumed try rebuilds them from the committed parts and staged pages, which hold every id.
-"""
+"""The checkpoint of one run, committed after every page (docs/resume.md); small, so no dedupe ids."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_provider_unifapi.models import StopReason
 
@@ -40,12 +35,9 @@ class PartInfo(BaseModel):
 
 
 class Checkpoint(BaseModel):
-    """Everything a retried try needs to continue without paying again for what it already has.
+    """Everything a retried try needs to continue without paying again for what it already has."""
 
-    Credits go by the same names here as in summaries and logs; version 1 names are still read.
-    """
-
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # version 1 names are the validation aliases
 
     version: int = CHECKPOINT_VERSION
     hashtag_id: str
@@ -62,20 +54,14 @@ class Checkpoint(BaseModel):
     #: credits the API confirmed in billing fields, all tries (resolution included).
     credits_charged: int = 0
     #: worst-case credits of calls whose billing is unknown (lost responses, killed tries), all tries.
-    possibly_billed_credits: int = Field(
-        default=0, validation_alias=AliasChoices("possibly_billed_credits", "credits_unconfirmed")
-    )
+    possibly_billed_credits: int = Field(default=0, validation_alias="credits_unconfirmed")
     #: worst-case cost of the call being made; possibly billed if the try dies in it.
-    in_flight_credits: int = Field(
-        default=0, validation_alias=AliasChoices("in_flight_credits", "pending_call_credits")
-    )
+    in_flight_credits: int = Field(default=0, validation_alias="pending_call_credits")
     resolution_credits: int = 0
     balance_remaining: int | None = None
     balance_seen_at: str | None = None
     #: possibly billed credits since ``balance_remaining`` was seen: the balance may be that much lower
-    possibly_billed_since_balance: int = Field(
-        default=0, validation_alias=AliasChoices("possibly_billed_since_balance", "unconfirmed_since_balance")
-    )
+    possibly_billed_since_balance: int = Field(default=0, validation_alias="unconfirmed_since_balance")
     tries: int = 0
     staged: list[StagedPage] = Field(default_factory=list)
     #: the part pages are appended to (append mode only), with its committed length
@@ -90,8 +76,7 @@ class Checkpoint(BaseModel):
         self.possibly_billed_since_balance += credits
 
     def count_in_flight(self) -> None:
-        """The try that wrote this checkpoint died during (or just before) a call: count the call's
-        worst case as possibly billed (what a resumed try, and any reader of a dead try, must do)."""
+        """The try that wrote this checkpoint died in a call: count its worst case as possibly billed."""
         self.add_possibly_billed(self.in_flight_credits)
         self.in_flight_credits = 0
 
@@ -130,12 +115,8 @@ def _first_valid(lines: Any) -> Checkpoint | None:
 class CheckpointStore:
     """Keeps ``_checkpoint.json`` of a run folder; the last complete line of the file wins.
 
-    - Local disks: an append-only journal, one JSON line per commit, rewritten (atomically, through a
-      temporary name) only when :meth:`compact` is called. Appending costs tens of microseconds where
-      replacing a file costs milliseconds on common cloud disks; a try killed mid-append leaves a
-      torn last line, which :meth:`load` ignores, falling back to the previous commit.
-    - Object stores with atomic PUT (S3, GCS, Azure): one PUT per commit.
-    - Other filesystems: write a temporary name, then rename it over the checkpoint.
+    Local disks: an append-only journal, rewritten whole only by :meth:`compact` (why: README, "Output
+    layout and the summary"). Object stores with atomic PUT: one PUT a commit; others: temporary + rename.
 
     :param io: the run folder's :class:`~airflow_provider_unifapi.storage.fsio.FolderIO`.
     """
@@ -150,8 +131,7 @@ class CheckpointStore:
         self._handle: Any = None
 
     def load(self) -> Checkpoint | None:
-        """The last complete commit, or ``None`` when the folder has no checkpoint (an earlier
-        version's is read with its old field names, and written back as the current one)."""
+        """The last complete commit (an earlier version's read as the current one), or ``None``."""
         if not self.io.exists(CHECKPOINT_NAME):
             return None
         # Every commit ends with a newline, so whatever follows the last one is a torn append: skip it.

@@ -1,19 +1,7 @@
-"""One writer per folder: a claim file with an expiry, created only where none is live.
+"""One writer per folder: a create-only claim file with an expiry (docs/resume.md, "One writer per folder").
 
-Object stores have no locks and no appends, so a claim is a small JSON object written create-only
-(``If-None-Match: *`` on S3 through s3fs, a hard link on local disks, else fsspec's ``mode="create"``,
-as atomic as the store makes it). Claims are numbered (``_writer.000000.json``...): the highest
-number is the folder's writer.
-
-- **Acquire:** no claim -> create number 0; a live claim -> ``UnifAPIFolderBusyError``; a claim
-  provably expired (its expiry passed, or on its own machine its process is gone, so a SIGKILLed
-  try's retry there starts at once) -> create the next number: of two takers only one succeeds.
-- **Renew:** :meth:`FolderClaim.check`, before each commit, rewrites the writer's own claim with a
-  new expiry once a third of the time to live has passed: a taker can only appear after the writer
-  missed renewals for the whole time to live.
-- **Zombie:** a writer that finds another's claim on top, or its own expired, raises
-  ``UnifAPIClaimLostError`` before it writes again.
-- **Release:** the writer deletes every claim file when it ends (success or error).
+Object stores have no locks, so claims are numbered (``_writer.000000.json``...): the highest is the
+writer, and of two takers of an expired claim only one can create the next number.
 """
 
 from __future__ import annotations
@@ -25,7 +13,7 @@ import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_unifapi.exceptions import (
     UnifAPIClaimLostError,
@@ -103,12 +91,11 @@ class FolderClaim:
 
     def _read(self, number: int) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads(self.io.read(_claim_name(number)))
+            return cast(dict[str, Any], json.loads(self.io.read(_claim_name(number))))
         except FileNotFoundError:
             return None
         except ValueError:
             return {}  # torn or foreign: treated as expired
-        return data
 
     def _expired(self, claim: dict[str, Any]) -> bool:
         try:
@@ -138,9 +125,8 @@ class FolderClaim:
         ).encode()
 
     def acquire(self) -> None:
-        """Create the folder and become its writer, or raise :class:`UnifAPIFolderBusyError` naming
-        the live one; as a run's first write, raise :class:`UnifAPIInputError` (``output_path``) for a
-        folder that cannot be created or written, before anything is paid."""
+        """Create the folder and become its writer, or raise :class:`UnifAPIFolderBusyError`; as a run's
+        first write, also :class:`UnifAPIInputError` for a folder that cannot be written, before paying."""
         try:
             self.io.makedirs()
             self._acquire()

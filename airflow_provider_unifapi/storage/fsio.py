@@ -1,9 +1,5 @@
-"""Byte-level file operations inside one run folder: plain ``os`` calls on local disks, fsspec elsewhere.
-
-Through path objects and fsspec's generic layer, each of the small writes made after every page
-costs several hundred microseconds on a local disk (path parsing, ``shutil.move``): a large share of
-a run at tens of thousands of records a second. Remote stores get their own fsspec filesystem.
-"""
+"""Byte-level file operations inside one run folder: plain ``os`` calls on local disks (through fsspec
+each small per-page write costs several hundred microseconds), fsspec elsewhere."""
 
 from __future__ import annotations
 
@@ -17,18 +13,17 @@ from upath import UPath
 
 
 def local_folder(url: Any) -> Any | None:
-    """A ``file://`` URL as a plain universal-pathlib path, else ``None``: the first
-    ``ObjectStoragePath(...).fs`` of a process imports every installed provider's filesystem module
-    (0.1-0.5 s measured here), which a local folder that names no connection never needs."""
+    """A ``file://`` URL as a plain UPath, else ``None``: the first ``ObjectStoragePath(...).fs``
+    imports every installed provider's filesystem module (0.1-0.5 s), which a local folder never needs."""
     if not isinstance(url, str) or not url.startswith("file://"):
         return None
     return UPath(url)
 
 
 class FolderIO:
-    """Read, write, rename and delete files by name inside ``folder`` (an ObjectStoragePath/UPath).
+    """Read, write, rename and delete files by name inside a folder.
 
-    :param folder: the folder; its ``fs`` (fsspec filesystem) and ``path`` (path without protocol) are used.
+    :param folder: an ``ObjectStoragePath`` or UPath (its ``fs`` and ``path`` are used).
     """
 
     def __init__(self, folder: Any) -> None:
@@ -40,10 +35,7 @@ class FolderIO:
         return f"{self.root}/{name}" if name else self.root
 
     def makedirs(self, name: str = "") -> None:
-        if self.local:
-            os.makedirs(self.path(name), exist_ok=True)
-        else:
-            self.fs.makedirs(self.path(name), exist_ok=True)
+        self.fs.makedirs(self.path(name), exist_ok=True)
 
     def write(self, name: str, data: bytes) -> None:
         if self.local:
@@ -96,12 +88,9 @@ class FolderIO:
             self.fs.mv(self.path(source), self.path(target))
 
     def exists(self, name: str) -> bool:
-        if self.local:
-            return os.path.exists(self.path(name))
         return bool(self.fs.exists(self.path(name)))
 
     def delete(self, name: str) -> None:
-        """Delete a file if it is there."""
         try:
             if self.local:
                 os.unlink(self.path(name))

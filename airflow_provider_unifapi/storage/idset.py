@@ -1,8 +1,5 @@
-"""A compact exact set of video ids, so dedupe memory stays flat-ish at a million records.
-
-Video ids are digit strings below 2**64, kept as 8-byte unsigned ints in sorted ``array('Q')`` runs
-(about 8 bytes an id, against ~90 for a Python ``set`` of strings). Ids that do not fit that form
-(the spec says ids are numeric, but schemas drift) go to an ordinary exact set.
+"""A compact exact set of video ids: digit strings below 2**64 as sorted ``array('Q')`` runs (~8 bytes
+an id, against ~90 in a ``set`` of strings), any other id (schemas drift) in an ordinary set.
 """
 
 from __future__ import annotations
@@ -54,7 +51,6 @@ class IdSet:
         return value in self._other if key is None else self._has_key(key)
 
     def add(self, value: str) -> bool:
-        """Add ``value``; True when it was new."""
         key = self._key(value)
         if key is None:
             if value in self._other:

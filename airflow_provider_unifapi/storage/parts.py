@@ -1,13 +1,7 @@
 """Part-file formats: turn staged pages (JSON lines) into one part, and read a part's records back.
 
-Staged pages are the JSON lines of the records as the API sent them; a part is their concatenation
-in the chosen format. Names are deterministic (``part-00000.jsonl.gz``...) so a compaction
-interrupted by a crash simply rewrites the same part.
-
-``jsonl.gz`` is written by python-isal when installed (the ``fast`` extra), else zlib, in the same
-standard gzip format. Measured on these machines for one 50-record page (~51 KB of JSON lines):
-zlib level 6 (its default) ~540 microseconds, level 1 ~210 (more than parsing the page itself, for
-files ~15% smaller), isal level 1 ~65: at 0 ms API latency, a tenth of a page's whole budget.
+Names are deterministic (``part-00000.jsonl.gz``...): a crashed compaction rewrites the same part.
+``jsonl.gz`` is standard gzip, by python-isal when installed (the ``fast`` extra), else zlib.
 """
 
 from __future__ import annotations
@@ -46,11 +40,7 @@ def isal_available() -> bool:
 
 
 def compressor(level: int, *, use_isal: bool = True) -> Compressor:
-    """A compressor for one gzip member at zlib ``level`` (0-9).
-
-    isal has levels 0-3 and its 0 still compresses, so zlib's 0 (stored) stays with zlib and 1-9 map
-    onto isal's 1-3 (1-3 -> 1, 4-6 -> 2, 7-9 -> 3).
-    """
+    """A compressor for one gzip member at zlib ``level`` 0-9 (1-9 map onto isal's 1-3; its 0 compresses)."""
     if use_isal and _isal_zlib is not None and level > 0:
         isal: Compressor = _isal_zlib.compressobj(min(3, (level + 2) // 3), _isal_zlib.DEFLATED, _GZIP_WBITS)
         return isal

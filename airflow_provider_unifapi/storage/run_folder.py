@@ -1,23 +1,11 @@
-"""Every write to one run's output folder (its layout: docs/output.md).
-
-Two ways to make every page durable before the checkpoint names it:
-
-- **append mode** (local disks, ``jsonl`` / ``jsonl.gz``): each page is appended to the open part
-  (as its own gzip member for ``jsonl.gz``: multi-member gzip is standard and every reader handles
-  it) and the checkpoint records the part's committed length; a resumed try truncates the part back
-  to that length, dropping what a dead try appended after its last commit.
-- **staging mode** (object stores, and ``parquet``): each page is written as its own object under
-  ``_staging/``; every ``records_per_part`` records they are compacted into a part, the checkpoint is
-  committed, and only then are the staged pages deleted.
-
-Either way a crash between a write and the commit that names it only rewrites the same bytes.
-"""
+"""Every write to one run's output folder (layout: docs/output.md; append and staging modes: README,
+"Output layout and the summary")."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_unifapi.exceptions import UnifAPIOutputMismatchError
 from airflow_provider_unifapi.storage.checkpoint import CHECKPOINT_NAME, Checkpoint, PartInfo, StagedPage
@@ -53,7 +41,7 @@ class RunFolder:
         self.gzip_level = gzip_level
         self.io = FolderIO(folder)
         self._staging_ready = False
-        #: append pages to the open part (local disks) instead of staging them (see module doc)
+        #: append pages to the open part (local disks) instead of staging them
         self.append_mode = self.io.local and output_format in ("jsonl", "jsonl.gz")
         self._part_handle: Any = None
         self._part_handle_name: str | None = None
@@ -61,8 +49,7 @@ class RunFolder:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.io.exists(MANIFEST_NAME):
             return None
-        manifest: dict[str, Any] = json.loads(self.io.read(MANIFEST_NAME))
-        return manifest
+        return cast(dict[str, Any], json.loads(self.io.read(MANIFEST_NAME)))
 
     def prepare(self) -> None:
         """Create the folder (a no-op on object stores without directories)."""
@@ -113,8 +100,7 @@ class RunFolder:
         return sum(page.records for page in checkpoint.staged)
 
     def close_part(self, checkpoint: Checkpoint) -> list[StagedPage]:
-        """Turn the part being built into a committed part in ``checkpoint``; return the staged pages
-        to delete once the caller has committed it."""
+        """Commit the part being built into ``checkpoint``; return the staged pages to drop after it."""
         if self.append_mode:
             if checkpoint.open_part is not None:
                 self._close_part_handle()
@@ -129,8 +115,8 @@ class RunFolder:
         checkpoint.staged = []
         return done
 
-    def recover(self, checkpoint: Checkpoint) -> IdSet:
-        """Bring a resumed run's folder back to its checkpoint; return the ids it already holds."""
+    def recover(self, checkpoint: Checkpoint) -> None:
+        """Bring a resumed run's folder back to its checkpoint."""
         self.remove_stray_files(checkpoint)
         part = checkpoint.open_part
         if part is not None:
@@ -143,7 +129,6 @@ class RunFolder:
                 )
             if size > part.bytes:
                 os.truncate(path, part.bytes)  # bytes a dead try appended after its last commit
-        return self.load_ids(checkpoint)
 
     def stage_page(self, seq: int, payload: bytes, request_id: str, records: int) -> StagedPage:
         """Write a fetched page's records (JSON lines) before the checkpoint names it."""
@@ -186,8 +171,7 @@ class RunFolder:
         return ids
 
     def remove_stray_files(self, checkpoint: Checkpoint | None) -> None:
-        """Delete parts a crashed compaction wrote past ``checkpoint`` (``None``: no part is committed),
-        and temporary checkpoints."""
+        """Delete parts a crash wrote past ``checkpoint`` (``None``: no part), and temporary checkpoints."""
         committed = set() if checkpoint is None else {part.name for part in checkpoint.parts}
         if checkpoint is not None and checkpoint.open_part is not None:
             committed.add(checkpoint.open_part.name)
@@ -198,8 +182,7 @@ class RunFolder:
                 self.io.delete(name)
 
     def check_parts(self, checkpoint: Checkpoint) -> None:
-        """Count the committed parts' records; raise :class:`UnifAPIOutputMismatchError` (deleting
-        nothing) when they differ from the run's: another writer or a hand changed the folder."""
+        """Raise :class:`UnifAPIOutputMismatchError` when the parts hold other than the committed records."""
         held = sum(self._records_held(part) for part in checkpoint.parts)
         if held != checkpoint.records:
             raise UnifAPIOutputMismatchError(
@@ -210,8 +193,7 @@ class RunFolder:
 
     def _records_held(self, part: PartInfo) -> int:
         if part.bytes and self.io.local and os.path.getsize(self.io.path(part.name)) == part.bytes:
-            # An appended part of exactly its committed length holds what was committed: a stat
-            # instead of reading it back (another writer's appends change the length).
+            # Exactly its committed length: a stat, not a read (another writer's appends change it).
             return part.records
         with self.io.open(part.name, "rb") as handle:
             return count_records(handle, self.output_format)
