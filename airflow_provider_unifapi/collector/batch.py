@@ -1,11 +1,6 @@
-"""Many hashtags in one task: up to ``max_concurrency`` cursor chains at once, one folder each.
-
-Pure Python over the client and the storage layer (no Airflow), like :mod:`.loop`. Every hashtag
-is paged by its own :class:`~.loop.HashtagVideoCollector` into ``<base>/hashtag=<id>/`` with the
-single-hashtag guarantees (parts, checkpoint after every page, manifest, exactly-once, dedupe);
-the chains share one client (so one connection pool and one rate pacer) and one
-:class:`~.shared_budget.SharedBudget`. A chain's fatal error ends that chain only; the batch
-manifest ``<base>/_batch_manifest.json`` lists every hashtag's outcome and the totals.
+"""Many hashtags in one task (docs/batch.md): up to ``max_concurrency`` chains at once, each a
+:class:`~.run.HashtagRun` into ``<base>/hashtag=<id>/``, sharing one client (one pool, one pacer)
+and one :class:`~.shared_budget.SharedBudget`. A chain's fatal error ends that chain only.
 """
 
 from __future__ import annotations
@@ -46,11 +41,11 @@ class BatchSettings:
     :param output_format: ``jsonl``, ``jsonl.gz`` or ``parquet``.
     :param records_per_part: records per part file.
     :param gzip_level: compression level of ``jsonl.gz`` parts.
-    :param per_hashtag: each hashtag's own caps (``max_records``, ``max_pages``, ``max_credits``).
+    :param per_hashtag: each hashtag's own caps.
     :param paging: page size, empty-page bound, what a low balance does.
     :param max_concurrency: cursor chains paged at once.
-    :param overwrite: clear every hashtag's finished (or stopped) earlier run and fetch again.
-    :param owner: who writes (task instance and try), shown to a writer refused by a folder's claim.
+    :param overwrite: clear every hashtag's earlier run and fetch again.
+    :param owner: who writes (task instance and try), shown to a writer refused by a claim.
     """
 
     output_format: str
@@ -122,16 +117,13 @@ class HashtagBatch:
 
     def _log_opening(self) -> None:
         cap, floor = self.shared.max_credits, self.shared.min_balance
+        budget = "no max_credits (set it to cap the batch's spend)"
+        if cap is not None:
+            budget = f"batch budget {cap:,} credits ({dollars(cap)}) over all tries"
+        floor_text = "" if floor is None else f", keeping the balance >= {floor:,}"
         self.log.info(
-            "Collecting %d hashtags into %s: %s%s, %d at once, pages of %d",
-            len(self.items),
-            self.url,
-            "no max_credits (set it to cap the batch's spend)"
-            if cap is None
-            else f"batch budget {cap:,} credits ({dollars(cap)}) over all tries",
-            "" if floor is None else f", keeping the balance >= {floor:,}",
-            self.settings.max_concurrency,
-            self.settings.paging.page_size,
+            f"Collecting {len(self.items)} hashtags into {self.url}: {budget}{floor_text}, "
+            f"{self.settings.max_concurrency} at once, pages of {self.settings.paging.page_size}"
         )
 
     def _folder(self, hashtag_id: str) -> RunFolder:

@@ -25,11 +25,8 @@ def dollars(credits: int) -> str:
 
 
 def fresh(seen_at: str | None, max_age: float | None) -> bool:
-    """Whether a balance reading seen at ``seen_at`` (ISO 8601) may still stand in for the balance.
-
-    :param seen_at: when it was seen (``None``: unknown, so not fresh unless ``max_age`` is ``None``).
-    :param max_age: seconds it stands (``None``: always).
-    """
+    """Whether a reading seen at ``seen_at`` (ISO 8601; ``None``: unknown) is at most ``max_age``
+    seconds old (``None``: any age)."""
     if max_age is None:
         return True
     if not seen_at:
@@ -39,13 +36,8 @@ def fresh(seen_at: str | None, max_age: float | None) -> bool:
 
 
 def credits_spent(summary: Mapping[str, Any]) -> int:
-    """Credits a run's summary (or manifest) accounts for: confirmed + possibly billed, all tries.
-
-    The one reading of a summary's money; a live run's is
-    :attr:`~airflow_provider_unifapi.storage.checkpoint.Checkpoint.credits_spent`.
-
-    :param summary: a summary, manifest or batch row (missing figures count 0).
-    """
+    """Credits a summary, manifest or batch row accounts for: confirmed + possibly billed, all tries
+    (a live run's: ``Checkpoint.credits_spent``)."""
     return int(summary.get("credits_charged") or 0) + int(summary.get("possibly_billed_credits") or 0)
 
 

@@ -1,9 +1,5 @@
-"""The paging loop behind the operator: budgets, dedupe, a checkpoint after every page, the summary.
-
-Pure Python over the client and the storage layer (no Airflow), so the operator stays a thin shell
-and benchmarks drive the very same loop.
-
-Money rules enforced here:
+"""The paging loop (no Airflow; benchmarks drive the same loop): budgets, dedupe, a checkpoint after
+every page, the summary. Money rules enforced here:
 
 - before each call its worst-case cost is known (``limit``, at least 1), and ``limit`` shrinks so
   that ``credits_spent`` over all tries (confirmed + possibly billed) never passes ``max_credits``
@@ -39,8 +35,7 @@ class PagingSettings:
 
     :param page_size: records per call, 1 to 50.
     :param max_empty_pages: empty pages in a row (each costs a credit) after which the run stops.
-    :param fail_on_low_balance: raise :class:`RunStopped` on truncation or 402 (default); when
-        False, finish with stop reason ``balance_truncated``.
+    :param fail_on_low_balance: raise :class:`RunStopped` on truncation or 402, else end ``balance_truncated``.
     """
 
     page_size: int = MAX_PAGE_SIZE
@@ -53,8 +48,7 @@ class RunStart:
     """What a fresh run starts from (a resumed one reads all of it from its checkpoint).
 
     :param hashtag_name: the name ``hashtag_id`` was resolved from, if any.
-    :param initial_balance: a remembered balance reading, used until the first response tells the
-        real one (by a resumed run too, when it is newer than the checkpoint's).
+    :param initial_balance: a remembered balance reading, used until a response tells the real one.
     :param resolution_credits: credits already spent resolving the name (counted in budgets).
     """
 
@@ -78,10 +72,7 @@ class RunStopped(Exception):
 
 
 class HashtagVideoCollector:
-    """Pages one hashtag's videos into a :class:`RunOutput` under a :class:`Budget`.
-
-    Nothing happens before :meth:`run`: that is where the output is prepared and a checkpoint of an
-    earlier try is loaded.
+    """Pages one hashtag's videos into a :class:`RunOutput` under a :class:`Budget` (all in :meth:`run`).
 
     :param client: the UnifAPI client.
     :param hashtag_id: numeric hashtag id.
@@ -140,23 +131,15 @@ class HashtagVideoCollector:
             self.ids = self.output.load_ids(cp)
             if self.output.keeps_records:
                 self.log.info(
-                    "Resuming hashtag %s from its checkpoint: %d pages, %d records, %d credits confirmed "
-                    "+ %d possibly billed over %d earlier tries; the next page is the first not yet paid for",
-                    cp.hashtag_id,
-                    cp.pages,
-                    cp.records,
-                    cp.credits_charged,
-                    cp.possibly_billed_credits,
-                    cp.tries,
+                    f"Resuming hashtag {cp.hashtag_id} from its checkpoint: {cp.pages} pages, {cp.records} "
+                    f"records, {cp.credits_charged} credits confirmed + {cp.possibly_billed_credits} possibly "
+                    f"billed over {cp.tries} earlier tries; the next page is the first not yet paid for"
                 )
             else:
                 self.log.info(
-                    "Retrying hashtag %s: %d earlier tries spent %d credits confirmed + %d possibly billed, "
-                    "counted against the budget; their records were not kept (XCom mode), so paging restarts",
-                    cp.hashtag_id,
-                    cp.tries,
-                    cp.credits_charged,
-                    cp.possibly_billed_credits,
+                    f"Retrying hashtag {cp.hashtag_id}: {cp.tries} earlier tries spent {cp.credits_charged} "
+                    f"credits confirmed + {cp.possibly_billed_credits} possibly billed, counted against the "
+                    "budget; their records were not kept (XCom mode), so paging restarts"
                 )
         self._note_remembered(cp)
         cp.tries += 1

@@ -1,11 +1,6 @@
-"""Hashtag names resolved to ids once, for both operators: what a name stands for and what finding it cost.
-
-A name search is paid (it reads search results), so each resolution is kept in a small JSON book
-with write-ahead: the search's worst case is written before it is made, so a try killed during it
-still counts it, and a retry reads the id instead of searching again. The batch keeps its book in
-its base folder (``_batch_names.json``); the single-hashtag operator in its output folder
-(``_names.json``, removed once the folder is done); XCom mode in memory. Under a shared budget a
-search is admitted like a call, after a 1-credit balance probe when ``min_balance`` needs one.
+"""Hashtag names resolved to ids once over all tries: a paid search, kept in a small JSON book with
+write-ahead (its worst case written before it is made), so a killed try still counts it and a retry
+reads the id. Under a shared budget a search is admitted like a call (docs/batch.md).
 """
 
 from __future__ import annotations
@@ -111,11 +106,8 @@ class NameBook:
         self._save()
         self.shared.settle_search(f"name:{name}", spent, resolved.credits_charged)
         self.log.info(
-            "Resolved hashtag name %r to id %s with %d search call(s) costing %d credits",
-            name,
-            resolved.hashtag.id,
-            resolved.calls,
-            resolved.credits_charged,
+            f"Resolved hashtag name {name!r} to id {resolved.hashtag.id} with {resolved.calls} search call(s) "
+            f"costing {resolved.credits_charged} credits"
         )
         return replace(target, hashtag_id=resolved.hashtag.id)
 

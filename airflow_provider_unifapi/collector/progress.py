@@ -1,13 +1,5 @@
-"""The run's log lines as a person reads them: an opening line, bounded progress, a closing summary.
-
-Money is shown in credits and dollars (1 credit = $0.001), and against ``max_credits`` when there
-is one. Progress lines stay short (about 80 characters, under 120 at the extremes) and their rate is
-bounded: every page for the first :data:`FIRST_PAGES` pages, then one line every
-:data:`EVERY_PAGES` pages or every :data:`EVERY_SECONDS` seconds, whichever comes first, plus the
-page a run stops on. A 20,000-page run so logs about 210 progress lines, not 20,000.
-
-Nothing here sees the API key or a response body: lines are built from counters only.
-"""
+"""The run's log lines as a person reads them (README, "Logs"): built from counters only, so no key
+or response body can reach them; progress lines at a bounded rate (a 20,000-page run logs ~210)."""
 
 from __future__ import annotations
 
@@ -34,21 +26,15 @@ class PageLogger(Protocol):
 
 
 def spent_text(cp: Checkpoint, budget: Budget) -> str:
-    """``612 of 5,000 credits ($0.612)``, or ``612 credits ($0.612)`` without a cap.
-
-    :param cp: the run so far (``credits_spent`` = confirmed + possibly billed, what the cap counts).
-    :param budget: the run's limits (the cap's dollars are in the opening line).
-    """
+    """``612 of 5,000 credits ($0.612)``, or ``612 credits ($0.612)`` without a cap."""
     spent = cp.credits_spent
     cap = "" if budget.max_credits is None else f" of {budget.max_credits:,}"
     return f"{spent:,}{cap} credits ({dollars(spent)})"
 
 
 class LinePace:
-    """When a progress line is due: the first pages, then every so many pages or seconds.
-
-    One pace serves one run, or every chain of a batch at once (thread-safe), so a batch of many
-    hashtags logs about as many progress lines as one hashtag of the same total pages.
+    """When a progress line is due; one pace may serve every chain of a batch (thread-safe), so a batch
+    logs about as many lines as one hashtag of the same total pages.
 
     :param clock: seconds, monotonic (tests pass a fake one).
     """
@@ -61,10 +47,7 @@ class LinePace:
         self._last_logged_page = 0
 
     def due(self, *, last: bool) -> bool:
-        """Count a page; whether its line is due (always for the page a run stops on).
-
-        :param last: the run stops on this page.
-        """
+        """Count a page; whether its line is due (always when ``last``: the run stops on it)."""
         with self._lock:
             self._pages += 1
             now = self.clock()
@@ -107,12 +90,7 @@ class ProgressLog:
         self._records_this_try = 0
 
     def opening(self, cp: Checkpoint, *, url: str | None, page_size: int) -> None:
-        """Say what the try is about to do: hashtag, folder, budget, and what earlier tries spent.
-
-        :param cp: the run's checkpoint as the try starts.
-        :param url: the output folder, or ``None`` for XCom.
-        :param page_size: records per call.
-        """
+        """Say what the try is about to do: hashtag, folder (``None``: XCom), budget, earlier spend."""
         self._started = self.clock()
         name = f"#{cp.hashtag_name} (id {cp.hashtag_id})" if cp.hashtag_name else cp.hashtag_id
         where = url or "XCom (returned by the task)"
@@ -124,23 +102,11 @@ class ProgressLog:
         if cp.credits_spent:
             earlier = f"; {cp.credits_spent:,} credits ({dollars(cp.credits_spent)}) already spent"
         self.log.info(
-            "Collecting hashtag %s into %s: %s%s, pages of %d%s",
-            name,
-            where,
-            budget,
-            floor,
-            page_size,
-            earlier,
+            f"Collecting hashtag {name} into {where}: {budget}{floor}, pages of {page_size}{earlier}"
         )
 
     def page(self, cp: Checkpoint, kept: int, balance: int | None, *, last: bool) -> None:
-        """Log a page's line when the pace allows it (always the first pages and the last one).
-
-        :param cp: the run after the page was committed.
-        :param kept: new records kept from it.
-        :param balance: the balance the page reported, if any.
-        :param last: the run stops on this page.
-        """
+        """Log a committed page's line (``kept`` new records) when the pace allows it."""
         self._records_this_try += kept
         if self.pace.due(last=last):
             line = self.page_line(cp, kept, balance, self.clock() - self._started)
@@ -155,26 +121,14 @@ class ProgressLog:
         return f"{line}; {rate:,.0f} rec/s"
 
     def closing(self, cp: Checkpoint, stop_reason: str) -> None:
-        """The run's summary in credits and dollars; every credit is in it: confirmed + possibly billed.
-
-        :param cp: the finished run.
-        :param stop_reason: why it stopped.
-        """
+        """The run's summary in credits and dollars; every credit is in it: confirmed + possibly billed."""
         cap = "" if self.budget.max_credits is None else f" of max_credits {self.budget.max_credits:,}"
         # "N credits charged (+M possibly billed)" keeps plain integers: scripts parse it.
+        tries = "1 try" if cp.tries == 1 else f"{cp.tries} tries"
+        balance = "unknown" if cp.balance_remaining is None else f"{cp.balance_remaining:,}"
         self.log.info(
-            "Done with hashtag %s: %s records in %s pages, stop reason %s; spent %s credits (%s)%s = "
-            "%d credits charged (+%d possibly billed); %s, %s duplicates dropped, balance %s",
-            cp.hashtag_id,
-            f"{cp.records:,}",
-            f"{cp.pages:,}",
-            stop_reason,
-            f"{cp.credits_spent:,}",
-            dollars(cp.credits_spent),
-            cap,
-            cp.credits_charged,
-            cp.possibly_billed_credits,
-            "1 try" if cp.tries == 1 else f"{cp.tries} tries",
-            f"{cp.duplicates_dropped:,}",
-            "unknown" if cp.balance_remaining is None else f"{cp.balance_remaining:,}",
+            f"Done with hashtag {cp.hashtag_id}: {cp.records:,} records in {cp.pages:,} pages, stop reason "
+            f"{stop_reason}; spent {cp.credits_spent:,} credits ({dollars(cp.credits_spent)}){cap} = "
+            f"{cp.credits_charged} credits charged (+{cp.possibly_billed_credits} possibly billed); {tries}, "
+            f"{cp.duplicates_dropped:,} duplicates dropped, balance {balance}"
         )

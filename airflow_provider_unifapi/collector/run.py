@@ -1,10 +1,6 @@
-"""One hashtag's run, the service both operators use: claim -> resolve -> reuse or resume -> page -> end.
-
-Every decision about one hashtag is made here and only here: whether its folder is free to write,
-which id a name stands for, whether an earlier run's folder is reused (done), continued (stopped by
-a limit, or an unfinished try) or cleared (``overwrite``), and how the run ended
-(:class:`~airflow_provider_unifapi.models.HashtagStatus`). The single-hashtag operator runs one of
-these; the batch runs many under a shared budget. Pure Python (no Airflow).
+"""One hashtag's run, the service both operators use: claim -> resolve -> reuse, continue, resume or
+clear -> page -> end, and how it ended (``HashtagStatus``). Every decision about one hashtag is made
+here and only here; the batch runs many under a shared budget. Pure Python (no Airflow).
 """
 
 from __future__ import annotations
@@ -43,8 +39,7 @@ class HashtagRun:
     :param output: where its records go.
     :param budget: its hard limits (a batch's chain passes its share of the batch's).
     :param paging: page size, empty-page bound, what a low balance does.
-    :param initial_balance: a remembered balance reading, used until the first response tells the
-        real one.
+    :param initial_balance: a remembered balance reading, used until a response tells the real one.
     :param overwrite: clear a finished (or stopped) earlier run and fetch again.
     :param owner: who writes (task instance and try), shown to a writer refused by the folder's claim.
     :param logger: where lines go (the task's logger in Airflow).
@@ -77,7 +72,7 @@ class HashtagRun:
         self.pace = pace
 
     def run(self) -> HashtagResult:
-        """Claim the output, then reuse, continue or page the hashtag; release the claim at the end.
+        """Claim the output, then reuse, continue or page the hashtag; release the claim.
 
         :raises UnifAPIInputError: the output cannot be written, or holds another hashtag's run.
         :raises UnifAPIFolderBusyError: another live writer holds the output.
@@ -119,13 +114,9 @@ class HashtagRun:
         )
         spent = credits_spent(summary)
         self.log.info(
-            "%s: reused the finished folder %s (0 credits this time); it holds %s records that cost %s "
-            "credits (%s). overwrite=True fetches again.",
-            self.target.label,
-            self.output.url,
-            f"{summary.get('records', 0):,}",
-            f"{spent:,}",
-            dollars(spent),
+            f"{self.target.label}: reused the finished folder {self.output.url} (0 credits this time); it "
+            f"holds {summary.get('records', 0):,} records that cost {spent:,} credits ({dollars(spent)}). "
+            "overwrite=True fetches again."
         )
         target = replace(self.target, hashtag_id=summary.get("hashtag_id"))
         return HashtagResult(target, HashtagStatus(summary["status"]), summary, reused=True)
@@ -207,11 +198,6 @@ class HashtagRun:
             StopReason.BALANCE_TRUNCATED: "top up the workspace",
         }.get(reason, f"raise {reason.value}")
         self.log.info(
-            "%s %s at %s with %s records: %s and run again to continue from the cursor; pages already "
-            "paid for are not paid again",
-            target.label,
-            summary["status"],
-            reason.value,
-            f"{summary.get('records', 0):,}",
-            what,
+            f"{target.label} {summary['status']} at {reason.value} with {summary.get('records', 0):,} records: "
+            f"{what} and run again to continue from the cursor; pages already paid for are not paid again"
         )

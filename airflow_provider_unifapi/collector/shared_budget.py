@@ -26,21 +26,16 @@ _WAIT_SLICE = 0.5
 class SharedBudget:
     """Thread-safe credit and balance limits shared by every chain of a batch, over all tries.
 
-    :param max_credits: never let the batch's ``credits_spent`` (every hashtag, every try, name
-        resolution included, calls in flight at their worst case) pass this.
+    :param max_credits: never let the batch's ``credits_spent`` (all hashtags, tries and names) pass this.
     :param min_balance: never let the workspace balance drop below this.
     :param balance: a remembered balance, used until a response of this try tells the real one.
     :param balance_seen_at: when it was seen (ISO 8601, UTC).
-    :param balance_max_age: seconds an earlier try's reading stands in (``None``: always); an older
-        one is ignored, so a 1-record call learns the balance (and a top-up made since).
+    :param balance_max_age: seconds an earlier try's reading stands in (``None``: always).
 
-    Before this try's first response, the newest reading known (the remembered one, or one a chain's
-    checkpoint kept from an earlier try) stands for the balance; none at all means a 1-record call
-    learns it. Within a try, responses of concurrent calls reach their chains in any order, so the
-    order in which chains report their readings says nothing about which is newer. While the batch
-    spends, the balance only goes down, so the lowest reading of this try is the newest: a higher
-    one is stale. A top-up during a try is therefore seen by the next try; until then chains may
-    stop at ``min_balance`` early, never late.
+    Before this try's first response the newest earlier reading stands in (none: a 1-record call
+    learns it). Responses of concurrent calls reach their chains in any order, and the balance only
+    goes down while the batch spends, so within a try the lowest reading is the newest: chains may
+    stop at ``min_balance`` early (a top-up is seen by the next try), never late.
     """
 
     def __init__(
@@ -91,11 +86,8 @@ class SharedBudget:
         balance_seen_at: str | None = None,
         unknown_since_balance: int = 0,
     ) -> None:
-        """After a call (or from an earlier try's records): what ``key`` has spent over all tries;
-        drops its reservation.
-
-        The reservation stood for the call's charge, which must show from now on: in the balance the
-        chain read last, or among its credits of unknown outcome since.
+        """After a call (or from an earlier try's records): drop ``key``'s reservation; the call's charge
+        shows from now on in its spend, its last balance reading or its unknown credits since.
 
         :param key: the hashtag (or ``name:<name>`` for a resolution).
         :param credits_spent: its confirmed + possibly billed credits.
@@ -117,12 +109,8 @@ class SharedBudget:
         self.settle(key, cp.credits_spent, cp.balance_remaining, cp.balance_seen_at, unknown)
 
     def settle_search(self, key: str, credits_spent: int, cost: int) -> None:
-        """Record a name search's spend; its ``cost`` is unknown to the balance until a chain's reading.
-
-        :param key: ``name:<name>``.
-        :param credits_spent: the name's resolution credits over all tries.
-        :param cost: what this try's search charged (or may have).
-        """
+        """Record a name search's spend over all tries; this try's ``cost`` is unknown to the balance
+        until a chain's next reading."""
         with self._cond:
             self._spent[key] = credits_spent
             self._reserved[key] = 0
@@ -142,10 +130,7 @@ class SharedBudget:
             return self.min_balance is not None and self._balance is None
 
     def admits(self, credits: int) -> StopReason | None:
-        """Whether a call outside the chains (a name search) may spend ``credits``; why not if not.
-
-        :param credits: its worst case.
-        """
+        """Whether a name search of worst case ``credits`` may be made; why not if not."""
         with self._cond:
             others = sum(self._reserved.values())
             if (
@@ -160,12 +145,8 @@ class SharedBudget:
             return None
 
     def reserve(self, key: str, plan: CallPlan) -> CallPlan:
-        """Before a call: shrink ``plan`` (the chain's own limits) to the shared room and hold it until
-        the chain settles; may wait for other chains to settle.
-
-        :param key: the chain's hashtag id (settled before, so its spend so far is known).
-        :param plan: what the chain's own budget allows.
-        """
+        """Before a call: shrink ``plan`` (the chain's own limits) to the shared room and hold it for
+        ``key`` until it settles; may wait for other chains to settle."""
         with self._cond:
             self._reserved[key] = 0
             while True:

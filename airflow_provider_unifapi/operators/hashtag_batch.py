@@ -196,22 +196,14 @@ class TikTokHashtagBatchOperator(CollectionOperator):
     def _log_totals(self, manifest: dict[str, Any], client: UnifAPIClient) -> None:
         t = manifest["totals"]
         pacer = client.pacer
+        statuses = ", ".join(f"{n} {status}" for status, n in t["by_status"].items())
+        waited, waits = (pacer.waited_seconds, pacer.waits) if pacer else (0.0, 0)
         self.log.info(
-            "Batch of %d hashtags: %s (%d reused); %s records; spent %s credits (%s) over all tries = "
-            "%d charged + %d possibly billed + %d for names; %s credits this try; pacer waited %.1f s over "
-            "%d requests",
-            t["hashtags"],
-            ", ".join(f"{n} {status}" for status, n in t["by_status"].items()),
-            t["reused"],
-            f"{t['records']:,}",
-            f"{t['credits_spent']:,}",
-            dollars(t["credits_spent"]),
-            t["credits_charged"],
-            t["possibly_billed_credits"],
-            t["resolution_credits"],
-            f"{t['credits_spent_this_try']:,}",
-            pacer.waited_seconds if pacer else 0.0,
-            pacer.waits if pacer else 0,
+            f"Batch of {t['hashtags']} hashtags: {statuses} ({t['reused']} reused); {t['records']:,} records; "
+            f"spent {t['credits_spent']:,} credits ({dollars(t['credits_spent'])}) over all tries = "
+            f"{t['credits_charged']} charged + {t['possibly_billed_credits']} possibly billed + "
+            f"{t['resolution_credits']} for names; {t['credits_spent_this_try']:,} credits this try; "
+            f"pacer waited {waited:.1f} s over {waits} requests"
         )
 
     def _raise_for_failures(self, manifest: dict[str, Any], context: Any) -> None:
