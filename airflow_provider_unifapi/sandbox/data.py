@@ -296,11 +296,16 @@ class VideoRenderer:
         h2 ^= h2 >> 32
         create_time = max(self._anchor - index * CREATE_TIME_GAP - (h1 & 31), 1_300_000_000)
         vid = b"%d" % ((create_time << 32) | ((index * 0x9E3779B1 + self._low_salt) & 0xFFFFFFFF))
-        username, author = self._authors[(h1 >> 5) & 2047]
-        description = self._descriptions[(h1 >> 16) & 255]
         views = _VIEWS[h2 & 4095] + ((h2 >> 12) & 1023)
         if drift >= 0:
             views += mix64(h2 ^ drift) % (views // 50 + 1) - views // 100
+        return self.record(vid, create_time, h1, h2, views)
+
+    def record(self, vid: bytes, create_time: int, h1: int, h2: int, views: int) -> bytes:
+        """The record's JSON from its id, creation second, two 64-bit hashes and view count (the other
+        counts follow from the views by per-video rates)."""
+        username, author = self._authors[(h1 >> 5) & 2047]
+        description = self._descriptions[(h1 >> 16) & 255]
         likes = views * (5 + ((h2 >> 24) & 127)) // 1000
         image_post, width, height = _POST_SHAPES[h2 >> 56]
         return _VIDEO_TEMPLATE % (

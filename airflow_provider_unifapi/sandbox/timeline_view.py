@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from airflow_provider_unifapi.sandbox.cursor import encode_walk_cursor
 from airflow_provider_unifapi.sandbox.data import (
-    _DURATIONS,
-    _PLAY_URL,
-    _POST_SHAPES,
-    _VIDEO_TEMPLATE,
     _VIEWS,
     Feed,
     VideoRenderer,
@@ -56,40 +52,10 @@ class TimelineRenderer(VideoRenderer):
         h1 = mix64(self._seed ^ vid_int)
         h2 = ((h1 ^ (h1 >> 29)) * 0xBF58476D1CE4E5B9) & M64
         h2 ^= h2 >> 32
-        vid = b"%d" % vid_int
-        username, author = self._authors[(h1 >> 5) & 2047]
-        description = self._descriptions[(h1 >> 16) & 255]
         # floor(final * share) with a non-decreasing share: views, and the counts derived from them
         # by fixed per-video rates, never go down as the clock moves.
         views = int(_VIEWS[quantile] * growth(clock - created, self._decay_s))
-        likes = views * (5 + ((h2 >> 24) & 127)) // 1000
-        image_post, width, height = _POST_SHAPES[h2 >> 56]
-        return _VIDEO_TEMPLATE % (
-            vid,
-            description,
-            description,
-            created,
-            _DURATIONS[(h2 >> 42) & 1023],
-            vid,
-            username,
-            vid,
-            vid,
-            width,
-            height,
-            likes,
-            likes * (1 + ((h2 >> 31) & 31)) // 1000,
-            likes * (1 + ((h2 >> 36) & 63)) // 1000,
-            views,
-            author,
-            self._region_by_pick[(h1 >> 38) & 1023],
-            self._tag_lists[(h1 >> 24) & 15],
-            self._music_by_pick[(h1 >> 28) & 1023],
-            image_post,
-            b"null" if (h1 >> 48) & 1023 < 102 else _PLAY_URL % vid,
-            b',"x_source_rank":%d' % (1 + (h1 >> 40) % 500)
-            if self._extra_fields and (h1 >> 58) & 7 == 0
-            else b"",
-        )
+        return self.record(b"%d" % vid_int, created, h1, h2, views)
 
 
 class WalkView:
