@@ -1,0 +1,1 @@
+"""The tracking benchmark's contestants, one module each (the contract: ``..contestant``)."""
