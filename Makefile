@@ -3,7 +3,7 @@ SHELL := /bin/bash
 AIRFLOW ?= 3.3
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke bench-fleet chaos cluster-test lock clean ui-test
+.PHONY: demo test test-all test-2.11 lint package-check bench bench-smoke bench-fleet bench-tracking chaos cluster-test lock clean ui-test
 
 demo:
 	@bash scripts/demo.sh
@@ -43,6 +43,12 @@ bench:
 # and mapped, HttpOperator mapped, dlt, and an asyncio ceiling at exactly R/min (benchmarks/fleet/).
 bench-fleet:
 	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.fleet $(FLEET_ARGS)
+
+# Tracking hashtags day after day (benchmarks/tracking/): the sandbox's timeline feed, D days of N
+# hashtags, both entry models; the daily full re-pull and dlt's merge now, tracking contestants later.
+# TRACKING_ARGS="--hashtags 5 --days 10" (default 20 x 30; --smoke for seconds); report in the work folder.
+bench-tracking:
+	@venv=$$(bash scripts/bootstrap.sh bench) && "$$venv/bin/python" -m benchmarks.tracking $(TRACKING_ARGS)
 
 # Seconds-to-minutes check of the harness: tiny sizes, one round, fails on a crash or wrong data.
 bench-smoke:
