@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.tracking import report
 from benchmarks.tracking.config import ENTRY_RANKS, SMOKE, Scenario
 from benchmarks.tracking.contestant import BY_NAME, REGISTRY, Entry
-from benchmarks.tracking.runner import REPO, child_env, run_cell
+from benchmarks.tracking.runner import REPO, child_env, probe_index, run_cell
 
 WORK = REPO / "benchmarks" / ".work" / "tracking"
 
@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--time-limit", type=float, default=d.time_limit_s, help="seconds per contestant-day")
     p.add_argument("--contestants", default=",".join(e.name for e in REGISTRY), help="comma-separated")
+    p.add_argument("--probe-ids", type=int, default=1_000_000, help="ids in the index RSS probe (0: none)")
     p.add_argument("--smoke", action="store_true", help="2 small hashtags, 3 days: a check of the harness")
     p.add_argument("--work", type=Path, help=f"scratch folder (default {WORK}/<time>)")
     p.add_argument("--output-md", type=Path, help="default <work>/TRACKING.md")
@@ -104,6 +105,20 @@ def meta_for(scenario: Scenario, skipped: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def add_probes(
+    results: list[dict[str, Any]], chosen: list[Entry], ids: int, work: Path, limit_s: float
+) -> None:
+    """Peak RSS with ``ids`` ids in each contestant's index (those that have an ``index_probe``)."""
+    for entry in chosen:
+        probe = probe_index(entry, ids, work, limit_s) if ids else None
+        if probe is not None:
+            print(f"tracking: {entry.name} index probe, {ids:,} ids: {probe['state']}, {probe['rss_mb']} MB")
+        for r in results:
+            if r["contestant"] == entry.name:
+                r["index_probe"] = probe
+                r["rss_1m_ids_mb"] = probe["rss_mb"] if probe and probe["state"] == "success" else None
+
+
 def run_matrix(scenario: Scenario, chosen: list[Entry], work: Path) -> list[dict[str, Any]]:
     from benchmarks.sandbox import SandboxProcess
 
@@ -143,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in skipped.items():
         print(f"tracking: skipping {name}: {why}", flush=True)
     results = run_matrix(scenario, chosen, work)
+    add_probes(results, chosen, args.probe_ids, work, scenario.time_limit_s)
     meta = meta_for(scenario, skipped)
     md = (args.output_md or work / "TRACKING.md").resolve()
     chart = report.chart(results, md.parent / f"{md.stem.lower()}-chart.png")

@@ -18,9 +18,16 @@ clock, the ledger, the truth, the child process, wall time and RSS):
 
 A tracking contestant of the coming feature (each policy K = 1, 2, 3, 5 with a weekly full sweep;
 every N = 2, 3 runs) is one :class:`Entry` per policy, all pointing at one module, the policy in
-``params``; ``DayResult.index_bytes`` / ``index_ids`` carry the size of its index, and an optional
-``index_probe(ids: int) -> dict`` in the module is how "peak RSS with 1M ids in the index" is to be
-measured (the harness reports ``-`` while no contestant has an index).
+``params``. Two optional figures belong to contestants that keep an index of ids seen:
+
+- ``DayResult.index_bytes`` / ``index_ids``: its size after each day (the report's "index B / id",
+  from the last day);
+- ``index_probe(ids: int, workdir: Path) -> dict`` in the module: build (and query) an index of
+  ``ids`` ids as the contestant would, in a child process of its own; the harness measures that
+  process's peak RSS for "peak RSS with 1M ids in the index" (``--probe-ids``, default 1,000,000),
+  and keeps the dict it returns (``index_bytes`` if it knows it).
+
+Modules without them show ``-`` in those columns (the baselines keep no index).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def _pct(value: float | None) -> str:
 _HEADER = (
     "| Contestant | Result | Credits (run 0 + later) | Credits / new video | Recall that day | "
     "Recall eventually | Duplicate rows | Videos on > 1 day | Wall s (mean / day) | Peak RSS MB | "
-    "Index B / id | Peak RSS MB, 1M ids |\n"
+    "Index B / id | Peak RSS MB, probe index |\n"
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
@@ -66,8 +66,10 @@ collectable new videos. *Duplicate rows*: rows the contestant's output holds at 
 distinct (hashtag, id) pairs in it (daily snapshots keep every day's rows; dlt's merge replaces a
 re-pulled row, measured from the SQLite destination). *Videos on > 1 day*: delivered by more than
 one run. *Wall*: child-process launch to exit, summed over days. *Peak RSS*: the highest over days
-of the contestant process's peak (its tree sampled every 0.2 s, and its own VmHWM). *Index* columns:
-for tracking contestants (none yet: `-`)."""
+of the contestant process's peak (its tree sampled every 0.2 s, and its own VmHWM). *Index B / id*:
+the contestant's index of ids seen, bytes over ids after the last day; *peak RSS, 1M ids*: a process
+of its own building that index with the probe's ids (`--probe-ids`, 1,000,000 by default). Both are
+for tracking contestants: the baselines keep no index (`-`)."""
 
 
 def section(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:

@@ -46,11 +46,11 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def run_child(ctx: DayContext, env: dict[str, str], logs: Path, limit_s: float) -> dict[str, Any]:
-    """One contestant-day: its state, wall (launch to exit), peak RSS (its tree, and its own VmHWM)."""
-    spec, out, log_path = (logs / f"day{ctx.day}.{k}" for k in ("ctx.json", "out.json", "log"))
-    spec.write_text(json.dumps(ctx.as_json()))
-    cmd = [sys.executable, "-m", "benchmarks.tracking.child", str(spec), str(out)]
+def _measured(
+    cmd: list[str], env: dict[str, str], out: Path, log_path: Path, limit_s: float
+) -> dict[str, Any]:
+    """Run ``cmd`` (which writes ``out``): state, wall (launch to exit), peak RSS of its tree (sampled)
+    or its own VmHWM, whichever is higher, the JSON it wrote, and its log's tail if it failed."""
     started = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -75,6 +75,42 @@ def run_child(ctx: DayContext, env: dict[str, str], logs: Path, limit_s: float) 
         "rss_mb": round(rss_mb, 1),
         "result": result,
         "log_tail": tail,
+    }
+
+
+def run_child(ctx: DayContext, env: dict[str, str], logs: Path, limit_s: float) -> dict[str, Any]:
+    """One contestant-day in its own process."""
+    spec, out, log_path = (logs / f"day{ctx.day}.{k}" for k in ("ctx.json", "out.json", "log"))
+    spec.write_text(json.dumps(ctx.as_json()))
+    cmd = [sys.executable, "-m", "benchmarks.tracking.child", str(spec), str(out)]
+    return _measured(cmd, env, out, log_path, limit_s)
+
+
+def probe_index(entry: Entry, ids: int, work: Path, limit_s: float) -> dict[str, Any] | None:
+    """The peak RSS of a process holding ``ids`` ids in the contestant's index (``None``: no index)."""
+    if not hasattr(load(entry.module), "index_probe"):
+        return None
+    folder = work / f"probe-{entry.name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    out = folder / "out.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.tracking.child",
+        "--probe",
+        entry.module,
+        str(ids),
+        str(folder),
+        str(out),
+    ]
+    run = _measured(cmd, child_env(), out, folder / "log", limit_s)
+    return {
+        "ids": ids,
+        "state": run["state"],
+        "rss_mb": run["rss_mb"],
+        "wall_s": run["wall_s"],
+        **run["result"],
     }
 
 
