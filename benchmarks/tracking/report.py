@@ -110,22 +110,25 @@ def chart(results: list[dict[str, Any]], path: Path) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.8))
     markers = {"low": "o", "high": "s"}
+    points: dict[tuple[float, float, str], list[str]] = {}  # contestants on one point share a label
     for r in results:
-        if r["state"] != "success" or r["credits_per_new"] is None:
-            continue
-        ax.scatter(r["credits_per_new"], 100 * r["recall_eventual"], marker=markers.get(r["entry_rank"], "x"))
-        ax.annotate(
-            f"{r['contestant']} ({r['entry_rank']})",
-            (r["credits_per_new"], 100 * r["recall_eventual"]),
-            textcoords="offset points",
-            xytext=(5, 5),
-            fontsize=8,
-        )
+        if r["state"] == "success" and r["credits_per_new"] is not None:
+            key = (r["credits_per_new"], 100 * r["recall_eventual"], r["entry_rank"])
+            points.setdefault(key, []).append(r["contestant"])
+    for (x, y, rank), names in points.items():
+        ax.scatter(x, y, marker=markers.get(rank, "x"))
+        label = f"{', '.join(names)} ({rank})"
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.margins(x=0.35)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("credits per new video (runs 1 .. D-1, log)")
     ax.set_ylabel("eventual recall of new videos (%)")
     ax.set_title("Tracking: what a new video costs, and how many are caught")
