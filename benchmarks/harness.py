@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -304,6 +305,29 @@ class Harness:
             f"r{sample.round}: {what}"
         )
         return sample
+
+
+def git(*args: str) -> str:
+    """``git`` in the repository, its output stripped; ``""`` when git or the repository is missing."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def run_meta(scenario: dict[str, Any], skipped: dict[str, str]) -> dict[str, Any]:
+    """What a benchmark's results record about the run: scenario, code, time, machine."""
+    return {
+        "scenario": scenario,
+        "commit": git("rev-parse", "--short=12", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--", "airflow_provider_unifapi")),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "skipped": skipped,
+    }
 
 
 def _kill_group(pid: int) -> None:

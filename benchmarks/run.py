@@ -36,6 +36,7 @@ from benchmarks.harness import (
     Sample,
     child_env,
     failure_reason,
+    git,
     kill_test,
 )
 from benchmarks.sandbox import SandboxProcess
@@ -154,23 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def code_snapshot(work: Path, mode: str) -> tuple[Path | None, str]:
     """Where the provider is imported from, and a description for the report.
 
     ``head`` exports ``airflow_provider_unifapi`` of git HEAD under the work dir and puts it first on
     the children's ``PYTHONPATH``, so uncommitted edits in progress are not what gets measured.
     """
-    sha = _git("rev-parse", "--short=12", "HEAD")
-    dirty = bool(_git("status", "--porcelain", "--", "airflow_provider_unifapi"))
+    sha = git("rev-parse", "--short=12", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", "airflow_provider_unifapi"))
     if mode == "worktree" or not sha:
         return None, f"working tree at {sha or 'unknown commit'}" + (
             " with uncommitted changes" if dirty else ""

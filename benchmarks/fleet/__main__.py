@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from benchmarks.fleet import report
 from benchmarks.fleet.config import CONTESTANTS, EXTRA_CONTESTANTS, MAPPED, Scenario
 from benchmarks.fleet.runner import REPO, run_cell
+from benchmarks.harness import run_meta
 
 WORK = REPO / "benchmarks" / ".work" / "fleet"
 SMOKE = Scenario(
@@ -97,23 +96,6 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
     )
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-def meta_for(scenario: Scenario, skipped: dict[str, str]) -> dict[str, Any]:
-    return {
-        "scenario": scenario.public(),
-        "commit": _git("rev-parse", "--short=12", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "airflow_provider_unifapi")),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "skipped": skipped,
-    }
-
-
 def base_env(work: Path) -> dict[str, str]:
     """The children's environment: no inherited Airflow config; a migrated home for ``dag.test()``."""
     from benchmarks.airflow_env import airflow_env, ensure_migrated
@@ -135,7 +117,7 @@ def run_matrix(
 
     names, skipped = available([c.strip() for c in args.contestants.split(",") if c.strip()])
     sizes = [3] if args.smoke else [int(n) for n in args.n.split(",")]
-    meta = meta_for(scenario, skipped)
+    meta = run_meta(scenario.public(), skipped)
     for name, why in skipped.items():
         print(f"fleet: skipping {name}: {why}", flush=True)
     env = base_env(work)

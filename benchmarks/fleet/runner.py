@@ -35,7 +35,8 @@ def contestant_env(base: dict[str, str], sandbox_url: str) -> dict[str, str]:
     return env
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a child's process group: SIGTERM, then SIGKILL after 20 s."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -64,7 +65,7 @@ def run_child(spec: ChildSpec, env: dict[str, str], run_dir: Path, limit_s: floa
             except subprocess.TimeoutExpired:
                 state = STOPPED
             finally:
-                _stop_group(proc)
+                stop_group(proc)
     wall = time.monotonic() - started
     tail = "" if state == "success" else log_path.read_text(errors="replace")[-1500:]
     return {

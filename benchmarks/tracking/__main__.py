@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import run_meta
 from benchmarks.tracking import report
 from benchmarks.tracking.config import ENTRY_RANKS, SMOKE, Scenario
 from benchmarks.tracking.contestant import BY_NAME, REGISTRY, Entry
@@ -89,22 +87,6 @@ def entries(names: str) -> tuple[list[Entry], dict[str, str]]:
     return chosen, skipped
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-
-def meta_for(scenario: Scenario, skipped: dict[str, str]) -> dict[str, Any]:
-    return {
-        "scenario": scenario.public(),
-        "commit": _git("rev-parse", "--short=12", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "airflow_provider_unifapi")),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "skipped": skipped,
-    }
-
-
 def add_probes(
     results: list[dict[str, Any]], chosen: list[Entry], ids: int, work: Path, limit_s: float
 ) -> None:
@@ -159,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracking: skipping {name}: {why}", flush=True)
     results = run_matrix(scenario, chosen, work)
     add_probes(results, chosen, args.probe_ids, work, scenario.time_limit_s)
-    meta = meta_for(scenario, skipped)
+    meta = run_meta(scenario.public(), skipped)
     md = (args.output_md or work / "TRACKING.md").resolve()
     chart = report.chart(results, md.parent / f"{md.stem.lower()}-chart.png")
     meta["chart"] = chart

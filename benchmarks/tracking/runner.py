@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fleet.measure import RssSampler
+from benchmarks.fleet.runner import stop_group
 from benchmarks.sandbox import SandboxProcess
 from benchmarks.tracking.config import Scenario
 from benchmarks.tracking.contestant import DayContext, Delivery, Entry, load
@@ -34,16 +34,6 @@ def child_env() -> dict[str, str]:
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     env["RUNTIME__LOG_LEVEL"] = "ERROR"
     return env
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _measured(
@@ -64,7 +54,7 @@ def _measured(
             except subprocess.TimeoutExpired:
                 state = "stopped at the time limit"
             finally:
-                _stop_group(proc)
+                stop_group(proc)
     wall = time.monotonic() - started
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     rss_mb = max(sampler.peaks_mb()["tree"], result.get("hwm_kb", 0) / 1024)
